@@ -74,10 +74,12 @@ def test_serves_latest_and_swaps_to_new_version(manager, model_repo, model_store
 def test_failed_load_keeps_serving_version_and_reports_error(manager, model_repo):
     base = model_repo("half_plus_two", versions=(1,))
     manager.reload_config(single_model_config("hpt", base))
-    broken = os.path.join(base, "2")
-    os.makedirs(broken)
-    with open(os.path.join(broken, "saved_model.pb"), "wb") as f:
+    # Built aside and renamed in, so a background poll never sees a half-written version.
+    staging = os.path.join(os.path.dirname(base), "staging-2")
+    os.makedirs(staging)
+    with open(os.path.join(staging, "saved_model.pb"), "wb") as f:
         f.write(b"\x00not a protobuf at all\xff")
+    os.rename(staging, os.path.join(base, "2"))
     manager.poll()
     assert manager.wait_until_settled(["hpt"], 60)
     manager.poll()  # a later poll must not retire the serving version either

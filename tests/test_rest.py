@@ -750,6 +750,27 @@ def test_idle_and_slow_header_connections_are_dropped(server, io_loop, kind, mon
         io_loop.run(front.stop(5))
 
 
+def test_a_body_that_stops_arriving_gets_a_408_and_the_port_keeps_serving(server, io_loop, monkeypatch):
+    """The standalone front's body deadline; the next request on a new connection is answered."""
+    monkeypatch.setattr(http_asgi, "BODY_TIMEOUT_SECONDS", 0.5)
+    front = io_loop.run(SERVE["asgi"](server.rest, "127.0.0.1", 0, server.options))
+    try:
+        with socket.create_connection(("127.0.0.1", front.port), timeout=10) as slow:
+            slow.sendall(
+                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: 100\r\n\r\n{\"instances\""
+            )
+            answer = b""
+            while chunk := slow.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert b"Request body not received within 0.5 seconds" in answer
+        reply = predict(f"http://127.0.0.1:{front.port}", "half_plus_two", {"instances": [1.0]})
+        assert reply.json() == {"predictions": [2.5]}
+    finally:
+        io_loop.run(front.stop(5))
+
+
 def test_front_port_zero_binds_an_ephemeral_port(fronts):
     ports = {int(u.rsplit(":", 1)[1]) for pair in fronts.values() for u in pair}
     assert len(ports) == 4 and all(p > 0 for p in ports)

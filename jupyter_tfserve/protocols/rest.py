@@ -41,6 +41,7 @@ from ..core.inference import ModelSpec
 from ..core.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
 from ..core.servable import SignatureNotFound
 from ..core.status import Code, ServingError, from_exception, invalid_argument
+from . import futures
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,7 @@ class RestApp:
 
     async def _result(self, future):
         """Await an inference future, bounded by ``rest_api_timeout_in_ms`` like TF Serving's run timeout."""
-        waiter = asyncio.wrap_future(future)
+        waiter = futures.wrap(future)
         if self.timeout is None:
             return await waiter
         expired = False
