@@ -32,8 +32,11 @@ def sig(**inputs: int) -> SignatureInfo:
     return SignatureInfo("serving_default", "tensorflow/serving/predict", specs, {})
 
 
-def decode(body: bytes, signature: SignatureInfo):
-    return T.decode_predict_request(T.parse_json(body), signature)
+def decode(body: bytes, signature: SignatureInfo, bool_free: bool | None = None):
+    """Decode as the REST layer does (``bool_free`` from the body's bytes unless given)."""
+    if bool_free is None:
+        bool_free = T.bool_free(body)
+    return T.decode_predict_request(T.parse_json(body), signature, bool_free=bool_free)
 
 
 def error_of(fn, *args) -> ServingError:
@@ -928,3 +931,49 @@ def test_dumps_handles_numpy_values():
     body = T.dumps({"v": np.int64(3), "a": np.array([1.5, 2.0]), "b": b"x", "s": "é"})
     assert json.loads(body) == {"v": 3, "a": [1.5, 2.0], "b": "x", "s": "é"}
     assert json.loads(T.dumps({"h": np.array([0.5], np.float16)})) == {"h": [0.5]}
+
+
+# Bodies without true/false that sit on the edges of the numeric fast path.
+BOOL_FREE_CASES = [
+    (b'{"instances": [[1.5, 2, -3.25e-3]]}', DT.DT_FLOAT),
+    (b'{"instances": [[16777215, 1.0]]}', DT.DT_FLOAT),  # largest exact int in float32
+    (b'{"instances": [[16777217, 1.0]]}', DT.DT_FLOAT),  # not exact: the exact path decides
+    (b'{"instances": [[1e39]]}', DT.DT_FLOAT),  # out of float32 range
+    (b'{"instances": [[NaN, Infinity, -Infinity]]}', DT.DT_FLOAT),
+    (b'{"instances": [[1, 2], [3]]}', DT.DT_FLOAT),  # ragged
+    (b'{"instances": [[1, "2"]]}', DT.DT_FLOAT),  # a string among numbers
+    (b'{"instances": [[1, null]]}', DT.DT_FLOAT),
+    (b'{"instances": [1.5, 2]}', DT.DT_INT32),  # a float where ints are expected
+    (b'{"instances": [2147483648]}', DT.DT_INT32),  # out of int32 range
+    (b'{"instances": [300, -1]}', DT.DT_UINT8),  # narrowed like a C cast
+    (b'{"instances": [18446744073709551615]}', DT.DT_UINT64),
+    (b'{"instances": [9223372036854775807, -9223372036854775808]}', DT.DT_INT64),
+    (b'{"instances": [65504, 70000]}', DT.DT_HALF),
+    (b'{"instances": [1.0, 2.5]}', DT.DT_BFLOAT16),
+    (b'{"inputs": 3}', DT.DT_DOUBLE),  # a scalar
+    (b'{"inputs": [[[1], [2]], [[3], [4]]]}', DT.DT_FLOAT),
+    (b'{"inputs": []}', DT.DT_FLOAT),
+    (b'{"instances": [{"x": [1, 2]}, {"x": [3, 4]}]}', DT.DT_INT64),
+]
+
+
+@pytest.mark.parametrize(("body", "dtype"), BOOL_FREE_CASES)
+def test_bool_free_fast_path_decodes_exactly_like_the_checked_path(body, dtype):
+    assert T.bool_free(body)
+    signature = sig(x=dtype)
+    results = []
+    for bool_free in (False, True):
+        try:
+            inputs, row_format = decode(body, signature, bool_free)
+        except ServingError as exc:
+            results.append(("error", exc.code, exc.message))
+        else:
+            x = inputs["x"]
+            results.append(("ok", row_format, x.dtype, x.shape, x.tobytes()))
+    assert results[0] == results[1]
+
+
+def test_bool_free_sees_bool_literals_anywhere():
+    assert not T.bool_free(b'{"instances": [1.0, true]}')
+    assert not T.bool_free(b'{"instances": [false]}')
+    assert T.bool_free(b'{"instances": [1.0, 2.0]}')

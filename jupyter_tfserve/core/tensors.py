@@ -761,6 +761,11 @@ def _innermost_container(text: str, pos: int) -> str:
     return stack[-1] if stack else "["
 
 
+def bool_free(body: bytes) -> bool:
+    """Whether a JSON body cannot hold a ``true`` or ``false`` literal (a byte search, ~1 us for 8 KB)."""
+    return b"true" not in body and b"false" not in body
+
+
 def parse_json(body: bytes) -> object:
     """Parse a request body; ``NaN``, ``Infinity`` and ``-Infinity`` are numbers.
 
@@ -1112,10 +1117,30 @@ def _leaf_types(value) -> set | None:
 
 
 _NUMBER_TYPES = frozenset({int, float})
+# Where numbers of either JSON kind convert exactly as the exact path would:
+# floats up to the largest integer the type holds exactly (half precision
+# types: their largest value), integer types within their range.
+_NUMERIC_LIMITS = {
+    **{
+        dtype: (-(limit := max_value if max_int is None else max_int), limit)
+        for dtype, (_, max_int, max_value) in _FLOAT_TYPES.items()
+    },
+    **_INT_RANGES,
+}
 
 
-def _fast_tensor(value, datatype: int) -> np.ndarray | None:
-    """Vectorised conversion of well-formed numeric input; None means "take the exact path"."""
+def _fast_tensor(value, datatype: int, bool_free: bool = False) -> np.ndarray | None:
+    """Vectorised conversion of well-formed numeric input; None means "take the exact path".
+
+    ``bool_free`` says the document holds no JSON ``true``/``false``. numpy then
+    tells numbers from everything else by itself (strings, nulls and ragged
+    lists give another dtype or an error), so the per-element type check,
+    the costliest step for a row of floats, is skipped.
+    """
+    if bool_free and datatype in _NUMERIC_LIMITS:
+        arr = _numbers_only(value, datatype)
+        if arr is not None:
+            return arr
     if datatype == _T.DT_STRING:
         try:
             values, shape = _fill_tensor(value, datatype)
@@ -1157,8 +1182,24 @@ def _fast_tensor(value, datatype: int) -> np.ndarray | None:
     return None
 
 
-def _to_tensor(value, datatype: int) -> np.ndarray:
-    arr = _fast_tensor(value, datatype)
+def _numbers_only(value, datatype: int) -> np.ndarray | None:
+    """``value`` as the target dtype when it is a dense array of numbers comfortably in range."""
+    try:
+        arr = np.array(value)
+    except (ValueError, OverflowError):
+        return None
+    # Integer tensors take JSON integers only; float tensors take both kinds.
+    if arr.dtype.kind not in ("fi" if datatype in _FLOAT_TYPES else "i") or not arr.size:
+        return None
+    low, high = _NUMERIC_LIMITS[datatype]
+    # NaN and infinities fail these comparisons: the exact path words their errors.
+    if not (low <= arr.min() and arr.max() <= high):
+        return None
+    return arr.astype(numpy_dtype(datatype))
+
+
+def _to_tensor(value, datatype: int, bool_free: bool = False) -> np.ndarray:
+    arr = _fast_tensor(value, datatype, bool_free)
     if arr is not None and arr.shape == tuple(_dense_shape(value)):
         return arr
     values, shape = _fill_tensor(value, datatype)
@@ -1239,7 +1280,7 @@ def _instances_exact(instances: list, inputs: dict) -> dict[str, np.ndarray]:
     }
 
 
-def _instances(instances: list, inputs: dict) -> dict[str, np.ndarray]:
+def _instances(instances: list, inputs: dict, bool_free: bool) -> dict[str, np.ndarray]:
     first = instances[0]
     names = sorted(inputs)
     if type(first) is dict and not _is_b64(first):
@@ -1248,23 +1289,27 @@ def _instances(instances: list, inputs: dict) -> dict[str, np.ndarray]:
             result = {}
             for name in names:
                 column = [r[name] for r in instances]
-                arr = _fast_tensor(column, inputs[name].dtype)
+                arr = _fast_tensor(column, inputs[name].dtype, bool_free)
                 if arr is None or arr.shape != tuple(_dense_shape(column)):
                     break
                 result[name] = arr
             else:
                 return result
     elif len(names) == 1:
-        arr = _fast_tensor(instances, inputs[names[0]].dtype)
+        arr = _fast_tensor(instances, inputs[names[0]].dtype, bool_free)
         if arr is not None and arr.shape == tuple(_dense_shape(instances)):
             return {names[0]: arr}
     return _instances_exact(instances, inputs)
 
 
 def decode_predict_request(
-    request: object, signature: SignatureInfo
+    request: object, signature: SignatureInfo, *, bool_free: bool = False
 ) -> tuple[dict[str, np.ndarray], bool]:
     """Tensors of a REST predict body, by input alias, and whether it used the row format.
+
+    Pass ``bool_free=True`` when the body is known to hold no JSON ``true`` or
+    ``false`` (see :func:`bool_free`): numeric tensors then convert without a
+    per-element type check. The answer is the same either way.
 
     ``{"instances": [...]}`` is the row format (one entry per batch element,
     objects when there are several inputs); ``{"inputs": ...}`` is columnar
@@ -1290,7 +1335,7 @@ def decode_predict_request(
             raise _format_error(request, "Excepting 'instances' to be an list/array")
         if not instances:
             raise _format_error(request, "No values in 'instances' array")
-        return _instances(instances, inputs), True
+        return _instances(instances, inputs, bool_free), True
     if has_inputs:
         value = request["inputs"]
         names = sorted(inputs)
@@ -1300,12 +1345,12 @@ def decode_predict_request(
                     "inputs is a plain value/list, but expecting an object as multiple input "
                     "tensors required as per tensorinfo_map"
                 )
-            return {names[0]: _to_tensor(value, inputs[names[0]].dtype)}, False
+            return {names[0]: _to_tensor(value, inputs[names[0]].dtype, bool_free)}, False
         result = {}
         for name in names:
             if name not in value:
                 raise invalid_argument(f"Missing named input: {name} in 'inputs' object.")
-            result[name] = _to_tensor(value[name], inputs[name].dtype)
+            result[name] = _to_tensor(value[name], inputs[name].dtype, bool_free)
         return result, False
     raise invalid_argument("Missing 'inputs' or 'instances' key")
 

@@ -267,7 +267,9 @@ class RestApp:
         request = tensors.parse_json(body)
         target = self._resolve(route, _signature_name(request))
         try:
-            inputs, row_format = tensors.decode_predict_request(request, target.signature)
+            inputs, row_format = tensors.decode_predict_request(
+                request, target.signature, bool_free=tensors.bool_free(body)
+            )
         except BaseException:
             target.release()
             raise
