@@ -977,3 +977,5 @@ def test_bool_free_sees_bool_literals_anywhere():
     assert not T.bool_free(b'{"instances": [1.0, true]}')
     assert not T.bool_free(b'{"instances": [false]}')
     assert T.bool_free(b'{"instances": [1.0, 2.0]}')
+    assert not T.bool_free(b'{"inputs": {"x": [1], "flag": false}}')
+    assert T.bool_free(b'{"inputs": [null, 1.5], "signature_name": "u"}')

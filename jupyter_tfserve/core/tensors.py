@@ -762,7 +762,15 @@ def _innermost_container(text: str, pos: int) -> str:
 
 
 def bool_free(body: bytes) -> bool:
-    """Whether a JSON body cannot hold a ``true`` or ``false`` literal (a byte search, ~1 us for 8 KB)."""
+    """Whether a JSON body cannot hold a ``true`` or ``false`` literal.
+
+    Single bytes are found with ``memchr`` (0.1 us for an 8 KB row), whole
+    words at 8 us: most bodies (``{"instances": [[...numbers...]]}``) have
+    neither the ``u`` of ``true`` nor the ``l`` of ``false`` and never need
+    the word search.
+    """
+    if b"u" not in body and b"l" not in body:
+        return True
     return b"true" not in body and b"false" not in body
 
 
