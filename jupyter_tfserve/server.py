@@ -36,6 +36,7 @@ from .core.config import (
 from .core.inference import InferenceService
 from .core.manager import ModelManager
 from .core.metrics import ServingMetrics
+from .core.scheduling import mark_as_background_work
 from .core.status import invalid_argument
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,9 @@ class ModelServer:
             on_load=self._on_load,
         )
         threads = self.options.num_inference_threads or max(4, (os.cpu_count() or 1) * 2)
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tfserve-infer")
+        self.executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="tfserve-infer", initializer=mark_as_background_work
+        )
         self.batcher = self._batcher() if self.options.enable_batching else None
         self.service = InferenceService(
             self.manager, self.executor, batcher=self.batcher, metrics=self.metrics

@@ -81,6 +81,7 @@ from .batching_params import PER_MODEL_FILE, BatchingOptions, load_batching_para
 from .batching_stats import BatchStats
 from .config import BatchingParameters
 from .metrics import PREFIX
+from .scheduling import mark_as_background_work
 from .status import Code, ServingError, from_exception, invalid_argument, not_found
 
 log = logging.getLogger(__name__)
@@ -372,6 +373,7 @@ class BatchScheduler:
             worker.start()
 
     def _work(self) -> None:
+        mark_as_background_work()
         while True:
             with self._cond:
                 while True:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from . import source
 from .config import ModelConfig, ModelServerConfig, validate_model_server_config
+from .scheduling import mark_as_background_work
 from .servable import Servable
 from .status import (
     Code,
@@ -143,8 +144,14 @@ class ModelManager:
         self._cond = threading.Condition(threading.RLock())
         self._config = ModelServerConfig()
         self._reload_lock = threading.Lock()
-        self._loads = ThreadPoolExecutor(max_workers=max(1, num_load_threads), thread_name_prefix="tfserve-load")
-        self._unloads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfserve-unload")
+        self._loads = ThreadPoolExecutor(
+            max_workers=max(1, num_load_threads),
+            thread_name_prefix="tfserve-load",
+            initializer=mark_as_background_work,
+        )
+        self._unloads = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="tfserve-unload", initializer=mark_as_background_work
+        )
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._poller: threading.Thread | None = None
