@@ -771,6 +771,38 @@ def test_a_body_that_stops_arriving_gets_a_408_and_the_port_keeps_serving(server
         io_loop.run(front.stop(5))
 
 
+@pytest.fixture(scope="module")
+def slow_server(model_store, tmp_path_factory):
+    """A server whose ``sleeper`` runs for 1.5 s, with a REST timeout of 0.3 s."""
+    root = tmp_path_factory.mktemp("slow_models")
+    savedmodels.sleeper(root / "sleeper", 1, milliseconds=1500)
+    shutil.copytree(model_store["half_plus_two"], root / "half_plus_two" / "1")
+    config = model_server_config_pb2.ModelServerConfig()
+    for name in ("sleeper", "half_plus_two"):
+        config.model_config_list.config.add(name=name, base_path=str(root / name))
+    options = ServerOptions(port=0, rest_api_port=0, file_system_poll_wait_seconds=0,
+                            rest_api_timeout_in_ms=300, enable_model_warmup=False)
+    model_server = ModelServer(options, config=config).start(timeout=120)
+    yield model_server
+    model_server.stop()
+
+
+def test_a_run_past_rest_api_timeout_in_ms_is_a_504_and_others_are_answered(
+    slow_server, io_loop, kind
+):
+    front = io_loop.run(SERVE[kind](RestApp(slow_server), "127.0.0.1", 0, slow_server.options))
+    base = f"http://127.0.0.1:{front.port}"
+    try:
+        for _ in range(2):  # the second deadline is armed after the first one fired
+            slow = predict(base, "sleeper", {"instances": [[1.0]]})
+            assert slow.status == 504
+            assert slow.error == "Deadline exceeded: no answer within rest_api_timeout_in_ms=300"
+            fast = [predict(base, "half_plus_two", {"instances": [1.0]}) for _ in range(20)]
+            assert [r.json() for r in fast] == [{"predictions": [2.5]}] * 20
+    finally:
+        io_loop.run(front.stop(5))
+
+
 def test_front_port_zero_binds_an_ephemeral_port(fronts):
     ports = {int(u.rsplit(":", 1)[1]) for pair in fronts.values() for u in pair}
     assert len(ports) == 4 and all(p > 0 for p in ports)

@@ -169,6 +169,7 @@ class RestApp:
         )
         timeout_ms = options.rest_api_timeout_in_ms
         self.timeout = timeout_ms / 1000.0 if timeout_ms and timeout_ms > 0 else None
+        self._deadlines = futures.Deadlines(self.timeout) if self.timeout is not None else None
         prometheus = server.monitoring.prometheus_config
         self.prometheus_path = (
             (prometheus.path or DEFAULT_PROMETHEUS_PATH) if prometheus.enable else None
@@ -310,28 +311,18 @@ class RestApp:
     async def _result(self, future):
         """Await an inference future, bounded by ``rest_api_timeout_in_ms`` like TF Serving's run timeout."""
         waiter = futures.wrap(future)
-        if self.timeout is None:
+        if self._deadlines is None:
             return await waiter
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            if not waiter.done():
-                expired = True
-                waiter.cancel()
-
-        timer = asyncio.get_running_loop().call_later(self.timeout, expire)
+        self._deadlines.watch(waiter)
         try:
             return await waiter
-        except asyncio.CancelledError:
-            if expired:
+        except asyncio.CancelledError as exc:
+            if exc.args and exc.args[0] == futures.EXPIRED:
                 raise ServingError(
                     Code.DEADLINE_EXCEEDED,
                     f"Deadline exceeded: no answer within rest_api_timeout_in_ms={self.timeout * 1000:.0f}",
                 ) from None
             raise
-        finally:
-            timer.cancel()
 
     async def _offload(self, big: bool, fn, *args):
         """Run ``fn`` inline when cheap, on the server's executor when the payload is big."""
