@@ -8,8 +8,9 @@ signature the request actually resolves to:
    them off the caller's thread (on the batch scheduler when batching applies,
    on the inference pool otherwise) and return a ``concurrent.futures.Future``.
 
-Event-loop hosts await the future with ``asyncio.wrap_future``; nothing here
-ever runs a model on the caller's thread.
+Event-loop hosts await the future through ``protocols.futures.wrap`` (one loop
+wake-up per burst of results); nothing here ever runs a model on the caller's
+thread.
 """
 
 from __future__ import annotations
