@@ -135,7 +135,7 @@ class ModelServer:
         )
         self.batcher = self._batcher() if self.options.enable_batching else None
         self.service = InferenceService(
-            self.manager, self.executor, batcher=self.batcher, metrics=self.metrics
+            self.manager, self.executor, batcher=self.batcher, metrics=self.metrics, max_concurrent_runs=threads
         )
         self.monitoring = self.options.monitoring_config()
         self.started_at: float | None = None

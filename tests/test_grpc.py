@@ -649,8 +649,9 @@ def test_refused_requests_leak_no_version_handle(model_repo):
 def test_stop_lets_in_flight_calls_finish_and_refuses_new_ones(model_repo):
     base = model_repo("half_plus_two", "hpt")
     server = start_server(model_config(hpt=base), num_inference_threads=1, grpc_max_threads=1)
-    release = threading.Event()
-    server.executor.submit(release.wait, 120)  # the only inference thread waits for us
+    slot = server.service.run_slots
+    slot.acquire()  # the only model-run slot is ours: the admitted call waits for it
+    released = False
     channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
     prediction, models = stubs(channel)
     stopper = threading.Thread(target=server.stop, kwargs={"grace": 60}, daemon=True)
@@ -671,12 +672,14 @@ def test_stop_lets_in_flight_calls_finish_and_refuses_new_ones(model_repo):
         # (A call that races the shutdown can also wait unserved until its deadline.)
         waiting = (StatusCode.RESOURCE_EXHAUSTED, StatusCode.DEADLINE_EXCEEDED)
         assert _refusal_besides(waiting, models, status_request) in (StatusCode.CANCELLED, StatusCode.UNAVAILABLE)
-        release.set()
+        slot.release()
+        released = True
         assert list(in_flight.result(timeout=60).outputs["y"].float_val) == [2.5, 3.0]
         stopper.join(60)
         assert not stopper.is_alive()
     finally:
-        release.set()
+        if not released:
+            slot.release()
         channel.close()
         if stopper.ident is None:
             server.stop()

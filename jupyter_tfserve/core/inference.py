@@ -5,16 +5,21 @@ signature the request actually resolves to:
 
 1. ``resolve(spec)`` picks model/version/label/signature and holds a handle;
 2. ``predict``/``classify``/``regress`` validate the decoded inputs, then run
-   them off the caller's thread (on the batch scheduler when batching applies,
-   on the inference pool otherwise) and return a ``concurrent.futures.Future``.
+   them (on the batch scheduler when batching applies, on the inference pool
+   otherwise) and return a ``concurrent.futures.Future``.
 
-Event-loop hosts await the future through ``protocols.futures.wrap`` (one loop
-wake-up per burst of results); nothing here ever runs a model on the caller's
-thread.
+Event-loop callers await the future through ``protocols.futures.wrap`` (one
+loop wake-up per burst of results), so a model never runs on an event loop.
+Callers that are worker threads already (the gRPC front's handlers) pass
+``inline=True``: an unbatched run then happens on the calling thread, which
+saves two thread hand-offs a request, and the future comes back done. Inline
+and pooled runs share one bound, ``max_concurrent_runs``, so a burst of calls
+never runs more models at once than the inference pool has threads.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
@@ -77,11 +82,21 @@ class Classification:
 
 
 class InferenceService:
-    def __init__(self, manager: ModelManager, executor: Executor, *, batcher=None, metrics=None):
+    def __init__(
+        self,
+        manager: ModelManager,
+        executor: Executor,
+        *,
+        batcher=None,
+        metrics=None,
+        max_concurrent_runs: int = 4,
+    ):
         self.manager = manager
         self.executor = executor
         self.batcher = batcher
         self.metrics = metrics
+        # Held for every unbatched model run, pooled or inline.
+        self.run_slots = threading.BoundedSemaphore(max_concurrent_runs)
 
     # ------------------------------------------------------------------ resolution
     def resolve(self, spec: ModelSpec) -> Target:
@@ -101,15 +116,17 @@ class InferenceService:
         target: Target,
         inputs: dict[str, np.ndarray],
         output_filter: Sequence[str] = (),
+        *,
+        inline: bool = False,
     ) -> Future:
         """Run a predict signature; the future resolves to ``{alias: ndarray}``."""
         signature = target.signature
         validate_inputs(signature, inputs)
         aliases = validate_output_filter(signature, output_filter)
-        return self._submit(target, inputs, aliases)
+        return self._submit(target, inputs, aliases, inline)
 
     # ------------------------------------------------------------------ classify / regress
-    def classify(self, target: Target, examples: list[bytes]) -> Future:
+    def classify(self, target: Target, examples: list[bytes], *, inline: bool = False) -> Future:
         """Future of a :class:`Classification` for serialized tf.Examples."""
         signature = target.signature
         input_alias = example_input_alias(signature, CLASSIFY_METHOD, "classification")
@@ -117,25 +134,27 @@ class InferenceService:
             raise invalid_argument(
                 "Expected classification signature outputs to contain at least one of classes or scores."
             )
-        future = self._submit(target, {input_alias: example_array(examples)}, None)
+        future = self._submit(target, {input_alias: example_array(examples)}, None, inline)
         return _then(future, lambda out: _classification(out, len(examples)))
 
-    def regress(self, target: Target, examples: list[bytes]) -> Future:
+    def regress(self, target: Target, examples: list[bytes], *, inline: bool = False) -> Future:
         """Future of a 1-D float array, one value per example."""
         signature = target.signature
         input_alias = example_input_alias(signature, REGRESS_METHOD, "regression")
         if "outputs" not in signature.outputs:
             raise invalid_argument("No regression outputs found in signature.")
-        future = self._submit(target, {input_alias: example_array(examples)}, ["outputs"])
+        future = self._submit(target, {input_alias: example_array(examples)}, ["outputs"], inline)
         return _then(future, lambda out: _regression(out["outputs"], len(examples)))
 
     # ------------------------------------------------------------------ execution
-    def _submit(self, target: Target, inputs, aliases) -> Future:
+    def _submit(self, target: Target, inputs, aliases, inline: bool = False) -> Future:
         handle = target.handle.retain()
         signature_name = target.signature.name
         try:
             if self.batcher is not None and self.batcher.applies(handle, signature_name):
                 future = self.batcher.submit(handle, signature_name, inputs, aliases)
+            elif inline:
+                future = _run_here(self._run, handle, signature_name, inputs, aliases)
             else:
                 future = self.executor.submit(self._run, handle, signature_name, inputs, aliases)
         except BaseException:
@@ -145,12 +164,23 @@ class InferenceService:
         return future
 
     def _run(self, handle: Handle, signature_name: str, inputs, aliases):
-        started = time.perf_counter()
-        try:
-            return handle.servable.run(signature_name, inputs, aliases)
-        finally:
-            if self.metrics is not None:
-                self.metrics.observe_runtime(handle.model_name, time.perf_counter() - started)
+        with self.run_slots:
+            started = time.perf_counter()
+            try:
+                return handle.servable.run(signature_name, inputs, aliases)
+            finally:
+                if self.metrics is not None:
+                    self.metrics.observe_runtime(handle.model_name, time.perf_counter() - started)
+
+
+def _run_here(fn, *args) -> Future:
+    """Call ``fn`` on this thread; its result or error as a settled future."""
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:  # noqa: BLE001 - delivered through the future, like a pooled run
+        future.set_exception(exc)
+    return future
 
 
 # ---------------------------------------------------------------------- validation
