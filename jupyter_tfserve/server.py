@@ -10,10 +10,12 @@ wire around it. The server owns:
 * the REST application (transport-free) and its standalone HTTP front,
 * the gRPC front (when a gRPC port is configured).
 
-Network fronts run on the server's own event loop, in a thread of its own
-("tfserve-io"). That keeps them independent of whichever loop the host runs
-(Jupyter's tornado loop, an IPython kernel's loop, or none at all), and lets
-``start()``/``stop()`` be plain blocking calls for every host.
+The standalone HTTP front runs on the server's own event loop, in a thread of
+its own ("tfserve-io"). That keeps it independent of whichever loop the host
+runs (Jupyter's tornado loop, an IPython kernel's loop, or none at all), and
+lets ``start()``/``stop()`` be plain blocking calls for every host. The gRPC
+front serves from its own handler threads (see ``protocols/grpc.py``); the
+loop only starts and stops it.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ class ServerOptions:
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop where it exists (about 1.5x the request rate of asyncio's loop here), asyncio elsewhere.
 
-    Both fronts (uvicorn, grpc.aio) and tornado run on it; ``TFSERVE_NO_UVLOOP=1`` opts out.
+    uvicorn and tornado run on it (gRPC has its own handler threads); ``TFSERVE_NO_UVLOOP=1`` opts out.
     """
     if not os.environ.get("TFSERVE_NO_UVLOOP"):
         try:
