@@ -12,10 +12,13 @@ import os
 from pathlib import Path
 
 from google.protobuf import text_format
-from tensorflow_serving.config import model_server_config_pb2
 
 from .extra_protos import BatchingParameters, MonitoringConfig, SSLConfig
+from .native_logs import filtered_stderr
 from .status import Code, ServingError, invalid_argument
+
+with filtered_stderr():  # a TF Serving proto imports TensorFlow
+    from tensorflow_serving.config import model_server_config_pb2
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 ModelConfig = model_server_config_pb2.ModelConfig

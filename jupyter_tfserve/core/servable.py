@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from .native_logs import filtered_stderr
 from .signatures import SignatureInfo
 from .status import Code, ServingError, from_exception
 
@@ -52,14 +53,16 @@ def _apply_threading(tf) -> None:
 
 
 def tensorflow():
-    """Import TensorFlow once, on first use."""
+    """Import TensorFlow once, on first use, and create its devices (their native log lines filtered)."""
     global _tf
     if _tf is None:
         with _tf_lock:
             if _tf is None:
-                import tensorflow as tf
+                with filtered_stderr():
+                    import tensorflow as tf
 
-                _apply_threading(tf)
+                    _apply_threading(tf)
+                    tf.config.list_logical_devices()
                 _tf = tf
     return _tf
 

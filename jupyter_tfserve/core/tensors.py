@@ -36,12 +36,15 @@ from decimal import Decimal
 import ml_dtypes
 import numpy as np
 import orjson
-from tensorflow.core.example import example_pb2, feature_pb2
-from tensorflow.core.framework import tensor_pb2, types_pb2
-from tensorflow_serving.apis import input_pb2
 
+from .native_logs import filtered_stderr
 from .signatures import SignatureInfo
 from .status import Code, ServingError, invalid_argument
+
+with filtered_stderr():  # TensorFlow's protos import TensorFlow
+    from tensorflow.core.example import example_pb2, feature_pb2
+    from tensorflow.core.framework import tensor_pb2, types_pb2
+    from tensorflow_serving.apis import input_pb2
 
 __all__ = [
     "datatype_name",

@@ -1,0 +1,97 @@
+"""Keep TensorFlow's native start-up lines out of the terminal unless the user asks for them.
+
+TensorFlow logs through absl before anything initialises absl, and absl then
+writes every line to stderr, whatever ``TF_CPP_MIN_LOG_LEVEL`` says: importing
+TensorFlow prints "oneDNN custom operations are on" and "Could not find cuda
+drivers" (twice, once per native library), and creating its devices prints
+"failed call to cuInit: ... CUDA error" on every machine without a GPU. The
+only place to stop them is the file descriptor. While TensorFlow imports and
+creates its devices, fd 2 feeds a pipe; a reader thread drops absl's lines
+below ``TF_CPP_MIN_LOG_LEVEL`` (3, set by this package unless the user set
+it) and passes every other line on to the real stderr as it arrives, so
+other threads' output (a Jupyter server's log) is neither lost nor held back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import threading
+
+# "I0000 00:00:1796518345.642910   19987 port.cc:153] ..." (severity, date, time, thread, file:line)
+_ABSL_LINE = re.compile(rb"^([IWEF])\d{4} \d\d:\d\d:[\d.]+\s+\d+ [^ \]]+:\d+\] ")
+_ABSL_BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+# Lines that start another program's log record, never a continuation of absl's message.
+_OWN_RECORD = re.compile(rb"^(\[|\d|[A-Z]+:)")
+_SEVERITY = {b"I": 0, b"W": 1, b"E": 2, b"F": 3}
+
+
+def min_log_level() -> int:
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        return 0
+
+
+@contextlib.contextmanager
+def filtered_stderr():
+    """Drop absl's lines below ``TF_CPP_MIN_LOG_LEVEL`` from fd 2 for the duration of the block."""
+    level = min_log_level()
+    if level <= 0:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+    except (AttributeError, ValueError):
+        pass
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    reader = threading.Thread(
+        target=_forward, args=(read_end, saved, level), name="tfserve-stderr-filter", daemon=True
+    )
+    reader.start()
+    try:
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+        except (AttributeError, ValueError):
+            pass
+        os.dup2(saved, 2)  # the pipe's last write end closes: the reader sees EOF
+        # A child process started inside the block may still hold the pipe; don't wait for it.
+        reader.join(5)
+        if not reader.is_alive():
+            os.close(saved)
+
+
+def _forward(read_end: int, out: int, level: int) -> None:
+    pending = b""
+    dropping = False
+    try:
+        while chunk := os.read(read_end, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            kept = []
+            for line in lines:
+                dropping = _drop(line, level, dropping)
+                if not dropping:
+                    kept.append(line + b"\n")
+            if kept:
+                os.write(out, b"".join(kept))
+        if pending and not _drop(pending, level, dropping):
+            os.write(out, pending)
+    finally:
+        os.close(read_end)
+
+
+def _drop(line: bytes, level: int, dropping: bool) -> bool:
+    """Whether ``line`` is absl noise; a line after a dropped one is its message's continuation."""
+    match = _ABSL_LINE.match(line)
+    if match:
+        return _SEVERITY[match.group(1)] < level
+    if line.startswith(_ABSL_BANNER):
+        return True
+    return dropping and bool(line) and not _OWN_RECORD.match(line)
