@@ -376,6 +376,22 @@ def test_embedded_never_without_a_server(shell):
         run(shell, "%config TFServeMagics.embedded = 'auto'")
 
 
+def test_embedded_always_says_it_was_asked_not_that_nothing_was_found(tmp_path):
+    from jupyter_tfserve.notebook.api import connect
+
+    previous = embedded.current()
+    embedded.stop()
+    said = []
+    try:
+        connect(embedded="always", rest_port=0, grpc_port=0, models_root=str(tmp_path), announce=said.append)
+        assert len(said) == 1
+        assert said[0].startswith("tfserve: embedded mode is 'always'; serving in this kernel at http://")
+    finally:
+        embedded.stop()
+        if previous is not None:
+            embedded.start(previous.rest_port, previous.grpc_port, previous.models_root, 0.2)
+
+
 def test_embedded_ports_fall_back_when_taken(tmp_path):
     assert embedded.current() is not None  # the shell's server: restarted below, then restored
     previous = embedded.current()

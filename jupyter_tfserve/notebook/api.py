@@ -44,7 +44,7 @@ def connect(
 
     info, started = embedded_server.start(rest_port, grpc_port, models_root, poll_seconds, enable_batching)
     if started and announce is not None:
-        announce(info.banner())
+        announce(info.banner(embedded_server.ASKED if embedded == "always" else embedded_server.NOT_FOUND))
     return info.endpoint()
 
 

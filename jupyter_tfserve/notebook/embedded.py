@@ -26,6 +26,11 @@ from .client import Endpoint
 HOST = "127.0.0.1"
 
 
+# Why a kernel serves by itself, for its banner.
+NOT_FOUND = "no Jupyter server with the extension found"
+ASKED = "embedded mode is 'always'"
+
+
 @dataclass(frozen=True)
 class EmbeddedInfo:
     rest_port: int
@@ -46,11 +51,12 @@ class EmbeddedInfo:
             self.url, grpc_target=self.grpc_target, models_root=self.models_root, source="embedded"
         )
 
-    def banner(self) -> str:
+    def banner(self, reason: str = NOT_FOUND) -> str:
+        """What the user is told once, when the kernel starts serving: why, where, and where models live."""
         grpc = f", gRPC {self.grpc_target}" if self.grpc_target else ""
         moved = f" ({' and '.join(self.moved)} port taken: using a free one)" if self.moved else ""
         return (
-            f"tfserve: no Jupyter server with the extension found; serving in this kernel "
+            f"tfserve: {reason}; serving in this kernel "
             f"at {self.url}{grpc}{moved}. Models live in {self.models_root}."
         )
 
