@@ -7,7 +7,8 @@ In one run, against one ``tfserve`` process pinned to core 0 (TF threads 1/1):
   pre-serialized ``PredictRequest``s with ``tensor_content``, as
   ``tf.make_tensor_proto`` builds them), pinned to core 1 like the HTTP one;
 * the cost split of one gRPC Predict inside the server: parse + decode, model
-  run, encode + serialize, each timed in-process on core 0.
+  run (alone, and through the inference service as a handler thread runs it),
+  encode + serialize, each timed in-process on core 0.
 
 Target: gRPC throughput >= REST throughput at every C.
 
@@ -135,14 +136,14 @@ outputs = target.servable.run("serving_default", inputs)
 def run():  # the model alone, on this thread
     return target.servable.run("serving_default", inputs)
 
-def run_on_pool():  # the model through the inference pool, as a request runs it
-    return service.predict(target, inputs).result()
+def run_inline():  # the model through the inference service on the calling thread, as a gRPC handler runs it
+    return service.predict(target, inputs, inline=True).result()
 
 def encode():  # response proto with typed values, serialized
     return predict_response(target, outputs).SerializeToString()
 
 result = {}
-for name, fn in (("decode", decode), ("run", run), ("run_on_pool", run_on_pool), ("encode", encode)):
+for name, fn in (("decode", decode), ("run", run), ("run_inline", run_inline), ("encode", encode)):
     fn()
     number = 2000
     result[name + "_us"] = min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
