@@ -58,8 +58,10 @@ log = logging.getLogger(__name__)
 INT32_MAX = 2**31 - 1
 MESSAGE_LIMIT = 1024  # TF Serving cuts error messages here and appends "...TRUNCATED"
 ENTRYPOINT = "GRPC"
-# Handler threads when --grpc_max_threads is 0: enough to keep the model busy unbatched, and
-# to let one process's batched calls gather into batches of this many.
+# Handler threads when --grpc_max_threads is 0. Unbatched, a handler runs the model itself
+# (runs are bounded by the inference service), so a few handlers beyond that bound suffice. A
+# batched call holds its handler until its batch has run, so the pool caps how many calls can
+# share a batch.
 DEFAULT_THREADS = 16
 DEFAULT_THREADS_BATCHING = 64
 _STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
