@@ -717,6 +717,26 @@ def test_batched_server_answers_each_grpc_call_with_its_own_rows(tmp_path, model
         server.stop()
 
 
+def test_a_batched_call_whose_client_gives_up_leaves_its_batch(tmp_path, model_repo):
+    """A deadline that passes while the call waits in its batch drops its rows: only live calls run."""
+    base = model_repo("half_plus_two", "hpt")
+    parameters = tmp_path / "batching.config"
+    parameters.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 3000000 }\n")
+    server = start_server(model_config(hpt=base), enable_batching=True, batching_parameters_file=str(parameters))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            prediction = stubs(channel)[0]
+            with pytest.raises(grpc.RpcError) as gave_up:
+                prediction.Predict(predict_request(x=[[1.0], [2.0], [3.0]]), timeout=0.5)
+            assert gave_up.value.code() == StatusCode.DEADLINE_EXCEEDED
+            answered = prediction.Predict(predict_request(x=[[4.0]]), timeout=TIMEOUT)
+            assert list(answered.outputs["y"].float_val) == [4.0]
+        runs = server.metrics.snapshot().get(":tensorflow:serving:batching_session:processed_batch_size", [])
+        assert sum(series["sum"] for series in runs) == 1  # the abandoned call's three rows never ran
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------------- flags
 def test_channel_arguments_override_the_defaults(model_repo):
     base = model_repo("half_plus_two", "hpt")
