@@ -10,3 +10,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on this loopback port now."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

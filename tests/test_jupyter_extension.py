@@ -22,7 +22,7 @@ import yaml
 from jupyter_server.base.handlers import APIHandler
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
-from ports import free_port
+from ports import free_port, port_open
 from tornado import routing
 from tornado.httpclient import AsyncHTTPClient
 
@@ -37,11 +37,6 @@ OPENAPI = Path(__file__).resolve().parent.parent / "jupyter_tfserve" / "protocol
 INSTANCES = {"instances": [[1.0], [2.0], [5.0]]}
 
 
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 # ---------------------------------------------------------------------- fixtures

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from jupyter_client import BlockingKernelClient
-from ports import free_port
+from ports import free_port, port_open
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "kernel-test-token"
@@ -40,11 +39,6 @@ def wait_for(predicate, timeout: float, what: str):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 class JupyterServer:
