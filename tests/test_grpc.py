@@ -697,12 +697,24 @@ def _refusal_besides(tolerated, stub, request, timeout: float = 60.0) -> StatusC
     raise AssertionError(f"the server kept answering for {timeout}s")
 
 
-def test_batched_server_answers_each_grpc_call_with_its_own_rows(tmp_path, model_repo):
-    """With --enable_batching, gRPC calls share model runs and still get their own rows back."""
+def batched_server(tmp_path, model_repo, batch_timeout_micros: int) -> ModelServer:
+    """half_plus_two as "hpt" behind --enable_batching, batches of up to 64 rows."""
     base = model_repo("half_plus_two", "hpt")
     parameters = tmp_path / "batching.config"
-    parameters.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 100000 }\n")
-    server = start_server(model_config(hpt=base), enable_batching=True, batching_parameters_file=str(parameters))
+    parameters.write_text(
+        f"max_batch_size {{ value: 64 }}\nbatch_timeout_micros {{ value: {batch_timeout_micros} }}\n"
+    )
+    return start_server(model_config(hpt=base), enable_batching=True, batching_parameters_file=str(parameters))
+
+
+def batch_runs(server: ModelServer) -> list[dict]:
+    """The processed_batch_size series: ``sum`` is rows run, ``count`` is model runs."""
+    return server.metrics.snapshot().get(":tensorflow:serving:batching_session:processed_batch_size", [])
+
+
+def test_batched_server_answers_each_grpc_call_with_its_own_rows(tmp_path, model_repo):
+    """With --enable_batching, gRPC calls share model runs and still get their own rows back."""
+    server = batched_server(tmp_path, model_repo, batch_timeout_micros=100000)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             prediction = stubs(channel)[0]
@@ -710,7 +722,7 @@ def test_batched_server_answers_each_grpc_call_with_its_own_rows(tmp_path, model
                      for i in range(16)]
             for i, call in enumerate(calls):
                 assert list(call.result().outputs["y"].float_val) == [i * 0.5 + 2, (i + 0.5) * 0.5 + 2]
-        runs = server.metrics.snapshot().get(":tensorflow:serving:batching_session:processed_batch_size", [])
+        runs = batch_runs(server)
         assert sum(series["sum"] for series in runs) == 32  # every row ran once
         assert 1 <= sum(series["count"] for series in runs) < 16  # in fewer runs than calls
     finally:
@@ -719,10 +731,7 @@ def test_batched_server_answers_each_grpc_call_with_its_own_rows(tmp_path, model
 
 def test_a_batched_call_whose_client_gives_up_leaves_its_batch(tmp_path, model_repo):
     """A deadline that passes while the call waits in its batch drops its rows: only live calls run."""
-    base = model_repo("half_plus_two", "hpt")
-    parameters = tmp_path / "batching.config"
-    parameters.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 3000000 }\n")
-    server = start_server(model_config(hpt=base), enable_batching=True, batching_parameters_file=str(parameters))
+    server = batched_server(tmp_path, model_repo, batch_timeout_micros=3000000)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             prediction = stubs(channel)[0]
@@ -731,8 +740,7 @@ def test_a_batched_call_whose_client_gives_up_leaves_its_batch(tmp_path, model_r
             assert gave_up.value.code() == StatusCode.DEADLINE_EXCEEDED
             answered = prediction.Predict(predict_request(x=[[4.0]]), timeout=TIMEOUT)
             assert list(answered.outputs["y"].float_val) == [4.0]
-        runs = server.metrics.snapshot().get(":tensorflow:serving:batching_session:processed_batch_size", [])
-        assert sum(series["sum"] for series in runs) == 1  # the abandoned call's three rows never ran
+        assert sum(series["sum"] for series in batch_runs(server)) == 1  # the abandoned call's three rows never ran
     finally:
         server.stop()
 
