@@ -11,7 +11,11 @@ same TensorFlow thread settings everywhere. In one run it measures:
   ``batch_timeout_micros`` 0/500/2000, switched live through
   ``PUT /tfserve/api/models/mlp/batching`` on one running server; and batched
   with timeout 0 at C=1 (a lone client must not pay for batching);
-* a small CNN (2 conv layers + dense) unbatched and batched at C=32.
+* a small CNN (2 conv layers + dense) unbatched and batched at C=32;
+* each model's own gain from batching, with no server: the engine's run at
+  batch 1 and at batch 32 (per row), in-process on core 0. Served
+  batched/unbatched can only approach it: every request also pays its HTTP,
+  JSON and scheduling cost, which batching does not share out.
 
 All servers stay up and the variants take turns for ``TFSERVE_BENCH_ROUNDS``
 rounds (3); each variant reports its least disturbed run (the fastest at C=32,
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -82,6 +87,35 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), http="httptools", loop
             lifespan="off", access_log=False, log_level="warning", server_header=False)
 """
 
+RAW_BY_BATCH = r"""
+import json, sys, time
+import numpy as np
+from jupyter_tfserve.core import servable
+servable.configure_tensorflow(1, 1)
+model = servable.load_servable("model", 1, sys.argv[1])
+us_per_call = {}
+for size in (1, 32):
+    x = np.random.default_rng(0).random((size, 784), dtype=np.float32)
+    for _ in range(100):
+        model.run("serving_default", {"x": x})
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 2:
+        model.run("serving_default", {"x": x})
+        calls += 1
+    us_per_call[size] = (time.perf_counter() - start) / calls * 1e6
+print(json.dumps({"batch1_us": us_per_call[1], "batch32_us_per_row": us_per_call[32] / 32}))
+"""
+
+
+def raw_by_batch(base_path: str) -> dict:
+    """The model alone at batch 1 and 32: how much batching can save it, before any serving cost."""
+    out = subprocess.run([*harness.pinned(0), sys.executable, "-c", RAW_BY_BATCH,
+                          os.path.join(base_path, "1")], check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["gain"] = result["batch1_us"] / result["batch32_us_per_row"]
+    return result
+
+
 CNN_FROM_IMAGES = r"""
 import sys
 import tensorflow as tf
@@ -100,8 +134,6 @@ tf.saved_model.save(module, sys.argv[2], signatures={"serving_default": module.s
 
 def flat_cnn(base_path: str, scratch: str) -> None:
     """The small CNN behind a flat [-1, 784] input, so one-row JSON bodies reach it unchanged."""
-    import subprocess
-
     images = models.small_cnn(os.path.join(scratch, "cnn_images"))
     subprocess.run([sys.executable, "-c", CNN_FROM_IMAGES, images, os.path.join(base_path, "1")],
                    check=True, capture_output=True)
@@ -181,6 +213,7 @@ def run(rounds: int = ROUNDS) -> dict:
         mlp, cnn = os.path.join(tmp, "mlp"), os.path.join(tmp, "cnn")
         models.mlp(mlp)
         flat_cnn(cnn, tmp)
+        raw = {"mlp": raw_by_batch(mlp), "cnn": raw_by_batch(cnn)}
         mlp_runs = [(MAX_BATCH_SIZES[0], 0, 1)]
         mlp_runs += [(size, timeout, 32) for size in MAX_BATCH_SIZES for timeout in TIMEOUTS_US]
         variants = [
@@ -198,12 +231,12 @@ def run(rounds: int = ROUNDS) -> dict:
                 variant.measure()
     rows = [v.best() for v in variants]
     print(harness.table(rows, ["variant", "C", "req/s", "p50_ms", "p99_ms", "avg_batch", "errors"]))
-    summary = summarize(rows)
+    summary = summarize(rows, raw)
     print(json.dumps(summary, indent=2))
     return {"rows": rows, "runs": [r for v in variants for r in v.runs], "summary": summary}
 
 
-def summarize(rows: list[dict]) -> dict:
+def summarize(rows: list[dict], raw: dict) -> dict:
     def one(variant: str, c: int) -> dict:
         return next(r for r in rows if r["variant"] == variant and r["C"] == c)
 
@@ -219,6 +252,7 @@ def summarize(rows: list[dict]) -> dict:
         "mlp_batched_over_unbatched": mlp_best["req/s"] / mlp_unbatched["req/s"],
         "cnn_best_variant": cnn_best["variant"],
         "cnn_batched_over_unbatched": cnn_best["req/s"] / cnn_unbatched["req/s"],
+        **{f"{name}_raw_{key}": value for name, costs in raw.items() for key, value in costs.items()},
         "mlp_batched_over_bare_tornado": mlp_best["req/s"] / one("bare tornado", 32)["req/s"],
         "mlp_batched_over_bare_asgi": mlp_best["req/s"] / one("bare ASGI (uvicorn)", 32)["req/s"],
         "mlp_p99_batched_minus_unbatched_ms": mlp_best["p99_ms"] - mlp_unbatched["p99_ms"],

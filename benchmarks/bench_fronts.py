@@ -7,6 +7,10 @@ no-model ASGI app on uvicorn (httptools, uvloop) is the ceiling. One-row
 requests at C=32, server on core 0, load generator on core 1; the variants
 take turns for ``TFSERVE_BENCH_ROUNDS`` rounds and each keeps its best run.
 
+It also measures the same batched server with no HTTP at all: 32 coroutines
+await ``RestApp.handle`` in-process on core 0, the bound that no HTTP front
+over this REST core can pass.
+
 Targets at C=32, batched: ASGI >= 1.6x tornado, and ASGI >= 60% of the bare ASGI ceiling.
 
 Run: ``python benchmarks/bench_fronts.py`` (or ``pytest --bench benchmarks/bench_fronts.py``).
@@ -14,7 +18,9 @@ Run: ``python benchmarks/bench_fronts.py`` (or ``pytest --bench benchmarks/bench
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -42,6 +48,44 @@ threading.Event().wait()
 """
 
 
+NO_HTTP = r"""
+import asyncio, json, random, sys, time
+from jupyter_tfserve.server import ModelServer, ServerOptions, new_event_loop
+options = ServerOptions(port=0, rest_api_port=0, model_name="mlp", model_base_path=sys.argv[1],
+                        enable_batching=True, tensorflow_intra_op_parallelism=1,
+                        tensorflow_inter_op_parallelism=1)
+server = ModelServer(options).start()
+rng = random.Random(0)
+bodies = [json.dumps({"instances": [[round(rng.random(), 6) for _ in range(784)]]}).encode()
+          for _ in range(64)]
+headers = {"content-type": "application/json"}
+
+async def client(first, count):
+    for i in range(first, first + count):
+        response = await server.rest.handle("POST", "/v1/models/mlp:predict", "", headers,
+                                            bodies[i % 64])
+        assert response.status == 200, response.body
+
+async def main(count):
+    start = time.perf_counter()
+    await asyncio.gather(*(client(c, count) for c in range(32)))
+    return 32 * count / (time.perf_counter() - start)
+
+loop = new_event_loop()  # the loop the standalone fronts run on
+loop.run_until_complete(main(200))  # warm up
+print(json.dumps({"req/s": max(loop.run_until_complete(main(600)) for _ in range(3))}))
+server.stop()
+"""
+
+
+def no_http(base: str) -> dict:
+    """Batched REST core called in-process by 32 coroutines: the most any HTTP front could add up to."""
+    out = subprocess.run([*harness.pinned(0), sys.executable, "-c", NO_HTTP, base],
+                         check=True, capture_output=True, text=True).stdout
+    return {"variant": "REST core batched, no HTTP (in-process)", "C": 32,
+            **json.loads(out.strip().splitlines()[-1])}
+
+
 def two_fronts(stack: ExitStack, base: str, batching: bool) -> list[Variant]:
     asgi, tornado = harness.free_port(), harness.free_port()
     cmd = [sys.executable, "-c", TWO_FRONTS, base, str(asgi), str(tornado), "1" if batching else "0"]
@@ -57,6 +101,7 @@ def run(rounds: int = ROUNDS) -> dict:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         base = os.path.join(tmp, "mlp")
         models.mlp(base)
+        bound = no_http(base)
         variants = [
             *bare(stack, BARE_TORNADO, "bare tornado (no model)"),
             *bare(stack, BARE_ASGI, "bare ASGI (no model)"),
@@ -67,12 +112,14 @@ def run(rounds: int = ROUNDS) -> dict:
             for variant in variants:
                 variant.measure()
     rows = {v.name: v.best() for v in variants}
+    rows[bound["variant"]] = bound
     print(harness.table(list(rows.values()), ["variant", "C", "req/s", "p50_ms", "p99_ms", "errors"]))
     rate = {name: row["req/s"] for name, row in rows.items()}
     summary = {
         "asgi_over_tornado_batched": rate["ASGI front batched"] / rate["tornado front batched"],
         "asgi_over_tornado_unbatched": rate["ASGI front unbatched"] / rate["tornado front unbatched"],
         "asgi_batched_over_bare_asgi": rate["ASGI front batched"] / rate["bare ASGI (no model)"],
+        "no_http_batched_over_bare_asgi": bound["req/s"] / rate["bare ASGI (no model)"],
     }
     print(summary)
     return summary

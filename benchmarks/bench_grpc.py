@@ -6,6 +6,9 @@ In one run, against one ``tfserve`` process pinned to core 0 (TF threads 1/1):
 * gRPC: a closed-loop ``grpc.aio`` client (one channel, C concurrent calls,
   pre-serialized ``PredictRequest``s with ``tensor_content``, as
   ``tf.make_tensor_proto`` builds them), pinned to core 1 like the HTTP one;
+* the two stacks' own ceilings at C=32, with no model and the same clients: a
+  grpcio thread-pool server whose Predict returns a fixed answer, and the
+  bare ASGI app on uvicorn; gRPC can only beat REST where its stack costs less;
 * the cost split of one gRPC Predict inside the server: parse + decode, model
   run (alone, and through the inference service as a handler thread runs it),
   encode + serialize, each timed in-process on core 0.
@@ -30,6 +33,7 @@ sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import models  # noqa: E402
+from bench_batching import BARE_ASGI  # noqa: E402
 
 BODY = '{"instances": [{{ROW}}]}'
 CONCURRENCY = (1, 8, 32)
@@ -93,6 +97,25 @@ async def main():
                       "loadgen_cpu_s": round(cpu, 2)}))
 
 asyncio.run(main())
+"""
+
+# grpcio's own ceiling: the same server type and pool size as the unbatched front, no model.
+BARE_GRPC = r"""
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import grpc
+from tensorflow_serving.apis import predict_pb2
+answer = predict_pb2.PredictResponse()
+answer.model_spec.name = "mlp"
+answer.outputs["probabilities"].float_val.extend([0.1] * 10)
+ANSWER = answer.SerializeToString()
+handler = grpc.method_handlers_generic_handler(
+    "tensorflow.serving.PredictionService",
+    {"Predict": grpc.unary_unary_rpc_method_handler(lambda request, context: ANSWER)})
+server = grpc.server(ThreadPoolExecutor(16), handlers=[handler])
+server.add_insecure_port(f"127.0.0.1:{sys.argv[1]}")
+server.start()
+server.wait_for_termination()
 """
 
 # The server-side cost of one gRPC Predict, phase by phase, through the server's own code.
@@ -166,11 +189,32 @@ def cost_split(base_path: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def ceilings() -> list[dict]:
+    """Both stacks with no model at C=32, each measured by the client that measures it served."""
+    grpc_port, rest_port = harness.free_port(), harness.free_port()
+    with harness.process_on_core([sys.executable, "-c", BARE_GRPC, str(grpc_port)], grpc_port):
+        grpc_result = grpc_loadgen(grpc_port, 32)
+    with harness.process_on_core([sys.executable, "-c", BARE_ASGI, str(rest_port)],
+                                 f"http://127.0.0.1:{rest_port}/ready"):
+        rest_result = harness.loadgen(f"http://127.0.0.1:{rest_port}/v1/models/mlp:predict", BODY,
+                                      concurrency=32)
+    return [_row(f"{variant} ceiling (no model)", 32, result)
+            for variant, result in (("rest", rest_result), ("grpc", grpc_result))]
+
+
+def _row(variant: str, c: int, result: dict) -> dict:
+    if result.get("error_samples"):
+        print(f"{variant} C={c} errors: {result['error_samples']}")
+    return {"variant": variant, "C": c, "req/s": result["throughput_rps"],
+            "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"], "errors": result["errors"]}
+
+
 def run() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base = os.path.join(tmp, "mlp")
         models.mlp(base)
         split = cost_split(base)
+        bare = ceilings()
         grpc_port = harness.free_port()
         rows = []
         with harness.tfserve("--model_name=mlp", f"--model_base_path={base}", f"--port={grpc_port}") as port:
@@ -180,15 +224,14 @@ def run() -> dict:
                     "rest": harness.loadgen(url, BODY, concurrency=c, expect="predictions"),
                     "grpc": grpc_loadgen(grpc_port, c),
                 }
-                for variant, result in results.items():
-                    if result.get("error_samples"):
-                        print(f"{variant} C={c} errors: {result['error_samples']}")
-                    rows.append({"variant": variant, "C": c, "req/s": result["throughput_rps"],
-                                 "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
-                                 "errors": result["errors"]})
+                rows += [_row(variant, c, result) for variant, result in results.items()]
+    rows += bare
     by = {(r["variant"], r["C"]): r for r in rows}
     summary = {
         **{f"grpc_over_rest_c{c}": by["grpc", c]["req/s"] / by["rest", c]["req/s"] for c in CONCURRENCY},
+        "grpc_ceiling_over_rest_ceiling": (
+            by["grpc ceiling (no model)", 32]["req/s"] / by["rest ceiling (no model)", 32]["req/s"]
+        ),
         **{f"grpc_{k}": round(v, 1) for k, v in split.items()},
         "errors": sum(r["errors"] for r in rows),
     }

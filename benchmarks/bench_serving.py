@@ -73,29 +73,8 @@ def raw_call(version_dir: str) -> dict:
 def empty_round_trip() -> dict:
     null_server = os.path.join(os.path.dirname(harness.LOADGEN), "null_server.py")
     port = harness.free_port()
-    url = f"http://127.0.0.1:{port}/"
-    process = subprocess.Popen([*harness.pinned(0), sys.executable, null_server, "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_port(port)
-        return harness.loadgen(url, BODY, concurrency=1, duration=4)
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _wait_port(port: int) -> None:
-    import socket
-    import time
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(port)
+    with harness.process_on_core([sys.executable, null_server, "--port", str(port)], port):
+        return harness.loadgen(f"http://127.0.0.1:{port}/", BODY, concurrency=1, duration=4)
 
 
 def run() -> dict:

@@ -68,11 +68,27 @@ def tfserve(*flags: str, core: int = 0):
             process.kill()
 
 
+def wait_port(port: int, timeout: float = 60.0) -> None:
+    """Until something accepts connections on ``127.0.0.1:port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"port {port} not open after {timeout}s")
+
+
 @contextmanager
-def process_on_core(cmd: list[str], ready_url: str, core: int = 0):
+def process_on_core(cmd: list[str], ready: str | int, core: int = 0):
+    """A process pinned to ``core``, yielded once ``ready`` (a URL answering 200, or a port) is."""
     process = subprocess.Popen([*pinned(core), *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_http(ready_url, expect_status=200)
+        if isinstance(ready, int):
+            wait_port(ready)
+        else:
+            wait_http(ready, expect_status=200)
         yield
     finally:
         process.terminate()
