@@ -493,11 +493,12 @@ class BatchScheduler:
         """TF Serving's ``batching_session`` series, labelled with the model and signature."""
         observe, labels = self.metrics.observe, queue.labels
         queuing = {**labels, "thread_pool_name": queue.options.thread_pool_name}
-        for wait, task in zip(waits, tasks, strict=True):
-            observe(SERIES + "queuing_latency", queuing, wait * 1e6, buckets=QUEUING_BUCKETS_US,
-                    doc="Distribution of wall time spent (in microseconds) in queuing")
-            observe(SERIES + "input_batch_size", labels, task.rows, buckets=SIZE_BUCKETS,
-                    doc="Tracks the batch size distribution on the inputs.")
+        self.metrics.observe_all(SERIES + "queuing_latency", queuing, [w * 1e6 for w in waits],
+                                 buckets=QUEUING_BUCKETS_US,
+                                 doc="Distribution of wall time spent (in microseconds) in queuing")
+        self.metrics.observe_all(SERIES + "input_batch_size", labels, [t.rows for t in tasks],
+                                 buckets=SIZE_BUCKETS,
+                                 doc="Tracks the batch size distribution on the inputs.")
         observe(SERIES + "processed_batch_size", labels, size, buckets=SIZE_BUCKETS,
                 doc="Tracks the batch size distribution on processing.")
         observe(SERIES + "padding_size", {**labels, "execution_batch_size": str(size)}, padding,

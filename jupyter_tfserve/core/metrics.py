@@ -69,6 +69,10 @@ class ServingMetrics:
             self._counters[name][key] += value
 
     def observe(self, name: str, labels: dict[str, str], value: float, buckets=LATENCY_BUCKETS_US, doc: str = "") -> None:
+        self.observe_all(name, labels, (value,), buckets, doc)
+
+    def observe_all(self, name: str, labels: dict[str, str], values, buckets=LATENCY_BUCKETS_US, doc: str = "") -> None:
+        """Several observations of one series under one lock (a batch's per-request values)."""
         key = tuple(labels.values())
         with self._lock:
             self._label_names.setdefault(name, tuple(labels))
@@ -78,7 +82,8 @@ class ServingMetrics:
             histogram = series.get(key)
             if histogram is None:
                 histogram = series[key] = _Histogram(buckets)
-            histogram.observe(value)
+            for value in values:
+                histogram.observe(value)
 
     def observe_request(self, model_name: str, api: str, entrypoint: str, status: str, seconds: float) -> None:
         """One finished request: TF Serving's request_count and request_latency (microseconds)."""

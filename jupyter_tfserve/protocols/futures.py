@@ -15,7 +15,7 @@ import asyncio
 import threading
 import weakref
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 
 _bridges: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _bridges_lock = threading.Lock()
@@ -68,14 +68,14 @@ class _Bridge:
             waiter, future = inbox.popleft()
             if waiter.done():
                 continue
-            if future.cancelled():
+            try:  # one look at the settled future: each accessor takes its lock
+                result = future.result()
+            except CancelledError:
                 waiter.cancel()
-                continue
-            error = future.exception()
-            if error is None:
-                waiter.set_result(future.result())
-            else:
+            except BaseException as error:  # noqa: BLE001 - handed to the awaiting request
                 waiter.set_exception(error)
+            else:
+                waiter.set_result(result)
 
 
 class Deadlines:
