@@ -19,6 +19,7 @@ def export_half_plus_two(base_path: str, version: int = 1) -> str:
     path = os.path.join(base_path, str(version))
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return path
+    from .core.native_logs import quiet_python_logs
     from .core.servable import tensorflow
 
     tf = tensorflow()
@@ -35,7 +36,8 @@ def export_half_plus_two(base_path: str, version: int = 1) -> str:
 
     module = HalfPlusTwo()
     staging = f"{path}.tmp-{os.getpid()}"
-    tf.saved_model.save(module, staging, signatures={"serving_default": module.serve})
+    with quiet_python_logs():
+        tf.saved_model.save(module, staging, signatures={"serving_default": module.serve})
     os.replace(staging, path)  # atomic: the file-system poller never sees half a model
     return path
 

@@ -41,10 +41,11 @@ def wait_until(predicate, timeout: float = TIMEOUT, interval: float = 0.05) -> b
 
 
 class Tfserve:
-    """``python -m jupyter_tfserve.cli ...`` on a free REST port (gRPC off), stopped with SIGTERM."""
+    """``python -m jupyter_tfserve.cli [subcommand] ...`` on a free REST port (gRPC off), stopped with SIGTERM."""
 
-    def __init__(self, args: list[str], log_path: Path):
+    def __init__(self, args: list[str], log_path: Path, subcommand: tuple[str, ...] = ()):
         self.args = args
+        self.subcommand = subcommand
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
         self.url = ""
@@ -61,6 +62,7 @@ class Tfserve:
                         sys.executable,
                         "-m",
                         "jupyter_tfserve.cli",
+                        *self.subcommand,
                         "--port=0",
                         f"--rest_api_port={port}",
                         *self.args,
@@ -190,6 +192,28 @@ def write_config(path: Path, models: dict[str, str]) -> None:
 
 
 # ---------------------------------------------------------------------- tests
+def test_tfserve_demo_exports_and_serves_what_the_readme_promises(tmp_path):
+    base = tmp_path / "half_plus_two"
+    server = Tfserve([f"--model_base_path={base}"], tmp_path / "demo.log", ("demo",)).start()
+    try:
+        reply = requests.post(
+            server.url + "/v1/models/half_plus_two:predict",
+            data='{"instances": [1.0, 2.0, 5.0]}',
+            timeout=TIMEOUT,
+        )
+        assert reply.status_code == 200
+        assert reply.json() == {"predictions": [2.5, 3.0, 4.5]}
+        assert wait_until(lambda: "Press Ctrl+C to stop." in server.log())
+    finally:
+        assert server.stop() == 0
+    assert (base / "1" / "saved_model.pb").is_file()
+    log = server.log()
+    assert f"curl -d '{{\"instances\": [1.0, 2.0, 5.0]}}' -X POST {server.url.replace('127.0.0.1', 'localhost')}/v1/models/half_plus_two:predict" in log
+    # The user sees our lines only: no TensorFlow INFO records from exporting or loading.
+    assert "INFO tensorflow" not in log and "INFO absl" not in log, log
+    assert not any(line[:1] in "IW" and line[1:5].isdigit() for line in log.splitlines()), log
+
+
 def test_quickstart_with_the_tfserve_command(launch, model_store, tmp_path):
     base = copy_model(model_store["half_plus_two"], tmp_path / "half_plus_two")
     server = launch("--model_name=half_plus_two", f"--model_base_path={base}")

@@ -15,6 +15,7 @@ other threads' output (a Jupyter server's log) is neither lost nor held back.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -33,6 +34,25 @@ def min_log_level() -> int:
         return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
     except ValueError:
         return 0
+
+
+@contextlib.contextmanager
+def quiet_python_logs(names: tuple[str, ...] = ("tensorflow", "absl")):
+    """TensorFlow's Python loggers at WARNING or above for the block.
+
+    Saving a SavedModel logs INFO records ("Assets written to ...", "Function
+    ... contains input name(s) ... renamed") that say nothing to someone who
+    asked us to export; the caller reports its own progress. Warnings pass.
+    """
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -23,9 +23,7 @@ Given a sample, the staging copy is also:
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import logging
 import os
 import re
 import shutil
@@ -36,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core import source
+from ..core.native_logs import quiet_python_logs
 from ..core.signatures import DEFAULT_SIGNATURE, SignatureInfo
 from ..paths import default_models_root
 from . import data as data_lib
@@ -164,7 +163,7 @@ def export(
     staging = os.path.join(base_path, f".export-{uuid.uuid4().hex[:12]}")
     try:
         report(0.2, "writing SavedModel")
-        with _quiet_tensorflow():
+        with quiet_python_logs():
             plan.save(staging)
         from ..core.servable import read_meta_graph
 
@@ -227,18 +226,6 @@ def synthetic_inputs(signature: SignatureInfo) -> dict[str, np.ndarray] | None:
         shape = (SYNTHETIC_ROWS, *spec.shape[1:]) if spec.shape else ()
         inputs[alias] = rng.random(shape).astype(dtype) if dtype.kind == "f" else np.zeros(shape, dtype)
     return inputs
-
-
-@contextlib.contextmanager
-def _quiet_tensorflow():
-    """TensorFlow logs an INFO line per SavedModel written; the export reports its own progress."""
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _publish(staging: str, base_path: str, version: int | None) -> int:
