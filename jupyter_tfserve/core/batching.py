@@ -491,18 +491,17 @@ class BatchScheduler:
 
     def _export(self, queue, tasks, waits, size, padding) -> None:
         """TF Serving's ``batching_session`` series, labelled with the model and signature."""
-        observe, labels = self.metrics.observe, queue.labels
+        metrics, labels = self.metrics, queue.labels
         queuing = {**labels, "thread_pool_name": queue.options.thread_pool_name}
-        self.metrics.observe_all(SERIES + "queuing_latency", queuing, [w * 1e6 for w in waits],
-                                 buckets=QUEUING_BUCKETS_US,
-                                 doc="Distribution of wall time spent (in microseconds) in queuing")
-        self.metrics.observe_all(SERIES + "input_batch_size", labels, [t.rows for t in tasks],
-                                 buckets=SIZE_BUCKETS,
-                                 doc="Tracks the batch size distribution on the inputs.")
-        observe(SERIES + "processed_batch_size", labels, size, buckets=SIZE_BUCKETS,
-                doc="Tracks the batch size distribution on processing.")
-        observe(SERIES + "padding_size", {**labels, "execution_batch_size": str(size)}, padding,
-                buckets=SIZE_BUCKETS, doc="Tracks the padding size distribution on batches.")
+        metrics.observe_all(SERIES + "queuing_latency", queuing, [w * 1e6 for w in waits],
+                            buckets=QUEUING_BUCKETS_US,
+                            doc="Distribution of wall time spent (in microseconds) in queuing")
+        metrics.observe_all(SERIES + "input_batch_size", labels, [t.rows for t in tasks],
+                            buckets=SIZE_BUCKETS, doc="Tracks the batch size distribution on the inputs.")
+        metrics.observe(SERIES + "processed_batch_size", labels, size, buckets=SIZE_BUCKETS,
+                        doc="Tracks the batch size distribution on processing.")
+        metrics.observe(SERIES + "padding_size", {**labels, "execution_batch_size": str(size)}, padding,
+                        buckets=SIZE_BUCKETS, doc="Tracks the padding size distribution on batches.")
 
     # ------------------------------------------------------------------ parameters
     def prepare(self, model_name: str, version: int, path: str) -> None:
