@@ -4,8 +4,13 @@ import os
 
 # TensorFlow's C++ logging stays out of users' terminals unless they ask for it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# gRPC's C core warns about fork() when a kernel runs `!` commands while gRPC threads are busy.
+# gRPC's C core logs only errors.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+# A kernel serving gRPC still runs `!` commands, which fork and close fds before exec. gRPC's
+# fork handlers restart its poller in the child, which then dies on the closed epoll fd
+# ("epoll_wait error: Bad file descriptor", grpc/grpc#43055): about 1 `!curl` in 250 printed
+# that line instead of its output. Without the handlers a child gRPC is never used in is safe.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 __version__ = "0.1.0"
 

@@ -787,3 +787,40 @@ def test_ssl_config_problems_stop_the_start(tmp_path, model_repo, pki):
     garbage.write_text("server_key: [unterminated")
     with pytest.raises(ServingError, match="Error parsing text-format .*SSLConfig"):
         start_server(model_config(hpt=base), ssl_config_file=str(garbage))
+
+
+FORKS_WHILE_SERVING = r"""
+import os, sys, time
+import jupyter_tfserve  # first, as in a kernel that loaded the extension before anything used gRPC
+from jupyter_tfserve.server import ModelServer, ServerOptions
+
+options = ServerOptions(port=int(sys.argv[2]), rest_api_port=0, model_name="hpt",
+                        model_base_path=sys.argv[1], enable_model_warmup=False)
+server = ModelServer(options).start()
+crashed = 0
+for _ in range(200):
+    pid = os.fork()
+    if pid == 0:  # what a shell escape does: close every inherited fd, then exec
+        try:
+            os.closerange(3, 4096)
+            time.sleep(0.001)
+            os.execv("/bin/true", ["true"])
+        finally:
+            os._exit(127)
+    crashed += os.waitpid(pid, 0)[1] != 0
+server.stop()
+print("crashed", crashed)
+"""
+
+
+def test_a_process_serving_grpc_can_fork_and_exec(model_repo):
+    """A kernel hosting the server runs `!` commands; gRPC's fork handlers used to kill ~1 child in 3 here."""
+    import subprocess
+    import sys
+
+    base = model_repo("half_plus_two", "hpt")
+    run = subprocess.run([sys.executable, "-c", FORKS_WHILE_SERVING, base, str(free_port())],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().splitlines()[-1] == "crashed 0", run.stderr[-3000:]
+    assert "Bad file descriptor" not in run.stderr
