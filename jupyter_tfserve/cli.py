@@ -76,6 +76,12 @@ def build_parser(prog: str = "tfserve") -> argparse.ArgumentParser:
     flag("enable_batching", False, "batch requests server-side")
     flag("batching_parameters_file", "", "BatchingParameters text proto")
     flag("enable_per_model_batching_parameters", False, "read batching_params.pbtxt from each SavedModel")
+    flag(
+        "enable_signature_method_name_check",
+        False,
+        "require classify/regress signatures to carry those method names "
+        "(off: TF2 exports name every signature predict)",
+    )
     add("--version", action="version", version=f"tfserve {__version__}")
     return parser
 

@@ -80,6 +80,7 @@ class ServerOptions:
     batching_parameters_file: str = ""
     enable_per_model_batching_parameters: bool = False
     num_inference_threads: int = 0
+    enable_signature_method_name_check: bool = False
     extra: dict = field(default_factory=dict)
 
     def model_server_config(self) -> ModelServerConfig:
@@ -137,7 +138,12 @@ class ModelServer:
         )
         self.batcher = self._batcher() if self.options.enable_batching else None
         self.service = InferenceService(
-            self.manager, self.executor, batcher=self.batcher, metrics=self.metrics, max_concurrent_runs=threads
+            self.manager,
+            self.executor,
+            batcher=self.batcher,
+            metrics=self.metrics,
+            max_concurrent_runs=threads,
+            check_signature_method_name=self.options.enable_signature_method_name_check,
         )
         self.monitoring = self.options.monitoring_config()
         self.started_at: float | None = None
@@ -175,7 +181,12 @@ class ModelServer:
         loaded = servable_lib.load_servable(name, version, path, tags)
         if self.options.enable_model_warmup:
             try:
-                warmup(loaded, self.options.num_request_iterations_for_warmup, self.metrics)
+                warmup(
+                    loaded,
+                    self.options.num_request_iterations_for_warmup,
+                    self.metrics,
+                    check_signature_method_name=self.options.enable_signature_method_name_check,
+                )
             except Exception:
                 loaded.close()
                 raise

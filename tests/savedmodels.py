@@ -72,6 +72,68 @@ def half_plus_two_tf1(base_path, version: int = 1) -> str:
     return path
 
 
+def half_plus_two_tf2_examples(base_path, version: int = 1) -> str:
+    """TF2 export like TF Serving's ``saved_model_half_plus_two_tf2_cpu``: y = 0.5x + 2.
+
+    ``serving_default`` takes x float32 [-1, 1]; ``classify_x_to_y`` (output ``scores``) and
+    ``regress_x_to_y`` (output ``outputs``) take serialized tf.Examples with a float ``x``.
+    ``tf.saved_model.save`` names all three methods ``tensorflow/serving/predict``.
+    """
+
+    class HalfPlusTwo(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = tf.Variable(0.5)
+            self.b = tf.Variable(2.0)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+        def predict(self, x):
+            return {"y": self.a * x + self.b}
+
+        def _from_examples(self, serialized):
+            x = tf.io.parse_example(serialized, {"x": tf.io.FixedLenFeature([1], tf.float32)})["x"]
+            return self.a * x + self.b
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def classify(self, inputs):
+            return {"scores": self._from_examples(inputs)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def regress(self, inputs):
+            return {"outputs": self._from_examples(inputs)}
+
+    module = HalfPlusTwo()
+    path = _version_dir(base_path, version)
+    signatures = {
+        "serving_default": module.predict,
+        "classify_x_to_y": module.classify,
+        "regress_x_to_y": module.regress,
+    }
+    tf.saved_model.save(module, path, signatures=signatures)
+    return path
+
+
+def half_plus_three_tf1(base_path, version: int = 1) -> str:
+    """TF1 Builder export of y = 0.5x + 3 with x a [?, 1] placeholder, like TF Serving's
+    ``saved_model_half_plus_three``; reference variables make ``tf.saved_model.load`` refuse it."""
+    path = _version_dir(base_path, version)
+    graph = tf.Graph()
+    with graph.as_default():
+        a = tf.compat.v1.Variable(0.5, name="a", use_resource=False)
+        b = tf.compat.v1.Variable(3.0, name="b", use_resource=False)
+        x = tf.compat.v1.placeholder(tf.float32, shape=[None, 1], name="x")
+        y = tf.add(a * x, b, name="y")
+        predict = tf.compat.v1.saved_model.signature_def_utils.predict_signature_def({"x": x}, {"y": y})
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            builder = tf.compat.v1.saved_model.Builder(path)
+            builder.add_meta_graph_and_variables(
+                session, [tf.compat.v1.saved_model.SERVING], signature_def_map={"serving_default": predict}
+            )
+            builder.save()
+    return path
+
+
 def multi_io(base_path, version: int = 1) -> str:
     """Two inputs (a: float32 [-1, 2], b: int64 [-1]) and two outputs (sum: float32 [-1], doubled_b: int64 [-1])."""
 

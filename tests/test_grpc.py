@@ -372,8 +372,7 @@ BAD_REQUESTS = {
                                   "Input is empty."),
     "classify on a predict signature": (
         "Classify", _classify_predict_signature, StatusCode.INVALID_ARGUMENT,
-        "Expected classification signature method_name to be tensorflow/serving/classify. "
-        "Was: tensorflow/serving/predict"),
+        "Expected classification signature outputs to contain at least one of classes or scores."),
     "metadata without field": ("GetModelMetadata", _metadata, StatusCode.INVALID_ARGUMENT,
                                "GetModelMetadataRequest must specify at least one metadata_field"),
     "metadata unsupported field": ("GetModelMetadata", lambda: _metadata("signature_def", "graph"),

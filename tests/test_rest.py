@@ -461,7 +461,7 @@ ERRORS = [
         HPT + ":classify",
         '{"examples": [{"x": 1.0}]}',
         400,
-        "Expected classification signature method_name ...",
+        "Expected classification signature outputs to contain at least one of classes or scores.",
     ),
     ("POST", "/v1/models/multi_io:predict", '{"inputs": {"a": [[1.0, 2.0]]}}', 400, "..."),
 ]

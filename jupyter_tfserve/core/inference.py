@@ -90,8 +90,12 @@ class InferenceService:
         batcher=None,
         metrics=None,
         max_concurrent_runs: int = 4,
+        check_signature_method_name: bool = False,
     ):
         self.manager = manager
+        # TF Serving's --enable_signature_method_name_check (off by default: TF2 exports
+        # label every signature tensorflow/serving/predict, classify and regress ones too).
+        self.check_signature_method_name = check_signature_method_name
         self.executor = executor
         self.batcher = batcher
         self.metrics = metrics
@@ -129,7 +133,9 @@ class InferenceService:
     def classify(self, target: Target, examples: list[bytes], *, inline: bool = False) -> Future:
         """Future of a :class:`Classification` for serialized tf.Examples."""
         signature = target.signature
-        input_alias = example_input_alias(signature, CLASSIFY_METHOD, "classification")
+        input_alias = example_input_alias(
+            signature, CLASSIFY_METHOD, check_method_name=self.check_signature_method_name
+        )
         if not any(k in signature.outputs for k in ("classes", "scores")):
             raise invalid_argument(
                 "Expected classification signature outputs to contain at least one of classes or scores."
@@ -140,7 +146,9 @@ class InferenceService:
     def regress(self, target: Target, examples: list[bytes], *, inline: bool = False) -> Future:
         """Future of a 1-D float array, one value per example."""
         signature = target.signature
-        input_alias = example_input_alias(signature, REGRESS_METHOD, "regression")
+        input_alias = example_input_alias(
+            signature, REGRESS_METHOD, check_method_name=self.check_signature_method_name
+        )
         if "outputs" not in signature.outputs:
             raise invalid_argument("No regression outputs found in signature.")
         future = self._submit(target, {input_alias: example_array(examples)}, ["outputs"], inline)
@@ -224,9 +232,14 @@ def _dtype_label(datatype: int) -> str:
     return tensors.datatype_name(datatype).removeprefix("DT_").lower()
 
 
-def example_input_alias(signature: SignatureInfo, method: str, kind: str) -> str:
-    """The single serialized-tf.Example input of a classify/regress signature."""
-    if signature.method_name != method:
+def example_input_alias(signature: SignatureInfo, method: str, *, check_method_name: bool) -> str:
+    """The single serialized-tf.Example input of a classify/regress signature.
+
+    As in TF Serving, the signature's ``method_name`` must match the call only with
+    ``--enable_signature_method_name_check``; otherwise its inputs and outputs decide.
+    """
+    kind = "classification" if method == CLASSIFY_METHOD else "regression"
+    if check_method_name and signature.method_name != method:
         raise invalid_argument(
             f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}"
         )

@@ -226,25 +226,35 @@ def _flat_call(fn):
 
 
 class _SessionRunner:
-    """Runs TF1 signatures through ``Session`` callables built once per (signature, outputs)."""
+    """Runs TF1 signatures through session callables built once per (signature, inputs, outputs).
+
+    The callables come from ``CallableOptions`` (``Session._make_callable_from_options``),
+    which run with C++ ``Session::Run`` semantics as TF Serving does: a fed tensor's shape
+    is not checked against its placeholder's static shape (``x`` of shape ``[1]`` runs on a
+    ``[?, 1]`` placeholder). ``Session.make_callable`` and ``session.run`` add Python's
+    check, which refuses requests TF Serving answers. Inputs arrive in the signature's
+    dtypes already (validated by the inference path), so no conversion is needed here.
+    """
 
     kind = "tf1"
 
     def __init__(self, graph, session):
         self._graph = graph
         self._session = session
-        self._callables: dict[tuple, tuple] = {}
+        self._callables: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
     def _callable(self, signature, input_aliases, aliases):
         key = (signature.name, tuple(input_aliases), tuple(aliases))
         entry = self._callables.get(key)
         if entry is None:
+            from tensorflow.core.protobuf import config_pb2
+
+            options = config_pb2.CallableOptions()
+            options.feed.extend(signature.inputs[a].tensor_name for a in input_aliases)
+            options.fetch.extend(signature.outputs[a].tensor_name for a in aliases)
             with self._lock:
-                get = self._graph.get_tensor_by_name
-                feeds = [get(signature.inputs[a].tensor_name) for a in input_aliases]
-                fetches = [get(signature.outputs[a].tensor_name) for a in aliases]
-                entry = self._session.make_callable(fetches, feed_list=feeds)
+                entry = self._session._make_callable_from_options(options)
                 self._callables[key] = entry
         return entry
 

@@ -44,8 +44,13 @@ def read_warmup_records(path: str) -> list:
     return logs
 
 
-def warmup(servable: Servable, iterations: int = 1, metrics=None) -> int:
-    """Replay the version's warmup records; returns how many were replayed (0 when there is no file)."""
+def warmup(
+    servable: Servable, iterations: int = 1, metrics=None, *, check_signature_method_name: bool = False
+) -> int:
+    """Replay the version's warmup records; returns how many were replayed (0 when there is no file).
+
+    Classify and regress records follow the server's ``--enable_signature_method_name_check``.
+    """
     path = warmup_path(servable.path)
     if not os.path.exists(path):
         return 0
@@ -59,7 +64,7 @@ def warmup(servable: Servable, iterations: int = 1, metrics=None) -> int:
     for log in logs:
         for _ in range(max(1, iterations)):
             try:
-                _replay(servable, log)
+                _replay(servable, log, check_signature_method_name)
             except ServingError as exc:
                 raise ServingError(
                     exc.code, f"Warmup failed for {servable.name} version {servable.version}: {exc.message}"
@@ -74,7 +79,7 @@ def warmup(servable: Servable, iterations: int = 1, metrics=None) -> int:
     return len(logs)
 
 
-def _replay(servable: Servable, log) -> None:
+def _replay(servable: Servable, log, check_method_name: bool) -> None:
     kind = log.WhichOneof("log_type")
     if kind == "predict_log":
         request = log.predict_log.request
@@ -85,18 +90,19 @@ def _replay(servable: Servable, log) -> None:
     elif kind in ("classify_log", "regress_log"):
         request = getattr(log, kind).request
         method = CLASSIFY_METHOD if kind == "classify_log" else REGRESS_METHOD
-        _run_examples(servable, request.model_spec.signature_name, request.input, method)
+        _run_examples(servable, request.model_spec.signature_name, request.input, method, check_method_name)
     elif kind == "multi_inference_log":
         request = log.multi_inference_log.request
         for task in request.tasks:
             method = CLASSIFY_METHOD if task.method_name == CLASSIFY_METHOD else REGRESS_METHOD
-            _run_examples(servable, task.model_spec.signature_name, request.input, method)
+            _run_examples(servable, task.model_spec.signature_name, request.input, method, check_method_name)
     else:
         raise ServingError(Code.UNIMPLEMENTED, f"Unsupported log_type for warmup: {kind}")
 
 
-def _run_examples(servable: Servable, signature_name: str, input_proto, method: str) -> None:
+def _run_examples(
+    servable: Servable, signature_name: str, input_proto, method: str, check_method_name: bool
+) -> None:
     signature = servable.signature(signature_name or DEFAULT_SIGNATURE)
-    kind = "classification" if method == CLASSIFY_METHOD else "regression"
-    alias = example_input_alias(signature, method, kind)
+    alias = example_input_alias(signature, method, check_method_name=check_method_name)
     servable.run(signature.name, {alias: example_array(tensors.input_to_serialized_examples(input_proto))})

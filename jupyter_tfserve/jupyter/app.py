@@ -92,6 +92,12 @@ class TFServe(ExtensionApp):
     enable_per_model_batching_parameters = Bool(
         False, config=True, help="Read batching_params.pbtxt from each SavedModel (needs enable_batching)."
     )
+    enable_signature_method_name_check = Bool(
+        False,
+        config=True,
+        help="Require classify/regress signatures to carry those method names, as TF Serving's "
+        "--enable_signature_method_name_check does (off: TF2 exports name every signature predict).",
+    )
     server_options = Dict(
         config=True,
         help="Further ModelServer options by TF Serving flag name, "
@@ -142,6 +148,7 @@ class TFServe(ExtensionApp):
                 "batching_parameters_file": self.batching_parameters_file if enable_batching else "",
                 "enable_per_model_batching_parameters": self.enable_per_model_batching_parameters
                 and enable_batching,
+                "enable_signature_method_name_check": self.enable_signature_method_name_check,
             }
         )
 

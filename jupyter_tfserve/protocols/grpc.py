@@ -237,7 +237,7 @@ class PredictionService:
         tasks = list(request.tasks)
         spec = _spec(tasks[0].model_spec if tasks else model_pb2.ModelSpec())
         with self.manager.acquire(spec.name, spec.version, spec.label) as handle:
-            targets = _multi_inference_targets(handle, tasks)
+            targets = _multi_inference_targets(handle, tasks, self.service.check_signature_method_name)
             examples = self._examples(handle.model_name, request.input)
             # Submitted together, so batched signatures can run side by side.
             pending = [
@@ -295,7 +295,7 @@ def predict_response(target: Target, outputs: dict) -> predict_pb2.PredictRespon
     return response
 
 
-def _multi_inference_targets(handle, tasks) -> list[Target]:
+def _multi_inference_targets(handle, tasks, check_method_name: bool) -> list[Target]:
     """Validate every task before anything runs, with TF Serving's MultiInference wording."""
     targets: list[Target] = []
     seen: set[str] = set()
@@ -313,16 +313,17 @@ def _multi_inference_targets(handle, tasks) -> list[Target]:
         signature = handle.servable.signatures.get(signature_name)
         if signature is None:
             raise invalid_argument(f"Requested signature not found in model graph: {signature_name}")
-        if task.method_name == CLASSIFY_METHOD:
-            alias = example_input_alias(signature, CLASSIFY_METHOD, "classification")
-        elif task.method_name == REGRESS_METHOD:
-            alias = example_input_alias(signature, REGRESS_METHOD, "regression")
+        if task.method_name in (CLASSIFY_METHOD, REGRESS_METHOD):
+            alias = example_input_alias(signature, task.method_name, check_method_name=check_method_name)
         else:
             raise ServingError(Code.UNIMPLEMENTED, f"Unsupported signature method_name: {task.method_name}")
-        tensor_name = signature.inputs[alias].tensor_name
-        if input_tensor is not None and tensor_name != input_tensor:
-            raise invalid_argument("Input tensor must be the same for all Signatures.")
-        input_tensor = tensor_name
+        # A TF1 session is fed once for every task, so TF Serving wants one input tensor; TF2
+        # signatures are separate functions, each given the same examples (its TFRT path).
+        if handle.servable.loader == "tf1":
+            tensor_name = signature.inputs[alias].tensor_name
+            if input_tensor is not None and tensor_name != input_tensor:
+                raise invalid_argument("Input tensor must be the same for all Signatures.")
+            input_tensor = tensor_name
         targets.append(Target(handle, signature))
     return targets
 
