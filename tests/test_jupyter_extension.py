@@ -643,3 +643,17 @@ async def test_a_malformed_config_file_leaves_jupyter_up_and_can_be_fixed(
     assert (await call(fetch, "POST", "api/config/reload", {})) == (200, {"models": ["hpt"]})
     await available(server, "hpt", 1)
     assert (await call(fetch, "GET", "api/info"))[1]["config_error"] == ""
+
+
+@pytest.fixture
+def method_name_check(tfserve_config):
+    tfserve_config["enable_signature_method_name_check"] = True
+
+
+async def test_the_signature_method_name_check_is_a_trait_off_by_default(jp_serverapp, extension):
+    assert extension.make_server_options().enable_signature_method_name_check is False
+
+
+async def test_the_signature_method_name_check_trait_reaches_the_server(method_name_check, extension):
+    server = await extension.host.server()
+    assert server.service.check_signature_method_name is True
