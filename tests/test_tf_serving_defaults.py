@@ -90,20 +90,21 @@ def checked(repository):
     served.close()
 
 
-def classify_request(name="tf2") -> classification_pb2.ClassificationRequest:
-    request = classification_pb2.ClassificationRequest()
-    request.model_spec.name = name
-    request.model_spec.signature_name = "classify_x_to_y"
+def examples_request(message, signature: str):
+    """A Classify or Regress request on the TF2 model, for examples x = 1 and x = 3."""
+    request = message()
+    request.model_spec.name = "tf2"
+    request.model_spec.signature_name = signature
     request.input.example_list.examples.extend(examples(1.0, 3.0))
     return request
 
 
-def regress_request(name="tf2") -> regression_pb2.RegressionRequest:
-    request = regression_pb2.RegressionRequest()
-    request.model_spec.name = name
-    request.model_spec.signature_name = "regress_x_to_y"
-    request.input.example_list.examples.extend(examples(1.0, 3.0))
-    return request
+def classify_request() -> classification_pb2.ClassificationRequest:
+    return examples_request(classification_pb2.ClassificationRequest, "classify_x_to_y")
+
+
+def regress_request() -> regression_pb2.RegressionRequest:
+    return examples_request(regression_pb2.RegressionRequest, "regress_x_to_y")
 
 
 def multi_inference_request() -> inference_pb2.MultiInferenceRequest:
