@@ -31,8 +31,8 @@ CHANGES_NEED_AUTH = (
     "API ({base_url}tfserve/api/...), or send Jupyter's token to its standalone port."
 )
 PORTS_NEED_TOKEN = (
-    "This port belongs to a Jupyter server: send its token ('Authorization: token <token>'; "
-    "'tfserve token' prints it), or set c.TFServe.ports_require_token = False."
+    "This port belongs to a Jupyter server: send its token ('Authorization: token <token>', "
+    "as kernels get it in $JUPYTER_TOKEN), or set c.TFServe.ports_require_token = False."
 )
 
 
