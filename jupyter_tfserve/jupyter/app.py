@@ -32,7 +32,7 @@ CHANGES_NEED_AUTH = (
 )
 PORTS_NEED_TOKEN = (
     "This port belongs to a Jupyter server: send its token ('Authorization: token <token>', "
-    "as kernels get it in $JUPYTER_TOKEN), or set c.TFServe.ports_require_token = False."
+    "which kernels get as $TFSERVE_TOKEN), or set c.TFServe.ports_require_token = False."
 )
 
 
