@@ -58,6 +58,11 @@ def build_parser(prog: str = "tfserve") -> argparse.ArgumentParser:
     flag("rest_api_num_threads", 0, "REST handler threads (accepted for compatibility)")
     flag("rest_api_timeout_in_ms", 30000, "timeout for REST requests")
     flag("rest_api_enable_cors_support", False, "answer CORS preflight and add CORS headers")
+    flag("auth_token_file", "", "file holding a bearer token that REST and gRPC then require "
+         "(all but health and readiness); also enables /tfserve/api changes for token holders")
+    flag("enable_management_api", False, "accept /tfserve/api changes without a token (loopback only is wise)")
+    flag("rest_api_allowed_hosts", "", "comma-separated further Host names the REST port answers to "
+         "(besides loopback names and the bind address)")
     flag("model_name", "default", "name of the model served with --model_base_path")
     flag("model_base_path", "", "absolute path of a model's version directories")
     flag("model_config_file", "", "ModelServerConfig text proto (models.config)")

@@ -5,6 +5,9 @@ embedded server all build a :class:`ModelServer` and only differ in what they
 wire around it. The server owns:
 
 * the model manager (versions, labels, polling, loads),
+* the admin core, the one door for changes to what is served, with the
+  host's :class:`~.core.admin.ChangePolicy`,
+* the guard of its own ports (token, Host names, browser rules),
 * the inference service (the one path to a model run; batching plugs in here),
 * the metrics,
 * the REST application (transport-free) and its standalone HTTP front,
@@ -25,10 +28,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .core import servable as servable_lib
+from .core.admin import SERVER, Admin, ChangePolicy, ModelRoots
 from .core.config import (
     ModelServerConfig,
     MonitoringConfig,
@@ -40,6 +45,7 @@ from .core.manager import ModelManager
 from .core.metrics import ServingMetrics
 from .core.scheduling import mark_as_background_work
 from .core.status import invalid_argument
+from .paths import default_models_root
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,9 @@ class ServerOptions:
     enable_per_model_batching_parameters: bool = False
     num_inference_threads: int = 0
     enable_signature_method_name_check: bool = False
+    auth_token_file: str = ""
+    enable_management_api: bool = False
+    rest_api_allowed_hosts: str = ""
     extra: dict = field(default_factory=dict)
 
     def model_server_config(self) -> ModelServerConfig:
@@ -101,6 +110,55 @@ class ServerOptions:
         return MonitoringConfig()
 
 
+MANAGEMENT_OFF = (
+    "Changes through /tfserve/api are off on this server: start tfserve with --auth_token_file=<file> "
+    "(callers then send 'Authorization: Bearer <token>') or with --enable_management_api."
+)
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """What the host that builds a ModelServer decides, given once at construction.
+
+    ``policy``: who may change what is served, and from where (default: the
+    standalone server's, from its options). ``port_token``: the token the
+    server's own ports require (None: none, unless ``--auth_token_file`` names
+    one; "" refuses everything but health and readiness). ``name``, ``info``
+    and ``config_error`` describe the host in the management API's info.
+    """
+
+    name: str = "standalone"
+    policy: ChangePolicy | None = None
+    port_token: str | None = None
+    port_token_missing: str = ""
+    info: Callable[[], dict] | None = None
+    config_error: str = ""
+
+
+def standalone_policy(options: ServerOptions) -> ChangePolicy:
+    """TF Serving's rules for its own API (gRPC reload open), /tfserve/api changes only when enabled."""
+    open_doors = {"grpc"}
+    if options.enable_management_api:
+        open_doors.add("rest")
+    return ChangePolicy(
+        roots=ModelRoots(default_models_root(), restricted=False),
+        open_doors=frozenset(open_doors),
+        refusal=MANAGEMENT_OFF,
+    )
+
+
+def read_token_file(path: str) -> str:
+    """The bearer token in ``path`` (surrounding whitespace removed); an empty or unreadable file is an error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+    except OSError as exc:
+        raise invalid_argument(f"Could not read --auth_token_file {path}: {exc.strerror or exc}") from None
+    if not token:
+        raise invalid_argument(f"--auth_token_file {path} is empty")
+    return token
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop where it exists (about 1.5x the request rate of asyncio's loop here), asyncio elsewhere.
 
@@ -117,8 +175,15 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 class ModelServer:
-    def __init__(self, options: ServerOptions | None = None, *, config: ModelServerConfig | None = None):
+    def __init__(
+        self,
+        options: ServerOptions | None = None,
+        *,
+        config: ModelServerConfig | None = None,
+        host: HostSettings | None = None,
+    ):
         self.options = options or ServerOptions()
+        self.host = host or HostSettings()
         self._initial_config = config
         self.metrics = ServingMetrics()
         servable_lib.configure_tensorflow(
@@ -131,12 +196,20 @@ class ModelServer:
             load_retry_interval_seconds=self.options.load_retry_interval_micros / 1e6,
             allow_version_labels_for_unavailable_models=self.options.allow_version_labels_for_unavailable_models,
             on_load=self._on_load,
+            version_source=lambda name, base_path: self.admin.versions_of(name, base_path),
         )
         threads = self.options.num_inference_threads or max(4, (os.cpu_count() or 1) * 2)
         self.executor = ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="tfserve-infer", initializer=mark_as_background_work
         )
         self.batcher = self._batcher() if self.options.enable_batching else None
+        self.admin = Admin(
+            self.manager,
+            self.host.policy or standalone_policy(self.options),
+            batcher=self.batcher,
+            config_file=self.options.model_config_file,
+        )
+        self.guard = self._guard()
         self.service = InferenceService(
             self.manager,
             self.executor,
@@ -157,6 +230,19 @@ class ModelServer:
         from .protocols.rest import RestApp
 
         self.rest = RestApp(self)
+
+    def _guard(self):
+        from .protocols.access import PortGuard
+
+        token = self.host.port_token
+        if token is None and self.options.auth_token_file:
+            token = read_token_file(self.options.auth_token_file)
+        return PortGuard(
+            token,
+            bind_host=self.options.rest_api_host,
+            allowed_hosts=self.options.rest_api_allowed_hosts.split(","),
+            **({"missing": self.host.port_token_missing} if self.host.port_token_missing else {}),
+        )
 
     def _batcher(self):
         """The shared batch scheduler of ``--enable_batching`` (TF Serving's parameters file, or defaults)."""
@@ -203,7 +289,7 @@ class ModelServer:
         if config is None and (self.options.model_config_file or self.options.model_base_path):
             config = self.options.model_server_config()
         if config is not None:
-            self.manager.reload_config(config, wait_timeout=timeout if wait_for_models else None)
+            self.admin.reload(SERVER, config, wait_timeout=timeout if wait_for_models else None)
         self.manager.start()
         self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tfserve-io", daemon=True)
@@ -236,9 +322,6 @@ class ModelServer:
             self._fronts.append(front)
             self.grpc_port = front.port
 
-    def reload_config(self, config: ModelServerConfig, *, wait_timeout: float | None = 300.0) -> None:
-        self.manager.reload_config(config, wait_timeout=wait_timeout)
-
     def _poll_config(self) -> None:
         interval = self.options.model_config_file_poll_wait_seconds
         last = None
@@ -250,7 +333,7 @@ class ModelServer:
                 config = load_model_server_config(self.options.model_config_file)
                 if config != self.manager.config:
                     log.info("Reloading model config from %s", self.options.model_config_file)
-                    self.manager.reload_config(config, wait_timeout=None)
+                    self.admin.reload(SERVER, config)
                 last = mtime
             except Exception as exc:
                 # An unreadable or bad config leaves the current models serving.

@@ -36,6 +36,7 @@ def start_server(tmp_path, models: dict[str, str], policies: dict[str, str] | No
         f.write(model_config_text(models, policies))
     options.setdefault("file_system_poll_wait_seconds", 0.2)
     options.setdefault("max_num_load_retries", 0)
+    options.setdefault("enable_management_api", True)  # the notebook manages it, as it does its embedded server
     server = ModelServer(
         ServerOptions(port=free_port(), rest_api_port=free_port(), model_config_file=config, **options)
     )

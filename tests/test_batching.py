@@ -573,7 +573,7 @@ def start_server(tmp_path, base_path: str, name: str, parameters: str | None, **
         options["batching_parameters_file"] = str(tmp_path / "batching.txt")
     return ModelServer(ServerOptions(
         port=0, rest_api_port=0, model_name=name, model_base_path=base_path,
-        max_num_load_retries=0, file_system_poll_wait_seconds=0, **options,
+        max_num_load_retries=0, file_system_poll_wait_seconds=0, enable_management_api=True, **options,
     )).start()
 
 

@@ -154,6 +154,7 @@ def test_every_k8s_manifest_validates_for_the_stated_kubernetes_version(
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "NetworkPolicy",
     }
     for obj in objects.values():
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
@@ -169,6 +170,34 @@ def test_every_k8s_manifest_validates_for_the_stated_kubernetes_version(
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (for kustomize) not installed")
+def test_the_pod_runs_locked_down_and_only_labelled_pods_reach_its_ports(repo, tmp_path):
+    """Finding 6: no securityContext, and TF Serving's open gRPC reload reachable from every pod."""
+    out = tmp_path / "out"
+    deploy(repo, out_dir=out, pvc="models", client_label="team.example/model-client=yes")
+    objects = by_kind(load_dir(out))
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]} and security["runAsNonRoot"] is True
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    assert writable == {"/tmp"} and empty_dirs == {"tmp"}
+    policy = objects["NetworkPolicy"]
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+    assert policy["spec"]["podSelector"]["matchLabels"] == objects["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"team.example/model-client": "yes"}}}]
+    assert sorted(p["port"] for p in rule["ports"]) == [8500, 8501]
+    with pytest.raises(DeployError, match="client_label"):
+        deploy(repo, out_dir=tmp_path / "bad", pvc="models", client_label="no value")
+
+
 def test_kustomize_renders_the_directory_into_valid_objects(repo, tmp_path):
     out = tmp_path / "out"
     deploy(repo, out_dir=out, storage_uri="s3://bucket/models", namespace="serving")
@@ -176,7 +205,7 @@ def test_kustomize_renders_the_directory_into_valid_objects(repo, tmp_path):
         ["kubectl", "kustomize", str(out)], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
-    assert len(docs) == 5
+    assert len(docs) == 6  # with the NetworkPolicy
     for doc in docs:
         assert doc["metadata"]["namespace"] == "serving"
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -294,7 +323,7 @@ def test_storage_uri_becomes_each_models_base_path(repo, tmp_path):
         "gs://bucket/serving/counter",
     ]
     volumes = by_kind(load_dir(out))["Deployment"]["spec"]["template"]["spec"]["volumes"]
-    assert [v["name"] for v in volumes] == ["config"]
+    assert [v["name"] for v in volumes] == ["config", "tmp"]
     assert "STAGING_DIR" in report.sync_command
 
 

@@ -17,12 +17,14 @@ import threading
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+import grpc
 import pytest
 import yaml
 from jupyter_server.base.handlers import APIHandler
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 from ports import free_port, port_open
+from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 from tornado import routing
 from tornado.httpclient import AsyncHTTPClient
 
@@ -307,28 +309,107 @@ async def test_models_of_the_config_file_load_with_jupyter(config_file, jp_serve
     await available(await extension.host.server(), "hpt", 2)  # no request needed
 
 
-async def test_the_standalone_port_serves_tf_serving_and_reads_but_changes_need_jupyter(
-    standalone_ports, fetch, extension, hpt
+def reload_request(**models) -> model_management_pb2.ReloadConfigRequest:
+    """A gRPC ReloadConfigRequest serving ``name=base_path`` for each model."""
+    request = model_management_pb2.ReloadConfigRequest()
+    for name, base_path in models.items():
+        request.config.model_config_list.config.add(name=name, base_path=str(base_path), model_platform="tensorflow")
+    return request
+
+
+async def grpc_reload(port: int, request, token: str | None):
+    """HandleReloadConfigRequest on the standalone gRPC port, off the loop; (code, details)."""
+
+    def call():
+        metadata = (("authorization", f"token {token}"),) if token is not None else None
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+                    request, metadata=metadata, timeout=120
+                )
+            except grpc.RpcError as error:
+                return error.code(), error.details()
+            return grpc.StatusCode.OK, ""
+
+    return await asyncio.get_running_loop().run_in_executor(None, call)
+
+
+async def outside_rest(port: int, method: str, path: str, body=None, token: str | None = None):
+    """A request to the standalone REST port; (status, decoded JSON body)."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"token {token}"
+    response = await AsyncHTTPClient().fetch(
+        f"http://127.0.0.1:{port}{path}", method=method, body=body, headers=headers, raise_error=False,
+        allow_nonstandard_methods=True,
+    )
+    return response.code, json.loads(response.body)
+
+
+async def test_the_standalone_ports_need_jupyters_token_but_for_readiness(
+    standalone_ports, fetch, jp_serverapp, extension, hpt
+):
+    server = await extension.host.server()
+    token = jp_serverapp.identity_provider.token
+    assert (await call(fetch, "POST", "api/models", {"name": "hpt", "base_path": hpt}))[0] == 202
+    await available(server, "hpt", 2)
+    rest = standalone_ports["rest"]
+    predict = ("POST", "/v1/models/hpt:predict", json.dumps(INSTANCES))
+    for method, path, body in [predict, ("GET", "/v1/models/hpt", None), ("GET", "/tfserve/api/models", None),
+                               ("DELETE", "/tfserve/api/models/hpt", None)]:
+        status, answer = await outside_rest(rest, method, path, body)
+        assert status == 401 and "send its token" in answer["error"], (method, path, answer)
+        assert (await outside_rest(rest, method, path, body, token="wrong"))[0] == 401
+    assert (await outside_rest(rest, "GET", "/tfserve/api/ready"))[0] == 200  # probes need no token
+    assert await outside_rest(rest, *predict, token=token) == (200, {"predictions": [[2.5], [3.0], [4.5]]})
+    status, body = await outside_rest(rest, "GET", "/tfserve/api/models", token=token)
+    assert status == 200 and [m["name"] for m in body["models"]] == ["hpt"]
+    assert server.manager.model_names() == ["hpt"]
+
+
+async def test_grpc_reload_in_jupyter_needs_the_token_and_stays_in_the_roots(
+    standalone_ports, fetch, jp_serverapp, extension, hpt, outside, model_repo
+):
+    """Finding 1: an unauthenticated HandleReloadConfigRequest replaced the user's models with one from anywhere."""
+    server = await extension.host.server()
+    token = jp_serverapp.identity_provider.token
+    assert (await call(fetch, "POST", "api/models", {"name": "hpt", "base_path": hpt}))[0] == 202
+    await available(server, "hpt", 2)
+    port = standalone_ports["grpc"]
+
+    code, details = await grpc_reload(port, reload_request(evil=outside), token=None)
+    assert code == grpc.StatusCode.UNAUTHENTICATED and "send its token" in details
+    code, details = await grpc_reload(port, reload_request(evil=outside), token=token)
+    assert code == grpc.StatusCode.NOT_FOUND and "outside the model roots" in details
+    assert server.manager.model_names() == ["hpt"]  # refused: nothing changed
+
+    other = model_repo("half_plus_two", "other")
+    assert await grpc_reload(port, reload_request(other=other), token=token) == (grpc.StatusCode.OK, "")
+    assert server.manager.model_names() == ["other"]
+
+
+@pytest.fixture
+def open_ports(standalone_ports, tfserve_config):
+    tfserve_config["ports_require_token"] = False
+    return standalone_ports
+
+
+async def test_ports_require_token_off_gives_tf_servings_open_ports_within_the_roots(
+    open_ports, fetch, extension, hpt, outside, model_repo
 ):
     server = await extension.host.server()
     assert (await call(fetch, "POST", "api/models", {"name": "hpt", "base_path": hpt}))[0] == 202
     await available(server, "hpt", 2)
-    client = AsyncHTTPClient()
-    root = f"http://127.0.0.1:{standalone_ports['rest']}"
-
-    async def outside(method, path, body=None):
-        response = await client.fetch(root + path, method=method, body=body, raise_error=False)
-        return response.code, json.loads(response.body)
-
-    assert await outside("POST", "/v1/models/hpt:predict", json.dumps(INSTANCES)) == (
-        200, {"predictions": [[2.5], [3.0], [4.5]]}
-    )
-    status, body = await outside("GET", "/tfserve/api/models")
-    assert status == 200 and [m["name"] for m in body["models"]] == ["hpt"]
-    for method, path in [("DELETE", "/tfserve/api/models/hpt"), ("POST", "/tfserve/api/config/reload")]:
-        status, body = await outside(method, path, b"{}" if method == "POST" else None)
-        assert status == 403 and "through Jupyter's authenticated API" in body["error"]
+    rest = open_ports["rest"]
+    assert (await outside_rest(rest, "POST", "/v1/models/hpt:predict", json.dumps(INSTANCES)))[0] == 200
+    status, body = await outside_rest(rest, "DELETE", "/tfserve/api/models/hpt")
+    assert status == 403 and "through Jupyter's authenticated API" in body["error"]
+    code, details = await grpc_reload(open_ports["grpc"], reload_request(evil=outside), token=None)
+    assert code == grpc.StatusCode.NOT_FOUND and "outside the model roots" in details
     assert server.manager.model_names() == ["hpt"]
+    other = model_repo("half_plus_two", "other")
+    assert await grpc_reload(open_ports["grpc"], reload_request(other=other), token=None) == (grpc.StatusCode.OK, "")
+    assert server.manager.model_names() == ["other"]
 
 
 @pytest.mark.parametrize("endpoint", ["rest", "grpc"])
@@ -538,14 +619,36 @@ async def test_paths_outside_the_model_roots_are_forbidden(fetch, extension, mod
         "link": "link",
         "sneaky": "sneaky",
     }
+    missing = await call(fetch, "POST", "api/models", {"name": "missing", "base_path": "../outside/missing"})
     for name, base_path in attempts.items():
         status, body = await call(fetch, "POST", "api/models", {"name": name, "base_path": base_path})
-        assert status == 403, (name, body)
+        assert status == 404, (name, body)
         assert "outside the model roots" in body["error"] and "allowed_model_roots" in body["error"]
+        # The same answer as for a path that does not exist: the API cannot probe the disk.
+        assert body["error"].partition(" does not exist")[1:] == missing[1]["error"].partition(" does not exist")[1:]
+    assert missing[0] == 404
     text = f'model_config_list {{ config {{ name: "x" base_path: "{outside}" model_platform: "tensorflow" }} }}'
     status, body = await call(fetch, "POST", "api/config/reload", {"config": text})
-    assert status == 403 and "outside the model roots" in body["error"]
+    assert status == 404 and "outside the model roots" in body["error"]
     assert server.manager.model_names() == []
+
+
+async def test_a_version_symlinked_outside_the_roots_later_is_never_served(
+    fetch, extension, models_root, outside, model_store
+):
+    """Finding 3: a version folder added after the load was served without a roots check."""
+    server = await extension.host.server()
+    base = models_root / "hpt"
+    shutil.copytree(model_store["half_plus_two"], base / "1")
+    status, _ = await call(fetch, "POST", "api/models", {"name": "hpt", "policy": "all"})
+    assert status == 202
+    await available(server, "hpt", 1)
+    (base / "2").symlink_to(outside / "1")  # outside the roots
+    shutil.copytree(model_store["half_plus_two"], base / "3")  # an honest new version, same poll
+    await available(server, "hpt", 3)  # the poll has seen both
+    assert [s.version for s in server.manager.version_status("hpt")] == [3, 1]
+    status, body = await call(fetch, "POST", "v1/models/hpt/versions/2:predict", INSTANCES)
+    assert status == 404
 
 
 @pytest.fixture
@@ -591,6 +694,8 @@ async def test_bad_input_gets_a_4xx_json_error_is_logged_and_changes_nothing(
         ("POST", "api/models", {"name": "e", "base_path": "empty"}, 400, "No versions of servable e found"),
         ("POST", "api/models", {"name": "n", "base_path": "no_saved_model"}, 400, "is not a SavedModel"),
         ("POST", "api/models", {"base_path": "hpt"}, 400, "'name' must be a non-empty string"),
+        ("POST", "api/models", {"name": "..", "base_path": "hpt"}, 400, "Model name '..' is not allowed"),
+        ("PUT", "api/models/hpt/labels/.x", {"version": 2}, 400, "Label '.x' is not allowed"),
         ("POST", "api/models", "[1, 2]", 400, "must be a JSON object"),
         ("POST", "api/models", "{not json", 400, "JSON Parse error"),
         ("PUT", "api/models/hpt/labels/canary", {"version": 7}, 400, "not currently available for inference"),

@@ -589,7 +589,7 @@ def test_management_lists_models(url):
     assert models["tf1"]["versions"][0]["loader"] in ("tf1", "tf2")
     assert hpt["versions"][0]["error_code"] == "OK"
     assert call(url, "/tfserve/api/nope").status == 404
-    wrong_method = call(url, "/tfserve/api/models", "{}", method="PUT")
+    wrong_method = call(url, "/tfserve/api/models", "{}", method="PUT", headers={"Content-Type": "application/json"})
     assert wrong_method.status == 405 and wrong_method.headers["allow"] == "GET, POST"
 
 
@@ -732,12 +732,12 @@ def test_idle_and_slow_header_connections_are_dropped(server, io_loop, kind, mon
     front = io_loop.run(SERVE[kind](server.rest, "127.0.0.1", 0, server.options))
     try:
         with socket.create_connection(("127.0.0.1", front.port), timeout=10) as slow:
-            slow.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\n")
+            slow.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: localhost\r\n")
             started = time.monotonic()
             assert slow.recv(1024) == b""  # closed without an answer
             assert time.monotonic() - started < 8
         with socket.create_connection(("127.0.0.1", front.port), timeout=10) as idle:
-            idle.sendall(b"GET /v1/models/half_plus_two HTTP/1.1\r\nHost: x\r\n\r\n")
+            idle.sendall(b"GET /v1/models/half_plus_two HTTP/1.1\r\nHost: localhost\r\n\r\n")
             answer = b""
             while b"AVAILABLE" not in answer:
                 answer += idle.recv(65536)
@@ -757,7 +757,7 @@ def test_a_body_that_stops_arriving_gets_a_408_and_the_port_keeps_serving(server
     try:
         with socket.create_connection(("127.0.0.1", front.port), timeout=10) as slow:
             slow.sendall(
-                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\n"
+                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: localhost\r\n"
                 b"Content-Length: 100\r\n\r\n{\"instances\""
             )
             answer = b""

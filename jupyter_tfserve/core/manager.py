@@ -132,8 +132,12 @@ class ModelManager:
         num_load_threads: int = 2,
         on_load: LoadListener | None = None,
         on_unload: Callable[[str, int], None] | None = None,
+        version_source: Callable[[str, str], dict[int, str]] | None = None,
     ):
+        """``version_source(name, base_path)`` lists a model's version directories at each poll
+        (default: every one under base_path); the admin core passes one that applies the model roots."""
         self._loader = loader
+        self._version_source = version_source or (lambda name, base_path: source.list_versions(base_path))
         self.poll_wait_seconds = file_system_poll_wait_seconds
         self.max_num_load_retries = max_num_load_retries
         self.load_retry_interval_seconds = load_retry_interval_seconds
@@ -301,7 +305,7 @@ class ModelManager:
                 self._retire(name, model, aspired={})
                 continue
             try:
-                available = source.list_versions(model.config.base_path)
+                available = self._version_source(name, model.config.base_path)
                 model.source_error = ""
             except OSError as exc:
                 message = f"No versions of servable {name} found under base path {model.config.base_path}"

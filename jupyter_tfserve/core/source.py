@@ -3,11 +3,17 @@
 TF Serving's layout is the contract shared with every exporter and with the
 official server: numeric version directories (leading zeros allowed) under an
 absolute ``base_path``. The version policy picks the aspired subset.
+
+A version directory can be a symlink, and it can be added or retargeted at any
+time, so where it leads is checked at every poll: ``list_versions`` with
+``admit`` resolves each one and leaves out those ``admit`` refuses (a version
+outside the model roots is never served, however it got there).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 _INT64_MAX = 2**63 - 1
 
@@ -20,18 +26,27 @@ def parse_version(name: str) -> int | None:
     return value if value <= _INT64_MAX else None
 
 
-def list_versions(base_path: str) -> dict[int, str]:
-    """Version number -> directory. Raises ``FileNotFoundError`` when base_path is missing."""
-    versions: dict[int, str] = {}
+def list_versions(base_path: str, admit: Callable[[str], bool] | None = None) -> dict[int, str]:
+    """Version number -> directory. Raises ``FileNotFoundError`` when base_path is missing.
+
+    With ``admit``, each directory is resolved (``..`` and symlinks) and kept
+    only when ``admit(real_path)`` holds; the resolved path is what is returned
+    and later loaded, so a link retargeted after this check is not followed.
+    """
+    names: dict[int, str] = {}
     with os.scandir(base_path) as entries:
         for entry in entries:
             version = parse_version(entry.name)
             if version is None or not entry.is_dir():
                 continue
             # "001" and "1" are the same version; keep the first seen deterministically.
-            if version not in versions or entry.name < os.path.basename(versions[version]):
-                versions[version] = entry.path
-    return versions
+            if version not in names or entry.name < names[version]:
+                names[version] = entry.name
+    versions = {v: os.path.join(base_path, name) for v, name in names.items()}
+    if admit is None:
+        return versions
+    resolved = {v: os.path.realpath(path) for v, path in versions.items()}
+    return {v: real for v, real in resolved.items() if admit(real)}
 
 
 def aspired_versions(available: dict[int, str], policy) -> dict[int, str]:

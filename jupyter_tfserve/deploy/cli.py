@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--namespace")
     d.add_argument("--image", help="default: tensorflow/serving matching the installed TensorFlow")
     d.add_argument("--canary-traffic-percent", type=int, default=10)
+    d.add_argument("--client-label", default="tfserve-client=true",
+                   help="key=value: only pods with this label may reach the server's ports (NetworkPolicy)")
     d.add_argument("--sync-target", help="where the sync command copies to (the mounted volume)")
     d.add_argument("--force", action="store_true", help="write into a non-empty directory")
 
@@ -132,6 +134,7 @@ def main(argv: list[str]) -> int:
                 namespace=args.namespace,
                 image=args.image,
                 canary_traffic_percent=args.canary_traffic_percent,
+                client_label=args.client_label,
                 sync_target=args.sync_target,
                 force=args.force,
             )

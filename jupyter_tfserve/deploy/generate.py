@@ -83,6 +83,7 @@ def deploy(
     namespace: str | None = None,
     image: str | None = None,
     canary_traffic_percent: int = 10,
+    client_label: str = "tfserve-client=true",
     base_paths: Mapping[str, str | os.PathLike] | None = None,
     served_versions: Mapping[str, Iterable[int]] | None = None,
     sync_target: str | None = None,
@@ -98,6 +99,7 @@ def deploy(
     ``monitoring`` are messages or text-format file paths. Limits default to the
     requests; ``intra_op_parallelism="auto"`` matches TF's thread pool to the CPU
     limit. ``served_versions`` ({name: [versions]}) pins what a live server reports.
+    ``client_label`` (``key=value``) marks the pods the NetworkPolicy lets reach the ports.
     """
     options = make_options(
         target=target,
@@ -115,6 +117,7 @@ def deploy(
         intra_op_parallelism=intra_op_parallelism,
         target_cpu_utilization=target_cpu_utilization,
         canary_traffic_percent=canary_traffic_percent,
+        client_label=client_label,
     )
     full_config = load_model_server_config(config)
     served = served_models(

@@ -143,8 +143,14 @@ def deployment(
         startup_files.encode()
     ).hexdigest()
 
-    volumes = [{"name": "config", "configMap": {"name": f"{options.name}-config"}}]
-    mounts = [{"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True}]
+    volumes = [
+        {"name": "config", "configMap": {"name": f"{options.name}-config"}},
+        {"name": "tmp", "emptyDir": {}},  # the root file system is read-only; TensorFlow writes here
+    ]
+    mounts = [
+        {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
     if options.pvc:
         volumes.append(
             {
@@ -167,6 +173,7 @@ def deployment(
         "resources": resources(options),
         **probes(models_config.model_config_list.config[0].name),
         "volumeMounts": mounts,
+        "securityContext": CONTAINER_SECURITY,
     }
     return {
         "apiVersion": "apps/v1",
@@ -180,8 +187,58 @@ def deployment(
             },
             "template": {
                 "metadata": {"labels": labels(options), "annotations": annotations},
-                "spec": {"containers": [container], "volumes": volumes},
+                "spec": {
+                    "automountServiceAccountToken": False,  # the server never talks to the API server
+                    "securityContext": POD_SECURITY,
+                    "containers": [container],
+                    "volumes": volumes,
+                },
             },
+        },
+    }
+
+
+# The official image runs as root by default; nothing in it needs to. Run it as nobody.
+NON_ROOT_USER = 65534
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": NON_ROOT_USER,
+    "runAsGroup": NON_ROOT_USER,
+    "fsGroup": NON_ROOT_USER,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "runAsNonRoot": True,
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def network_policy(options: DeployOptions) -> dict:
+    """Only pods labelled ``options.client_label`` reach 8500/8501.
+
+    TF Serving's gRPC port takes HandleReloadConfigRequest from anyone who can
+    connect, so "anyone in the cluster" must not be able to.
+    """
+    key, value = options.client_label
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(options, options.name),
+        "spec": {
+            "podSelector": {"matchLabels": selector(options)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": {key: value}}}],
+                    "ports": [
+                        {"protocol": "TCP", "port": GRPC_PORT},
+                        {"protocol": "TCP", "port": REST_PORT},
+                    ],
+                }
+            ],
         },
     }
 
@@ -280,6 +337,7 @@ def manifests(
         "service.yaml": service(options),
         "hpa.yaml": autoscaler(options),
         "pdb.yaml": disruption_budget(options),
+        "networkpolicy.yaml": network_policy(options),
     }
     objects["kustomization.yaml"] = kustomization(options, list(objects))
     return objects

@@ -135,6 +135,7 @@ class DeployOptions:
     intra_op_parallelism: int | None
     target_cpu_utilization: int
     canary_traffic_percent: int
+    client_label: tuple[str, str] = ("tfserve-client", "true")
 
     def model_location(self, model: str, source: str) -> str:
         """Where the cluster reads one model: as is when the config already names a
@@ -150,6 +151,10 @@ class DeployOptions:
                 else f"{MODELS_MOUNT}/{model}"
             )
         return source
+
+
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
 def make_options(
@@ -169,6 +174,7 @@ def make_options(
     intra_op_parallelism: int | str | None = "auto",
     target_cpu_utilization: int = 70,
     canary_traffic_percent: int = 10,
+    client_label: str = "tfserve-client=true",
 ) -> DeployOptions:
     """Checks every option and fills the derived ones (image, limits, thread count)."""
     if target not in TARGETS:
@@ -229,6 +235,13 @@ def make_options(
     if not 0 < target_cpu_utilization <= 100:
         raise DeployError("target_cpu_utilization must be between 1 and 100")
 
+    key, sep, value = client_label.partition("=")
+    if not sep or not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+        raise DeployError(
+            f"client_label {client_label!r} must be key=value, a Kubernetes label that marks the pods "
+            "allowed to reach the server's ports"
+        )
+
     if image is None:
         tag = serving_tag(tensorflow_version())
         image = f"tensorflow/serving:{tag}"
@@ -251,4 +264,5 @@ def make_options(
         intra_op_parallelism=threads,
         target_cpu_utilization=target_cpu_utilization,
         canary_traffic_percent=canary_traffic_percent,
+        client_label=(key, value),
     )

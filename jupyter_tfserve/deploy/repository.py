@@ -19,6 +19,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from ..core import config as config_lib
 from ..core import source as source_lib
 from ..core.extra_protos import BatchingParameters, MonitoringConfig
+from ..core.names import name_problem
 from ..core.status import ServingError
 from .errors import ConfigError, DeployError, UnknownModelError
 
@@ -110,10 +111,9 @@ def _check_config(config: ModelServerConfig) -> None:
     if config.WhichOneof("config") != "model_config_list":
         raise ConfigError("only a model_config_list can be deployed (custom_model_config cannot)")
     for model in config.model_config_list.config:
-        if model.name in (".", "..") or "/" in model.name or "\\" in model.name:
-            raise ConfigError(
-                f"model name {model.name!r} cannot name a directory in the model repository"
-            )
+        problem = name_problem(model.name)  # the name becomes <target>/<name> on disk
+        if problem:
+            raise ConfigError(problem)
     try:
         # Relative base paths are checked per model in served_models, where base_paths may override them.
         relaxed = ModelServerConfig()

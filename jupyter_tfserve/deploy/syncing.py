@@ -131,6 +131,20 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _model_dir(target: Path, name: str) -> Path:
+    """``target/name``, once it is known to resolve inside ``target``.
+
+    Names already follow the model-name rule (checked with the config); a
+    model directory that is a symlink leading elsewhere would still make the
+    sync write (and ``--force`` delete) outside the target.
+    """
+    model_dir = target / name
+    real_target = target.resolve()
+    if model_dir.resolve().parent != real_target:
+        raise DeployError(f"model {name}: {model_dir} resolves outside the sync target {real_target}")
+    return model_dir
+
+
 def _plan(served: list[ServedModel], target: Path, force: bool) -> list[_Planned]:
     plan, conflicts = [], []
     for model in served:
@@ -139,7 +153,7 @@ def _plan(served: list[ServedModel], target: Path, force: bool) -> list[_Planned
                 f"model {model.name}: base path {model.source} is not local; sync copies local "
                 "directories (pass base_paths={name: local_dir})"
             )
-        model_dir = target / model.name
+        model_dir = _model_dir(target, model.name)
         if model_dir.resolve() == Path(model.source).resolve():
             raise DeployError(f"model {model.name}: the target is its own base path")
         for version, source in sorted(model.versions.items()):

@@ -26,6 +26,15 @@ from ..paths import default_models_root
 from . import handlers, runtime
 from .host import ServerHost
 
+CHANGES_NEED_AUTH = (
+    "This model server runs inside Jupyter: change its models through Jupyter's authenticated "
+    "API ({base_url}tfserve/api/...), or send Jupyter's token to its standalone port."
+)
+PORTS_NEED_TOKEN = (
+    "This port belongs to a Jupyter server: send its token ('Authorization: token <token>', "
+    "which kernels get as $TFSERVE_TOKEN), or set c.TFServe.ports_require_token = False."
+)
+
 
 class DeferredType(Type):
     """A ``Type`` trait whose class is imported when the model server is built, not when Jupyter starts.
@@ -85,6 +94,14 @@ class TFServe(ExtensionApp):
         8501, config=True, help="Standalone TF-Serving-compatible REST port for outside clients (0 = off)."
     )
     bind_host = Unicode("127.0.0.1", config=True, help="Address the standalone ports bind to.")
+    ports_require_token = Bool(
+        True,
+        config=True,
+        help="The standalone ports (gRPC and REST) need Jupyter's token, like every Jupyter API "
+        "('Authorization: token <token>' on REST, 'authorization' metadata on gRPC); health and "
+        "readiness stay open. False gives TF Serving's open loopback ports (inference, status and the "
+        "gRPC config reload for anyone on the host, still within the model roots).",
+    )
     enable_batching = Bool(False, config=True, help="Batch requests server-side.")
     batching_parameters_file = Unicode(
         "", config=True, help="A TF Serving BatchingParameters text proto (needs enable_batching)."
@@ -158,31 +175,43 @@ class TFServe(ExtensionApp):
             self.make_server_options,
             base_url=self.serverapp.base_url,
             preload=("jupyter_tfserve.protocols.http_tornado",),
-            configure=self.configure_server,
+            settings=self.host_settings,
             on_done=self._republish,
         )
         self.kernel_env = runtime.KernelEnvironment()
         self.runtime_file = runtime.default_runtime_file(self.serverapp)
         self._started = self._stopping = False
 
-    def configure_server(self, server) -> None:
-        """Before a ModelServer starts: restrict its loads to the model roots, report our startup problems."""
-        from ..protocols.management import ModelRoots
+    def host_settings(self):
+        """What every ModelServer of this extension is built with: its change policy and port token."""
+        from ..core.admin import ChangePolicy, ModelRoots
+        from ..server import HostSettings
 
-        api = server.rest.management
-        api.roots = ModelRoots(
+        roots = ModelRoots(
             self.models_root,
             self.allowed_model_roots,
             hint="list the directory in c.TFServe.allowed_model_roots to serve models from there",
         )
-        api.host = "jupyter"
-        api.changes_need_auth = True
-        api.config_error = self.host.config_error
-        api.host_info = lambda: {
-            "port_errors": dict(self.host.port_errors),
-            "url": runtime.api_url(self.serverapp),
-            "bind_host": self.bind_host,
-        }
+        policy = ChangePolicy(
+            roots=roots,
+            open_doors=frozenset() if self.ports_require_token else frozenset({"grpc"}),
+            refusal=CHANGES_NEED_AUTH.format(base_url=self.serverapp.base_url),
+        )
+        token = None
+        if self.ports_require_token:
+            token = self.serverapp.identity_provider.token or ""
+        return HostSettings(
+            name="jupyter",
+            policy=policy,
+            port_token=token,
+            port_token_missing=PORTS_NEED_TOKEN,
+            config_error=self.host.config_error,
+            info=lambda: {
+                "port_errors": dict(self.host.port_errors),
+                "url": runtime.api_url(self.serverapp),
+                "bind_host": self.bind_host,
+            },
+        )
 
     def initialize_handlers(self) -> None:
         # Mounted directly: the REST adapter's patterns already carry the base URL.

@@ -92,8 +92,8 @@ class JupyterMount:
 
     It waits for the ModelServer (built in the background). The management API,
     which the core keeps at ``/tfserve/api`` on a port of its own, sits at
-    ``/api`` right under the mount point, and requests reach it marked as
-    authenticated: only here may they change the models.
+    ``/api`` right under the mount point. Requests come from the Jupyter user:
+    Jupyter has authenticated and authorized them before their body was read.
     """
 
     def __init__(self, host):
@@ -101,6 +101,9 @@ class JupyterMount:
         self.max_body_bytes = host.options.rest_api_max_body_bytes
 
     async def handle(self, method, path, query, headers, body):
+        # The engine's modules are imported here, once the server runs: never on Jupyter's startup path.
+        from ..core.admin import Caller
+
         try:
             server = await self.host.server()
         except Exception as exc:
@@ -108,11 +111,8 @@ class JupyterMount:
 
             return error_response(ServingError(Code.UNAVAILABLE, f"The model server could not start: {exc}"))
         if path == "/api" or path.startswith("/api/"):
-            from ..protocols.rest import Request
-
-            request = Request(method, path[len("/api") :], query, headers, body)
-            return await server.rest.management.handle(request, authenticated=True)
-        return await server.rest.handle(method, path, query, headers, body)
+            path = "/tfserve" + path
+        return await server.rest.dispatch(method, path, query, headers, body, Caller("jupyter", "jupyter user"))
 
     def body_too_large(self, size, limit=None):
         from ..protocols.rest import RestApp

@@ -62,20 +62,21 @@ class ServerHost:
         *,
         base_url: str = "/",
         preload: tuple[str, ...] = (),
-        configure: Callable[[object], None] | None = None,
+        settings: Callable[[], object] | None = None,
         on_done: Callable[[], None] | None = None,
     ):
         """``resolve_class`` returns the ModelServer class and ``make_options`` its ServerOptions
         (both import the engine, so both run in the background); ``preload`` names further modules
-        to import there; ``configure(server)`` runs on each new server before it starts;
-        ``on_done()`` runs (in the background thread) once the server runs or has failed."""
+        to import there; ``settings()`` gives the HostSettings each new server is built with (its
+        policy, port token, info); ``on_done()`` runs (in the background thread) once the server
+        runs or has failed."""
         self.resolve_class = resolve_class
         self.make_options = make_options
         self.server_class: type | None = None
         self.options = None
         self.base_url = base_url
         self.preload = preload
-        self.configure = configure
+        self.settings = settings
         self.on_done = on_done
         self.imported: concurrent.futures.Future = concurrent.futures.Future()
         self.port_errors: dict[str, str] = {}
@@ -186,10 +187,9 @@ class ServerHost:
             return self._new_server(closed, config).start(wait_for_models=False)
 
     def _new_server(self, options, config):
-        server = self.server_class(options, config=config)
-        if self.configure is not None:
-            self.configure(server)
-        return server
+        if self.settings is None:
+            return self.server_class(options, config=config)
+        return self.server_class(options, config=config, host=self.settings())
 
     def _free_ports(self, options):
         """The options with every port that is already taken switched off (and logged)."""

@@ -112,6 +112,9 @@ def start(
             file_system_poll_wait_seconds=poll_seconds,
             max_num_load_retries=0,
             enable_batching=enable_batching,
+            # The notebook manages this server through its REST port. It listens on loopback,
+            # where the port's browser rules (Host, JSON only, same Origin) keep web pages out.
+            enable_management_api=True,
         )
         _server = ModelServer(options).start(wait_for_models=False)
         _info = EmbeddedInfo(

@@ -35,7 +35,7 @@ def example_body(signature: SignatureInfo) -> dict:
 
 def curl_line(url: str, body: dict, token: bool) -> str:
     auth = ' -H "Authorization: token $TFSERVE_TOKEN"' if token else ""
-    return f"curl{auth} -d {shlex.quote(json.dumps(body))} -X POST {url}"
+    return f"curl{auth} -d {shlex.quote(json.dumps(body))} -X POST {shlex.quote(url)}"
 
 
 class Snippets:

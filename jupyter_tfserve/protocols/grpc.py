@@ -44,6 +44,7 @@ from tensorflow_serving.apis import (
 )
 
 from ..core import tensors
+from ..core.admin import LABEL_WAIT_SECONDS, Caller
 from ..core.config import SSLConfig, parse_text_file
 from ..core.inference import (
     ModelSpec,
@@ -53,6 +54,7 @@ from ..core.inference import (
 from ..core.scheduling import mark_as_background_work
 from ..core.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 from ..core.status import Code, ServingError, from_exception, invalid_argument
+from .access import OPEN_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -389,8 +391,35 @@ class ModelService:
                 "Only ModelConfigList is currently supported"
             )
         # Answers once the new set is realized (loads and unloads done), as TF Serving does.
-        self.server.reload_config(request.config)
+        caller = Caller("grpc", self.server.guard.principal)
+        self.server.admin.reload(caller, request.config, wait_timeout=LABEL_WAIT_SECONDS)
         return model_management_pb2.ReloadConfigResponse()
+
+
+# ---------------------------------------------------------------------- access
+class TokenInterceptor(grpc.ServerInterceptor):
+    """Refuses calls without the port's token (``authorization`` metadata), but health checks.
+
+    It runs before the request message is read, so a caller without the
+    token costs the server nothing beyond the headers.
+    """
+
+    def __init__(self, guard):
+        self._guard = guard
+        status, message = grpc_status(guard.unauthenticated())
+
+        def refuse(request, context):
+            context.abort(status, message)
+
+        self._refusal = grpc.unary_unary_rpc_method_handler(refuse)
+
+    def intercept_service(self, continuation, handler_call_details):
+        if handler_call_details.method in OPEN_METHODS:
+            return continuation(handler_call_details)
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        if self._guard.token_ok(metadata.get("authorization", "")):
+            return continuation(handler_call_details)
+        return self._refusal
 
 
 # ---------------------------------------------------------------------- server
@@ -473,10 +502,12 @@ async def serve(model_server, options) -> Front:
     pool = ThreadPoolExecutor(
         max_workers=threads, thread_name_prefix="tfserve-grpc", initializer=mark_as_background_work
     )
+    guard = model_server.guard
     server = grpc.server(
         pool,
         options=server_options(options),
         maximum_concurrent_rpcs=options.grpc_max_threads or None,
+        interceptors=[TokenInterceptor(guard)] if guard.token is not None else None,
     )
     server.add_generic_rpc_handlers(
         [generic_handler(service, model_server) for service in (PredictionService(model_server), ModelService(model_server))]

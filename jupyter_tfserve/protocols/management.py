@@ -28,11 +28,12 @@ Built so far:
 * ``GET /tfserve/api/info``: version, host, ports, uptime, startup problems.
 
 The contract is ``openapi.yaml`` next to this module; a test holds the routes
-to it. Loads and reloads touch the file system and reconfigure the manager, so
-they run off the event loop; the answer (202) comes once the manager has the
-new config, while versions load on its threads. Paths given to loads go
-through :class:`ModelRoots`, which a host may restrict (the Jupyter extension
-does); requests that fail change nothing.
+to it. Every change is a call to the admin core (:mod:`..core.admin`) with the
+caller the front established: the admin applies the host's policy (who may
+change, model roots, names) and makes the change in one step; this module
+only translates. Changes touch the file system and reconfigure the manager,
+so they run off the event loop; the answer (202) comes once the manager has
+the new config, while versions load on its threads.
 """
 
 from __future__ import annotations
@@ -44,40 +45,21 @@ import os
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, unquote
 
 from google.protobuf import text_format
 
 from .. import __version__
-from ..core import source, tensors
-from ..core.config import (
-    ModelConfig,
-    ModelServerConfig,
-    load_model_server_config,
-    validate_model_server_config,
-)
+from ..core import tensors
+from ..core.admin import Caller, parse_policy_json
 from ..core.manager import State
-from ..core.status import (
-    Code,
-    ServingError,
-    failed_precondition,
-    from_exception,
-    invalid_argument,
-    not_found,
-)
-from ..paths import default_models_root
+from ..core.status import ServingError, from_exception, invalid_argument
 from .rest import Request, Response, error_response, json_response
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[Response]]
-
-CHANGES_NEED_AUTH = (
-    "This model server runs inside Jupyter: change its models through Jupyter's authenticated "
-    "API ({base_url}tfserve/api/...); its standalone port only answers reads."
-)
 
 
 class ManagementApi:
@@ -102,16 +84,9 @@ class ManagementApi:
     def __init__(self, server):
         self.server = server
         self.manager = server.manager
-        # Set by the host before the server starts; the standalone server keeps
-        # these. The Jupyter extension restricts the roots, says "jupyter" and
-        # reports its startup problems through ``host_info``.
-        self.roots = ModelRoots(default_models_root(), restricted=False)
-        self.host = "standalone"
-        self.host_info: Callable[[], dict] | None = None
-        self.config_error = ""
-        # A host with authentication of its own (Jupyter) takes changes only
-        # through it; its standalone port, open to anyone on the host, only reads.
-        self.changes_need_auth = False
+        self.admin = server.admin
+        # A startup problem the host reported (a config file it could not apply); a reload clears it.
+        self.config_error = server.host.config_error
         self._routes: list[tuple[str, re.Pattern, Handler]] = []
         for method, pattern, name in self.ROUTES:
             self.add_route(method, pattern, getattr(self, name))
@@ -120,8 +95,8 @@ class ManagementApi:
         """Register ``handler(request, **groups)`` for ``method`` on paths matching ``pattern``."""
         self._routes.append((method.upper(), re.compile(pattern), handler))
 
-    async def handle(self, request: Request, *, authenticated: bool = False) -> Response:
-        """Route one request; ``authenticated`` says the host has checked who sent it (Jupyter's mount)."""
+    async def handle(self, request: Request, caller: Caller) -> Response:
+        """Route one request; ``caller`` is who the front that received it says sent it."""
         allowed: list[str] = []
         for method, pattern, handler in self._routes:
             match = pattern.fullmatch(request.path)
@@ -130,11 +105,10 @@ class ManagementApi:
             if method != request.method:
                 allowed.append(method)
                 continue
-            if self.changes_need_auth and not authenticated and method not in ("GET", "HEAD"):
-                log.warning("%s /tfserve/api%s refused: not authenticated", request.method, request.path)
-                return json_response({"error": CHANGES_NEED_AUTH}, 403)
             try:
-                return await handler(request, **match.groupdict())
+                if method == "GET":
+                    return await handler(request, **match.groupdict())
+                return await handler(request, caller, **match.groupdict())
             except ServingError as exc:
                 log.warning("%s /tfserve/api%s refused: %s", request.method, request.path, exc.message)
                 return error_response(exc)
@@ -175,108 +149,54 @@ class ManagementApi:
         )
 
     async def batching(self, request: Request, name: str) -> Response:
-        return json_response(self._batcher().stats(name))
+        return json_response(self.admin.batcher_or_refusal().stats(name))
 
-    async def set_batching(self, request: Request, name: str) -> Response:
+    async def set_batching(self, request: Request, caller: Caller, name: str) -> Response:
         from ..core.batching_params import parameters_from_json
 
-        batcher = self._batcher()
         parameters = None if request.method == "DELETE" else parameters_from_json(tensors.parse_json(request.body))
-        batcher.set_parameters(name, parameters)
-        return json_response(batcher.stats(name))
-
-    def _batcher(self):
-        batcher = getattr(self.server, "batcher", None)
-        if batcher is None:
-            raise failed_precondition("Batching is not enabled on this server; start it with --enable_batching.")
-        return batcher
+        await _blocking(self.admin.set_batching, caller, name, parameters)
+        return json_response(self.admin.batcher_or_refusal().stats(name))
 
     # ------------------------------------------------------------------ models
     async def get_model(self, request: Request, name: str) -> Response:
         return json_response(self.describe_model(unquote(name)))
 
-    async def load_model(self, request: Request) -> Response:
+    async def load_model(self, request: Request, caller: Caller) -> Response:
         """Serve ``name`` from ``base_path`` with ``policy``; 202 once the manager has the new config."""
         body = _json_object(request.body, required=True)
         name = body.get("name")
-        if not isinstance(name, str) or not name or "/" in name:
-            raise invalid_argument("'name' must be a non-empty string without '/'")
+        if not isinstance(name, str) or not name:
+            raise invalid_argument("'name' must be a non-empty string")
         base_path = body.get("base_path") or ""
         if not isinstance(base_path, str):
             raise invalid_argument("'base_path' must be a string")
         policy = parse_policy_json(body.get("policy"))
-        config = await _blocking(self._model_config, name, base_path, policy)
-        await _blocking(partial(self.manager.add_model, config, wait_timeout=None))
-        log.info("Serving model %s from %s (%s)", name, config.base_path, source.describe_policy(policy))
+        await _blocking(self.admin.load, caller, name, base_path, policy)
         return json_response(self.describe_model(name), 202)
 
-    def _model_config(self, name: str, base_path: str, policy) -> ModelConfig:
-        """The checked config of a load: inside the roots, a servable repository (blocking)."""
-        path = self.roots.resolve(name, base_path)
-        check_repository(name, path, policy, self.roots)
-        config = ModelConfig(name=name, base_path=path, model_platform="tensorflow")
-        if policy is not None:
-            config.model_version_policy.CopyFrom(policy)
-        return config
-
-    async def unload_model(self, request: Request, name: str) -> Response:
+    async def unload_model(self, request: Request, caller: Caller, name: str) -> Response:
         name = unquote(name)
-        await _blocking(self.manager.remove_model, name)
-        log.info("Unloading model %s", name)
+        await _blocking(self.admin.unload, caller, name)
         return json_response({"name": name, "unloaded": True}, 202)
 
-    async def set_label(self, request: Request, name: str, label: str) -> Response:
+    async def set_label(self, request: Request, caller: Caller, name: str, label: str) -> Response:
         name, label = unquote(name), unquote(label)
         version = _version(_json_object(request.body, required=True).get("version"))
-        self.manager.set_label(name, label, version)
-        log.info("Label %s of model %s points at version %d", label, name, version)
-        return json_response({"name": name, "labels": self.manager.labels(name)})
+        labels = await _blocking(self.admin.set_label, caller, name, label, version)
+        return json_response({"name": name, "labels": labels})
 
-    async def remove_label(self, request: Request, name: str, label: str) -> Response:
+    async def remove_label(self, request: Request, caller: Caller, name: str, label: str) -> Response:
         name, label = unquote(name), unquote(label)
-        self.manager.remove_label(name, label)
-        log.info("Label %s of model %s removed", label, name)
-        return json_response({"name": name, "labels": self.manager.labels(name)})
+        labels = await _blocking(self.admin.remove_label, caller, name, label)
+        return json_response({"name": name, "labels": labels})
 
-    async def rollback(self, request: Request, name: str) -> Response:
-        """Serve the previous version again by pinning the version policy to it.
-
-        The previous version is the newest one on disk older than the newest
-        AVAILABLE version (or the ``version`` asked for). Pinning the policy,
-        rather than moving a label, is what changes the answer for every client:
-        requests that name no version (TF Serving's default, and what most
-        clients send) follow the policy, while a label only reroutes the clients
-        that ask for it. The manager loads the previous version before it unloads
-        the current one, so no request fails in between. Labels are left as they
-        are; going forward again is a load with the old policy.
-        """
+    async def rollback(self, request: Request, caller: Caller, name: str) -> Response:
+        """Serve the previous version again (see :meth:`..core.admin.Admin.rollback`)."""
         name = unquote(name)
         wanted = _json_object(request.body).get("version")
-        config = self.manager.model_config(name)
-        serving = [s.version for s in self.manager.version_status(name) if s.state == State.AVAILABLE]
-        if not serving:
-            raise failed_precondition(f"Model {name} has no AVAILABLE version to roll back from")
-        current = max(serving)
-        try:
-            on_disk = await _blocking(source.list_versions, config.base_path)
-        except OSError as exc:
-            raise failed_precondition(f"Cannot read base path {config.base_path} of model {name}: {exc}") from None
-        if wanted is not None:
-            target = _version(wanted)
-            if target not in on_disk:
-                raise not_found(f"Version {target} of model {name} is not under {config.base_path}")
-            if target == current:
-                raise failed_precondition(f"Model {name} is already serving version {target}")
-        else:
-            older = [v for v in on_disk if v < current]
-            if not older:
-                raise failed_precondition(
-                    f"Model {name} has no version older than {current} under {config.base_path} to roll back to"
-                )
-            target = max(older)
-        config.model_version_policy.specific.versions[:] = [target]  # also clears latest/all
-        await _blocking(partial(self.manager.add_model, config, wait_timeout=None))
-        log.info("Rolling back model %s from version %d to %d", name, current, target)
+        version = None if wanted is None else _version(wanted)
+        target, current = await _blocking(self.admin.rollback, caller, name, version)
         return json_response(
             {
                 "name": name,
@@ -296,47 +216,21 @@ class ManagementApi:
             }
         )
 
-    async def reload_config(self, request: Request) -> Response:
+    async def reload_config(self, request: Request, caller: Caller) -> Response:
         """Realize a ModelServerConfig exactly (TF Serving's HandleReloadConfigRequest): the body's, or the file's.
 
-        Like TF Serving, a config with labels waits for its versions to load
-        before the labels are applied, so that they point at AVAILABLE versions.
+        The server's own config file is trusted as at startup; a config sent in
+        the body must keep its models inside the roots, like a load.
         """
         text = _json_object(request.body).get("config")
         if text is not None and not isinstance(text, str):
             raise invalid_argument("'config' must be a ModelServerConfig in text format")
-        config = await _blocking(self._read_config, text)
-        labelled = any(m.version_labels for m in config.model_config_list.config)
-        await _blocking(partial(self.manager.reload_config, config, wait_timeout=300.0 if labelled else None))
-        self.config_error = ""
-        names = [m.name for m in config.model_config_list.config]
-        log.info("Model config reloaded: %s", ", ".join(names) or "no models")
-        return json_response({"models": names})
-
-    def _read_config(self, text: str | None) -> ModelServerConfig:
-        """The config to realize, parsed and validated (blocking).
-
-        The server's own config file is trusted as at startup (whoever wrote it
-        configured the server); a config sent in a request must keep its models
-        inside the roots, like a load.
-        """
         if text is None:
-            path = self.server.options.model_config_file
-            if not path:
-                raise failed_precondition(
-                    'No model_config_file is configured; send the config in the body: {"config": "..."}'
-                )
-            return load_model_server_config(path)
-        try:
-            config = text_format.Parse(text, ModelServerConfig())
-        except text_format.ParseError as exc:
-            raise invalid_argument(
-                f"Error parsing text-format tensorflow.serving.ModelServerConfig: {exc}"
-            ) from None
-        validate_model_server_config(config)
-        for model in config.model_config_list.config:
-            self.roots.check(model.base_path)
-        return config
+            names = await _blocking(self.admin.reload_file, caller)
+        else:
+            names = await _blocking(self.admin.reload_text, caller, text)
+        self.config_error = ""
+        return json_response({"models": names})
 
     # ------------------------------------------------------------------ server
     async def metrics(self, request: Request) -> Response:
@@ -357,7 +251,7 @@ class ManagementApi:
         started = server.started_at
         info = {
             "version": __version__,
-            "host": self.host,
+            "host": self.server.host.name,
             "pid": os.getpid(),
             "started_at": started,
             "uptime_seconds": time.time() - started if started else 0.0,
@@ -367,8 +261,8 @@ class ManagementApi:
             "ready": self.manager.is_ready(),
             "batching": getattr(server, "batcher", None) is not None,
             "model_config_file": options.model_config_file,
-            "models_root": self.roots.models_root,
-            "allowed_model_roots": list(self.roots.allowed),
+            "models_root": self.admin.policy.roots.models_root,
+            "allowed_model_roots": list(self.admin.policy.roots.allowed),
             "tensorflow": {
                 "imported": tensorflow is not None,
                 "version": getattr(tensorflow, "__version__", ""),
@@ -376,8 +270,8 @@ class ManagementApi:
             "port_errors": {},
             "config_error": self.config_error,
         }
-        if self.host_info is not None:
-            info.update(self.host_info())
+        if self.server.host.info is not None:
+            info.update(self.server.host.info())
         return json_response(info)
 
     # ------------------------------------------------------------------ views
@@ -455,112 +349,6 @@ def describe_signature(signature) -> dict:
         "inputs": tensors_of(signature.inputs),
         "outputs": tensors_of(signature.outputs),
     }
-
-
-class ModelRoots:
-    """Where loads may read models from.
-
-    Relative base paths resolve under ``models_root``. When ``restricted`` (the
-    Jupyter extension), a path must resolve, after ``..`` and symlinks, inside
-    ``models_root`` or one of ``allowed``; anything else is PERMISSION_DENIED,
-    with ``hint`` saying how to allow it. The standalone server is not
-    restricted, like TF Serving's own config reload.
-    """
-
-    def __init__(self, models_root: str, allowed: Sequence[str] = (), *, restricted: bool = True, hint: str = ""):
-        self.models_root = os.path.abspath(os.path.expanduser(models_root))
-        self.allowed = [os.path.abspath(os.path.expanduser(p)) for p in allowed]
-        self.restricted = restricted
-        self.hint = hint
-
-    def resolve(self, name: str, base_path: str) -> str:
-        """The real path a load reads (``models_root/name`` by default); touches the file system."""
-        path = os.path.join(self.models_root, base_path or name)  # an absolute base_path wins
-        return self.check(path, shown=base_path or name)
-
-    def check(self, path: str, shown: str | None = None) -> str:
-        """``path`` with ``..`` and symlinks resolved, once it is known to lie inside the roots."""
-        real = os.path.realpath(path)
-        if not self.restricted:
-            return real
-        roots = [self.models_root, *self.allowed]
-        for root in roots:
-            root_real = os.path.realpath(root)
-            if real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep):
-                return real
-        shown = shown or path
-        where = shown if shown == real else f"{shown} (resolved: {real})"
-        hint = f"; {self.hint}" if self.hint else ""
-        raise ServingError(
-            Code.PERMISSION_DENIED, f"Model path {where} is outside the model roots {', '.join(roots)}{hint}"
-        )
-
-
-def check_repository(name: str, path: str, policy, roots: ModelRoots) -> None:
-    """Refuse what cannot be served before anything changes (blocking).
-
-    A missing path, a SavedModel given without its version directory, no
-    version directories, a policy that selects none of them, or a selected
-    version that is not a SavedModel (or lies outside the roots).
-    """
-    if not os.path.exists(path):
-        raise not_found(f"base_path {path} of model {name} does not exist")
-    if not os.path.isdir(path):
-        raise invalid_argument(f"base_path {path} of model {name} is not a directory")
-    if _is_saved_model(path):
-        raise invalid_argument(
-            f"base_path {path} is a SavedModel itself; models are served from numbered version "
-            f"directories under base_path: move it to {os.path.join(path, '1')}"
-        )
-    versions = source.list_versions(path)
-    if not versions:
-        raise invalid_argument(
-            f"No versions of servable {name} found under base path {path}: "
-            "expected numbered version directories (1, 2, ...) each holding a SavedModel"
-        )
-    aspired = source.aspired_versions(versions, policy)
-    if not aspired:
-        raise invalid_argument(
-            f"Version policy {source.describe_policy(policy)} of model {name} selects none of the "
-            f"versions under {path} ({', '.join(str(v) for v in sorted(versions))})"
-        )
-    for version_path in aspired.values():
-        roots.check(version_path)  # a version directory may be a symlink too
-        if not _is_saved_model(version_path):
-            raise invalid_argument(f"{version_path} is not a SavedModel: it has no saved_model.pb")
-
-
-def _is_saved_model(path: str) -> bool:
-    return any(os.path.isfile(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt"))
-
-
-def parse_policy_json(value):
-    """A version policy from a request: ``latest:2``, ``all``, ``specific:1,2``, or TF Serving's JSON form."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return source.parse_policy(value)
-    shown = json.dumps(value)
-    if not isinstance(value, dict):
-        raise invalid_argument(f"Invalid version policy {shown}: expected latest:N, all, specific:V1,V2 or an object")
-    from google.protobuf import json_format
-    from tensorflow_serving.config import file_system_storage_path_source_pb2 as fs
-
-    try:
-        policy = json_format.ParseDict(value, fs.FileSystemStoragePathSourceConfig.ServableVersionPolicy())
-    except json_format.ParseError as exc:
-        raise invalid_argument(f"Invalid version policy {shown}: {exc}") from None
-    choice = policy.WhichOneof("policy_choice")
-    if (
-        choice is None
-        or (choice == "latest" and policy.latest.num_versions < 1)
-        or (choice == "specific" and not policy.specific.versions)
-    ):
-        raise invalid_argument(
-            f"Invalid version policy {shown}: expected latest with num_versions >= 1, all, "
-            "or specific with at least one version"
-        )
-    return policy
 
 
 def _json_object(body: bytes, *, required: bool = False) -> dict:

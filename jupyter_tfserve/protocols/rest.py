@@ -37,17 +37,18 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from ..core import tensors
+from ..core.admin import Caller
 from ..core.inference import ModelSpec
 from ..core.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
 from ..core.servable import SignatureNotFound
 from ..core.status import Code, ServingError, from_exception, invalid_argument
 from . import futures
+from .access import MANAGEMENT_PREFIX
 
 log = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json"
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
-MANAGEMENT_PREFIX = "/tfserve/api"
 
 # JSON bodies above this size are decoded (and their answers encoded) on the
 # server's executor: a multi-megabyte request must not stall every other
@@ -176,17 +177,30 @@ class RestApp:
         )
         self.management = ManagementApi(server)
 
-    # ------------------------------------------------------------------ entry point
+    # ------------------------------------------------------------------ entry points
     async def handle(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
     ) -> Response:
+        """A request to a port of the server's own: the port's access rules first (see ``access``)."""
+        guard = self.server.guard
+        try:
+            guard.check_http(method, path, headers)
+        except ServingError as exc:
+            log.warning("%s %s refused: %s", method, path, exc.message)
+            return error_response(exc)
+        return await self.dispatch(method, path, query, headers, body, Caller("rest", guard.principal))
+
+    async def dispatch(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes, caller: Caller
+    ) -> Response:
+        """Route a request its front has admitted; ``caller`` is who it says sent it."""
         if path[:4].lower() == "/v1/":
             return await self._v1(method, path, headers, body)
         if path == self.prometheus_path:
             return Response(200, [("Content-Type", PROMETHEUS_CONTENT_TYPE)], self.metrics.render())
         if path == MANAGEMENT_PREFIX or path.startswith(MANAGEMENT_PREFIX + "/"):
             request = Request(method, path[len(MANAGEMENT_PREFIX) :], query, headers, body)
-            return await self.management.handle(request)
+            return await self.management.handle(request, caller)
         return json_response({"error": f"Not found: {method} {path}"}, 404)
 
     def body_too_large(self, size: int | None, limit: int | None = None) -> Response:

@@ -4,7 +4,9 @@
  * Each snippet sends one example that fits the model's serving signature
  * (zeros of the right dtype and shape, one row), so it runs as pasted. REST
  * snippets use the standalone TF-Serving-compatible port when the server has
- * one, and otherwise the API mounted in Jupyter, which needs Jupyter's token.
+ * one, and otherwise the API mounted in Jupyter; both need Jupyter's token,
+ * which the snippets read from `$JUPYTER_TOKEN` rather than print. Everything
+ * put into a shell line is quoted as one word.
  */
 
 import { IModelInfo, IServerInfo, ISignatureInfo, ITensorInfo, servingVersion } from './model';
@@ -76,12 +78,18 @@ function predictBody(signature: ISignatureInfo | undefined): { [key: string]: un
 
 /** Where REST requests go, and the header they need. */
 function restTarget(model: IModelInfo, info: IServerInfo | null, endpoint: IEndpoint) {
-  const path = `v1/models/${model.name}:predict`;
+  const path = `v1/models/${encodeURIComponent(model.name)}:predict`;
   if (info?.restPort) {
-    return { url: `http://${endpoint.host}:${info.restPort}/${path}`, token: false };
+    // The extension's standalone ports need Jupyter's token too (c.TFServe.ports_require_token).
+    return { url: `http://${endpoint.host}:${info.restPort}/${path}`, token: true };
   }
   const base = endpoint.baseUrl.endsWith('/') ? endpoint.baseUrl : `${endpoint.baseUrl}/`;
   return { url: `${endpoint.origin}${base}tfserve/${path}`, token: true };
+}
+
+/** One shell word, whatever it holds: single quotes, with each `'` written as `'"'"'`. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'"'"'`)}'`;
 }
 
 function pyString(value: string): string {
@@ -133,7 +141,7 @@ export function snippet(
     case 'curl': {
       const target = restTarget(model, info, endpoint);
       const auth = target.token ? ` -H "Authorization: token $JUPYTER_TOKEN"` : '';
-      return `curl -X POST${auth} -d '${JSON.stringify(predictBody(signature))}' ${target.url}\n`;
+      return `curl -X POST${auth} -d ${shellQuote(JSON.stringify(predictBody(signature)))} ${shellQuote(target.url)}\n`;
     }
     case 'python': {
       const target = restTarget(model, info, endpoint);

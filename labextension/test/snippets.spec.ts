@@ -29,8 +29,19 @@ describe('snippets', () => {
 
   it('curls the standalone REST port when there is one', () => {
     expect(snippet('curl', hpt, info, endpoint)).toBe(
-      `curl -X POST -d '{"instances":[[0]]}' http://localhost:8501/v1/models/half_plus_two:predict\n`
+      `curl -X POST -H "Authorization: token $JUPYTER_TOKEN" -d '{"instances":[[0]]}' 'http://localhost:8501/v1/models/half_plus_two:predict'\n`
     );
+  });
+
+  it('quotes what it puts into the shell line, whatever the model is called', () => {
+    const hostile = { ...hpt, name: "x';id;'" };
+    const curl = snippet('curl', hostile, info, endpoint);
+    const words = execFileSync('python3', ['-c', 'import shlex, sys; print(shlex.split(sys.stdin.read())[-1])'], {
+      input: curl
+    })
+      .toString()
+      .trim();
+    expect(words).toBe(`http://localhost:8501/v1/models/${encodeURIComponent("x';id;'")}:predict`);
   });
 
   it('goes through Jupyter, with its token, when the REST port is off', () => {
