@@ -17,7 +17,7 @@ import threading
 
 from . import __version__
 
-SUBCOMMANDS = ("demo", "deploy", "sync", "bench")
+SUBCOMMANDS = ("demo", "deploy", "sync", "bench", "token")
 
 
 def _bool(text: str) -> bool:
@@ -58,6 +58,8 @@ def build_parser(prog: str = "tfserve") -> argparse.ArgumentParser:
     flag("rest_api_num_threads", 0, "REST handler threads (accepted for compatibility)")
     flag("rest_api_timeout_in_ms", 30000, "timeout for REST requests")
     flag("rest_api_enable_cors_support", False, "answer CORS preflight and add CORS headers")
+    flag("rest_api_ssl_cert_file", "", "PEM certificate (chain) to serve the REST port over HTTPS")
+    flag("rest_api_ssl_key_file", "", "PEM private key of --rest_api_ssl_cert_file")
     flag("auth_token_file", "", "file holding a bearer token that REST and gRPC then require "
          "(all but health and readiness); also enables /tfserve/api changes for token holders")
     flag("enable_management_api", False, "accept /tfserve/api changes without a token (loopback only is wise)")
@@ -158,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench.cli import main as bench_main
 
             return bench_main(rest)
+        if command == "token":
+            from .token_cli import main as token_main
+
+            return token_main(rest)
         from .deploy.cli import main as deploy_main
 
         return deploy_main([command, *rest])

@@ -67,6 +67,8 @@ class ServerOptions:
     rest_api_timeout_in_ms: int = 30000
     rest_api_enable_cors_support: bool = False
     rest_api_max_body_bytes: int = 256 * 1024 * 1024
+    rest_api_ssl_cert_file: str = ""
+    rest_api_ssl_key_file: str = ""
     model_name: str = "default"
     model_base_path: str = ""
     model_config_file: str = ""
@@ -285,6 +287,10 @@ class ModelServer:
     def start(self, *, wait_for_models: bool = True, timeout: float = 600.0) -> ModelServer:
         """Load the configured models and open the ports; returns once they listen."""
         self.started_at = time.time()
+        if self.options.rest_api_port:  # a bad certificate is said before models load, not after
+            from .protocols.http_asgi import tls_files
+
+            tls_files(self.options)
         config = self._initial_config
         if config is None and (self.options.model_config_file or self.options.model_base_path):
             config = self.options.model_server_config()

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from jupyter_tfserve import discover, list_servers
+from jupyter_tfserve import cli, discover, list_servers
 from jupyter_tfserve.discovery import ENV_INJECTED_URL, ENV_TOKEN, ENV_URL, runtime_file_path
 from jupyter_tfserve.jupyter.runtime import KernelEnvironment, write_runtime_file
 
@@ -147,3 +147,43 @@ def test_kernel_environment_keeps_a_user_address_and_withdraws_its_own(monkeypat
     monkeypatch.setenv(ENV_URL, "http://user-choice/tfserve")
     assert not KernelEnvironment().inject("http://127.0.0.1:1/tfserve", "tok")
     assert os.environ[ENV_URL] == "http://user-choice/tfserve"
+
+
+# ---------------------------------------------------------------------- tfserve token
+def token_command(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["token", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_tfserve_token_prints_the_token_of_the_server_found(runtime, capsys):
+    publish(runtime, os.getpid(), 9001, token="t1")
+    assert token_command(capsys) == (0, "t1\n", "")
+
+
+def test_tfserve_token_follows_the_kernel_environment(runtime, capsys, monkeypatch):
+    monkeypatch.setenv(ENV_URL, "http://127.0.0.1:9002/tfserve")
+    monkeypatch.setenv(ENV_TOKEN, "from-env")
+    assert token_command(capsys) == (0, "from-env\n", "")
+
+
+def test_tfserve_token_with_several_servers_asks_for_url_and_picks_by_any_port(runtime, capsys, other_process):
+    publish(runtime, os.getpid(), 9001, token="t1")
+    publish(runtime, other_process, 9003, token="t3", rest_port=8601, grpc_port=8600)
+    code, out, err = token_command(capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith("tfserve token: 2 Jupyter servers with jupyter-tfserve are running (")
+    assert err.rstrip().endswith("): pass --url")
+    for address in ("http://127.0.0.1:9003/lab", "localhost:8601", "127.0.0.1:8600"):
+        assert token_command(capsys, "--url", address) == (0, "t3\n", "")
+    assert token_command(capsys, "--url", "http://127.0.0.1:9001/") == (0, "t1\n", "")
+    code, out, err = token_command(capsys, "--url", "127.0.0.1:1")
+    assert (code, err) == (1, "tfserve token: no running Jupyter server with jupyter-tfserve answers at 127.0.0.1:1\n")
+
+
+def test_tfserve_token_with_nothing_running_says_so(runtime, capsys):
+    assert token_command(capsys) == (
+        1,
+        "",
+        "tfserve token: no Jupyter server with jupyter-tfserve is running on this machine\n",
+    )

@@ -8,15 +8,20 @@ model name reached the file system.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
 import requests
+from pki import make_pki
 from ports import free_port
 from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 from test_standalone import TIMEOUT, Tfserve, copy_model
+
+from jupyter_tfserve.core.status import ServingError
+from jupyter_tfserve.server import ModelServer, ServerOptions
 
 TOKEN = "s3cret-token-for-tests"
 JSON = {"Content-Type": "application/json"}
@@ -168,3 +173,53 @@ def test_tfserve_sync_refuses_anything_that_leaves_its_target(tmp_path, model_st
     with pytest.raises(DeployError, match="resolves outside the sync target"):
         sync({"hpt": base}, target, force=True)
     assert list(elsewhere.iterdir()) == [] and not (tmp_path / "1").exists()
+
+
+# ---------------------------------------------------------------------- REST over TLS
+@pytest.fixture
+def tls_files(tmp_path):
+    pki = make_pki()
+    key, cert = pki["server"]
+    paths = {"ca": tmp_path / "ca.pem", "cert": tmp_path / "cert.pem", "key": tmp_path / "key.pem"}
+    paths["ca"].write_bytes(pki["ca"])
+    paths["cert"].write_bytes(cert)
+    paths["key"].write_bytes(key)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def test_the_rest_port_serves_https_with_the_token(tls_files, token_file, repo):
+    """Token and data can leave the host: the port speaks TLS only, with the given certificate."""
+    port = free_port()
+    options = ServerOptions(
+        port=0,
+        rest_api_port=port,
+        model_name="hpt",
+        model_base_path=repo("hpt"),
+        auth_token_file=token_file,
+        rest_api_ssl_cert_file=tls_files["cert"],
+        rest_api_ssl_key_file=tls_files["key"],
+    )
+    server = ModelServer(options).start(timeout=120)
+    try:
+        url = f"https://localhost:{port}/v1/models/hpt:predict"
+        body = {"instances": [1.0, 2.0, 5.0]}
+        reply = requests.post(url, json=body, headers=AUTH, verify=tls_files["ca"], timeout=TIMEOUT)
+        assert reply.json() == {"predictions": [2.5, 3.0, 4.5]}
+        assert requests.post(url, json=body, verify=tls_files["ca"], timeout=TIMEOUT).status_code == 401
+        with pytest.raises(requests.ConnectionError):  # plain HTTP gets no answer on a TLS port
+            requests.post(url.replace("https:", "http:"), json=body, headers=AUTH, timeout=TIMEOUT)
+    finally:
+        server.stop()
+
+
+def test_an_unreadable_certificate_is_one_line_naming_the_flag_before_any_load(tmp_path, tls_files):
+    missing = str(tmp_path / "nope.pem")
+    never_loaded = str(tmp_path / "no-models-here")  # refused before the model path is looked at
+    options = ServerOptions(port=0, rest_api_port=free_port(), model_base_path=never_loaded)
+    with pytest.raises(ServingError) as refused:
+        ModelServer(dataclasses.replace(options, rest_api_ssl_cert_file=missing)).start(timeout=30)
+    assert refused.value.message == (
+        f"Could not load the REST port's certificate --rest_api_ssl_cert_file={missing}: No such file or directory"
+    )
+    with pytest.raises(ServingError, match="--rest_api_ssl_key_file is set without --rest_api_ssl_cert_file"):
+        ModelServer(dataclasses.replace(options, rest_api_ssl_key_file=tls_files["key"])).start(timeout=30)

@@ -382,10 +382,11 @@ class TFServeMagics(Magics, Configurable):
         endpoint = self.client().endpoint
         url = f"{endpoint.url}/v1/models/{name}:predict"
         lines = [f"REST:  {url}"]
-        # Outside clients (and curl) are better served by the standalone port: TF Serving's URLs, no token.
+        # Outside clients (and curl) are better served by the standalone port: TF Serving's URLs.
+        # In Jupyter it takes Jupyter's token too (c.TFServe.ports_require_token).
         curl_url, token = url, bool(endpoint.token)
         if endpoint.standalone_url:
-            curl_url, token = f"{endpoint.standalone_url}/v1/models/{name}:predict", False
+            curl_url = f"{endpoint.standalone_url}/v1/models/{name}:predict"
             lines.append(f"REST:  {curl_url}  (standalone port)")
         if endpoint.grpc_target:
             lines.append(f"gRPC:  {endpoint.grpc_target}  (model_spec.name = {name!r})")

@@ -2,8 +2,9 @@
 
 The snippets use the real addresses and a request body shaped like the
 model's serving signature (zeros, or ``"text"`` for strings), so they run as
-printed. The token is never printed: the snippets read ``$TFSERVE_TOKEN``,
-which kernels started by the extension already have.
+printed. The token is never printed (notebook outputs are saved and shared):
+the snippets ask ``tfserve token`` for it when they run, from a terminal or a
+script on this machine alike.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def example_body(signature: SignatureInfo) -> dict:
 
 
 def curl_line(url: str, body: dict, token: bool) -> str:
-    auth = ' -H "Authorization: token $TFSERVE_TOKEN"' if token else ""
+    auth = ' -H "Authorization: token $(tfserve token)"' if token else ""
     return f"curl{auth} -d {shlex.quote(json.dumps(body))} -X POST {shlex.quote(url)}"
 
 
@@ -60,13 +61,15 @@ def snippets(endpoint: Endpoint, name: str, signature: SignatureInfo) -> Snippet
         body = {"signature_name": signature.name, **body}
     url = f"{endpoint.url}/v1/models/{name}:predict"
     token = bool(endpoint.token)
-    headers = '{"Authorization": "token " + os.environ["TFSERVE_TOKEN"]}' if token else "{}"
+    # The token is read when the snippet runs (``tfserve token``), never written into it.
+    read_token = 'import subprocess\n\ntoken = subprocess.check_output(["tfserve", "token"], text=True).strip()\n'
+    headers = '{"Authorization": "token " + token}' if token else "{}"
     blocks = [
         ("curl", curl_line(url, body, token)),
         (
             "requests",
-            ("import os\n" if token else "") + "import requests\n\n"
-            f"response = requests.post(\n    {url!r},\n    json={body!r},\n    headers={headers},\n)\n"
+            "import requests\n" + (read_token if token else "\n")
+            + f"response = requests.post(\n    {url!r},\n    json={body!r},\n    headers={headers},\n)\n"
             "response.raise_for_status()\nprint(response.json())",
         ),
     ]
@@ -75,16 +78,18 @@ def snippets(endpoint: Endpoint, name: str, signature: SignatureInfo) -> Snippet
             f"request.inputs[{alias!r}].CopyFrom(tf.make_tensor_proto({_row(spec)!r}, dtype=tf.{_tf_dtype(spec)}))"
             for alias, spec in signature.inputs.items()
         )
+        metadata = ', metadata=[("authorization", "token " + token)]' if token else ""
         blocks.append(
             (
                 "gRPC",
                 "import grpc\nimport tensorflow as tf\n"
-                "from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc\n\n"
-                f"channel = grpc.insecure_channel({endpoint.grpc_target!r})\n"
+                "from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc\n"
+                + (read_token if token else "\n")
+                + f"channel = grpc.insecure_channel({endpoint.grpc_target!r})\n"
                 "stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)\n"
                 f"request = predict_pb2.PredictRequest()\nrequest.model_spec.name = {name!r}\n"
                 f"request.model_spec.signature_name = {signature.name!r}\n{inputs}\n"
-                "response = stub.Predict(request, timeout=10.0)\n"
+                f"response = stub.Predict(request, timeout=10.0{metadata})\n"
                 "print({k: tf.make_ndarray(v) for k, v in response.outputs.items()})",
             )
         )

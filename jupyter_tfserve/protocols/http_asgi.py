@@ -32,8 +32,10 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import time
 
+from ..core.status import invalid_argument
 from .rest import RestApp, json_response
 
 log = logging.getLogger(__name__)
@@ -251,6 +253,28 @@ def _close(sockets: list[socket.socket]) -> None:
         sock.close()
 
 
+def tls_files(options) -> tuple[str | None, str | None]:
+    """The REST port's certificate and key, checked before any port opens.
+
+    uvicorn would load them inside its serve task, where a bad file surfaces as a
+    port that never starts; loaded here first, it is one line naming the flag.
+    """
+    cert_file = getattr(options, "rest_api_ssl_cert_file", "") or None
+    key_file = getattr(options, "rest_api_ssl_key_file", "") or None
+    if cert_file is None:
+        if key_file is not None:
+            raise invalid_argument("--rest_api_ssl_key_file is set without --rest_api_ssl_cert_file")
+        return None, None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise invalid_argument(
+            f"Could not load the REST port's certificate --rest_api_ssl_cert_file={cert_file}"
+            f"{f' --rest_api_ssl_key_file={key_file}' if key_file else ''}: {exc.strerror or exc}"
+        ) from None
+    return cert_file, key_file
+
+
 async def serve(rest_app: RestApp, host: str, port: int, options) -> Front:
     """Serve ``rest_app`` with uvicorn on ``host:port`` from the running loop; returns once listening."""
     import uvicorn
@@ -259,6 +283,7 @@ async def serve(rest_app: RestApp, host: str, port: int, options) -> Front:
     if uvicorn_logger.level == logging.NOTSET:  # the host prints its own "listening" line
         uvicorn_logger.setLevel(logging.WARNING)
     app = AsgiApp(rest_app, getattr(options, "rest_api_max_body_bytes", None))
+    cert_file, key_file = tls_files(options)
     config = uvicorn.Config(
         app,
         http=_protocol_class(),
@@ -272,6 +297,8 @@ async def serve(rest_app: RestApp, host: str, port: int, options) -> Front:
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         backlog=BACKLOG,
         ws="none",
+        ssl_certfile=cert_file,
+        ssl_keyfile=key_file,
     )
     sockets = bind_sockets(host, port)
     server = _server_class()(config)

@@ -5,8 +5,9 @@
  * (zeros of the right dtype and shape, one row), so it runs as pasted. REST
  * snippets use the standalone TF-Serving-compatible port when the server has
  * one, and otherwise the API mounted in Jupyter; both need Jupyter's token,
- * which the snippets read from `$JUPYTER_TOKEN` rather than print. Everything
- * put into a shell line is quoted as one word.
+ * which the snippets never contain: they ask `tfserve token` for it when they
+ * run (the token would otherwise end up in clipboards, chats and saved
+ * notebooks). Everything put into a shell line is quoted as one word.
  */
 
 import { IModelInfo, IServerInfo, ISignatureInfo, ITensorInfo, servingVersion } from './model';
@@ -29,6 +30,9 @@ export interface IEndpoint {
 }
 
 const INTEGER = /^DT_U?INT/;
+
+/** Python that reads the token when the snippet runs, from the same command the curl line uses. */
+const READ_TOKEN = 'token = subprocess.check_output(["tfserve", "token"], text=True).strip()';
 
 /** A zero of the dtype, as TF Serving's JSON expects it. */
 function zero(dtype: string): unknown {
@@ -140,19 +144,20 @@ export function snippet(
   switch (kind) {
     case 'curl': {
       const target = restTarget(model, info, endpoint);
-      const auth = target.token ? ` -H "Authorization: token $JUPYTER_TOKEN"` : '';
+      const auth = target.token ? ` -H "Authorization: token $(tfserve token)"` : '';
       return `curl -X POST${auth} -d ${shellQuote(JSON.stringify(predictBody(signature)))} ${shellQuote(target.url)}\n`;
     }
     case 'python': {
       const target = restTarget(model, info, endpoint);
-      const lines = ['import requests', ''];
+      const lines = target.token ? ['import subprocess', ''] : [];
+      lines.push('import requests', '');
       if (target.token) {
-        lines.push('import os', '');
+        lines.push(READ_TOKEN, '');
       }
       lines.push(`response = requests.post(`, `    ${pyString(target.url)},`);
       lines.push(`    json=${pyLiteral(predictBody(signature))},`);
       if (target.token) {
-        lines.push(`    headers={"Authorization": "token " + os.environ["JUPYTER_TOKEN"]},`);
+        lines.push('    headers={"Authorization": "token " + token},');
       }
       lines.push('    timeout=30,', ')', 'response.raise_for_status()', 'print(response.json())');
       return lines.join('\n') + '\n';
@@ -173,10 +178,13 @@ function grpcSnippet(
     lines.push('# The gRPC port of this server is off: start it with c.TFServe.grpc_port.');
   }
   lines.push(
+    'import subprocess',
+    '',
     'import grpc',
     'import tensorflow as tf',
     'from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc',
     '',
+    READ_TOKEN,
     `channel = grpc.insecure_channel("${endpoint.host}:${info?.grpcPort ?? 8500}")`,
     'stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)',
     'request = predict_pb2.PredictRequest()',
@@ -189,6 +197,7 @@ function grpcSnippet(
     const args = dtype ? `${value}, dtype=${dtype}` : value;
     lines.push(`request.inputs[${pyString(input.name)}].CopyFrom(tf.make_tensor_proto(${args}))`);
   }
-  lines.push('print(stub.Predict(request, timeout=30.0))');
+  // The extension's gRPC port wants Jupyter's token too (c.TFServe.ports_require_token).
+  lines.push('print(stub.Predict(request, timeout=30.0, metadata=[("authorization", "token " + token)]))');
   return lines.join('\n') + '\n';
 }

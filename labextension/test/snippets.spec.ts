@@ -29,7 +29,7 @@ describe('snippets', () => {
 
   it('curls the standalone REST port when there is one', () => {
     expect(snippet('curl', hpt, info, endpoint)).toBe(
-      `curl -X POST -H "Authorization: token $JUPYTER_TOKEN" -d '{"instances":[[0]]}' 'http://localhost:8501/v1/models/half_plus_two:predict'\n`
+      `curl -X POST -H "Authorization: token $(tfserve token)" -d '{"instances":[[0]]}' 'http://localhost:8501/v1/models/half_plus_two:predict'\n`
     );
   });
 
@@ -46,10 +46,11 @@ describe('snippets', () => {
 
   it('goes through Jupyter, with its token, when the REST port is off', () => {
     const curl = snippet('curl', hpt, jupyterOnly, endpoint);
-    expect(curl).toContain('-H "Authorization: token $JUPYTER_TOKEN"');
+    expect(curl).toContain('-H "Authorization: token $(tfserve token)"');
     expect(curl).toContain('http://localhost:8888/user/me/tfserve/v1/models/half_plus_two:predict');
     const python = snippet('python', hpt, jupyterOnly, endpoint);
-    expect(python).toContain('os.environ["JUPYTER_TOKEN"]');
+    expect(python).toContain('token = subprocess.check_output(["tfserve", "token"], text=True).strip()');
+    expect(python).toContain('headers={"Authorization": "token " + token}');
     assertPython(python);
   });
 
@@ -60,6 +61,7 @@ describe('snippets', () => {
     }
     const grpc = snippet('grpc', multi, info, endpoint);
     expect(grpc).toContain('grpc.insecure_channel("localhost:8500")');
+    expect(grpc).toContain('metadata=[("authorization", "token " + token)]');
     expect(grpc).toContain(
       'request.inputs["flag"].CopyFrom(tf.make_tensor_proto([False], dtype=tf.bool))'
     );
