@@ -38,6 +38,7 @@ from .core.config import (
 from .core.inference import InferenceService
 from .core.manager import ModelManager
 from .core.metrics import ServingMetrics
+from .core.request_log import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILE_SECONDS, RequestLogger
 from .core.scheduling import mark_as_background_work
 from .core.status import invalid_argument
 
@@ -81,6 +82,9 @@ class ServerOptions:
     enable_per_model_batching_parameters: bool = False
     num_inference_threads: int = 0
     enable_signature_method_name_check: bool = False
+    # Request logs (a model's logging_config): rotate files at this size or age.
+    request_log_max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    request_log_max_file_seconds: int = int(DEFAULT_MAX_FILE_SECONDS)
     extra: dict = field(default_factory=dict)
 
     def model_server_config(self) -> ModelServerConfig:
@@ -121,6 +125,12 @@ class ModelServer:
         self.options = options or ServerOptions()
         self._initial_config = config
         self.metrics = ServingMetrics()
+        self.request_log = RequestLogger(
+            self.metrics,
+            saved_model_tags=tuple(t for t in self.options.saved_model_tags.split(",") if t),
+            max_file_bytes=self.options.request_log_max_file_bytes,
+            max_file_seconds=self.options.request_log_max_file_seconds,
+        )
         servable_lib.configure_tensorflow(
             self.options.tensorflow_intra_op_parallelism, self.options.tensorflow_inter_op_parallelism
         )
@@ -131,6 +141,7 @@ class ModelServer:
             load_retry_interval_seconds=self.options.load_retry_interval_micros / 1e6,
             allow_version_labels_for_unavailable_models=self.options.allow_version_labels_for_unavailable_models,
             on_load=self._on_load,
+            on_config=self.request_log.configure,
         )
         threads = self.options.num_inference_threads or max(4, (os.cpu_count() or 1) * 2)
         self.executor = ThreadPoolExecutor(
@@ -144,6 +155,7 @@ class ModelServer:
             metrics=self.metrics,
             max_concurrent_runs=threads,
             check_signature_method_name=self.options.enable_signature_method_name_check,
+            request_log=self.request_log,
         )
         self.monitoring = self.options.monitoring_config()
         self.started_at: float | None = None
@@ -275,6 +287,7 @@ class ModelServer:
             self.batcher.stop()  # queued batches run first: they hold their versions
         self.manager.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.request_log.close()  # after the last request: its record is queued by now
         if self._config_poller is not None:
             self._config_poller.join(5)
 

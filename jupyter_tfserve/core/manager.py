@@ -132,6 +132,7 @@ class ModelManager:
         num_load_threads: int = 2,
         on_load: LoadListener | None = None,
         on_unload: Callable[[str, int], None] | None = None,
+        on_config: Callable[[ModelServerConfig], None] | None = None,
     ):
         self._loader = loader
         self.poll_wait_seconds = file_system_poll_wait_seconds
@@ -140,6 +141,8 @@ class ModelManager:
         self.allow_unavailable_labels = allow_version_labels_for_unavailable_models
         self._on_load = on_load
         self._on_unload = on_unload
+        # Told each config realized (the server's request log follows the models' logging_config).
+        self._on_config = on_config
         self._models: dict[str, _Model] = {}
         self._cond = threading.Condition(threading.RLock())
         self._config = ModelServerConfig()
@@ -223,6 +226,8 @@ class ModelManager:
                 for model in self._models.values():
                     if not model.removed:
                         self._config.model_config_list.config.add().CopyFrom(model.config)
+            if self._on_config is not None:
+                self._on_config(self.config)
             self.poll()
             if wait_timeout:
                 self.wait_until_settled(list(new), timeout=wait_timeout)

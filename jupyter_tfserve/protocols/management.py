@@ -87,6 +87,9 @@ class ManagementApi:
         ("GET", r"/models/(?P<name>[^/]+)/batching", "batching"),
         ("PUT", r"/models/(?P<name>[^/]+)/batching", "set_batching"),
         ("DELETE", r"/models/(?P<name>[^/]+)/batching", "set_batching"),
+        ("GET", r"/models/(?P<name>[^/]+)/logging", "logging"),
+        ("PUT", r"/models/(?P<name>[^/]+)/logging", "set_logging"),
+        ("DELETE", r"/models/(?P<name>[^/]+)/logging", "set_logging"),
         ("POST", r"/models", "load_model"),
         ("GET", r"/models/(?P<name>[^/]+)", "get_model"),
         ("DELETE", r"/models/(?P<name>[^/]+)", "unload_model"),
@@ -190,6 +193,46 @@ class ManagementApi:
         if batcher is None:
             raise failed_precondition("Batching is not enabled on this server; start it with --enable_batching.")
         return batcher
+
+    # ------------------------------------------------------------------ request logging
+    async def logging(self, request: Request, name: str) -> Response:
+        name = unquote(name)
+        self.manager.model_config(name)  # NOT_FOUND for a model not served
+        return json_response({"name": name, **self.server.request_log.status(name)})
+
+    async def set_logging(self, request: Request, name: str) -> Response:
+        """Change a live model's ``logging_config``: PUT sets fields (``sampling_rate``, ``filename_prefix``,
+        ``type``; ``{"sampling_rate": 0}`` pauses), DELETE removes it. Files already written stay."""
+        from ..core.request_log import validate_logging_config
+
+        name = unquote(name)
+        config = self.manager.model_config(name)
+        logging_config = config.logging_config
+        if request.method == "DELETE":
+            config.ClearField("logging_config")
+        else:
+            body = _json_object(request.body, required=True)
+            unknown = set(body) - {"sampling_rate", "filename_prefix", "type"}
+            if unknown:
+                raise invalid_argument(f"Unknown logging fields: {', '.join(sorted(unknown))}")
+            collector = logging_config.log_collector_config
+            for key in ("filename_prefix", "type"):
+                if key in body:
+                    if not isinstance(body[key], str):
+                        raise invalid_argument(f"'{key}' must be a string")
+                    setattr(collector, key, body[key])
+            if "filename_prefix" in body and not collector.type:
+                collector.type = "tfrecord"
+            if "sampling_rate" in body:
+                rate = body["sampling_rate"]
+                if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+                    raise invalid_argument("'sampling_rate' must be a number between 0 and 1")
+                logging_config.sampling_config.sampling_rate = float(rate)
+            validate_logging_config(name, logging_config)
+        await _blocking(partial(self.manager.add_model, config, wait_timeout=None))
+        status = self.server.request_log.status(name)
+        log.info("Request log of model %s: %s", name, status)
+        return json_response({"name": name, **status})
 
     # ------------------------------------------------------------------ models
     async def get_model(self, request: Request, name: str) -> Response:
