@@ -538,6 +538,25 @@ def read_records(pattern: str) -> Iterator[Record]:
             log.debug("%s ends in a partial record", path)
 
 
+def warmup_sample(pattern: str, count: int, seed: int = 0) -> list:
+    """Up to ``count`` successful logged requests, spread over the log, as warmup records.
+
+    Each keeps its request only: no response, metadata or outcome field, as
+    TF Serving's warmup files are written.
+    """
+    requests = []
+    for record in read_records(pattern):
+        if record.ok and record.kind:
+            entry = getattr(record.log, record.kind)
+            warm = prediction_log_pb2.PredictionLog()
+            getattr(warm, record.kind).request.CopyFrom(entry.request)
+            requests.append(warm)
+    if len(requests) > count:
+        picked = sorted(random.Random(seed).sample(range(len(requests)), count))
+        requests = [requests[i] for i in picked]
+    return requests
+
+
 def parse_record(raw: bytes, path: str = "") -> Record:
     record = prediction_log_pb2.PredictionLog.FromString(raw)
     outcome = LoggedRecord.FromString(raw).outcome
@@ -569,6 +588,7 @@ __all__ = [
     "log_files",
     "parse_record",
     "read_records",
+    "warmup_sample",
     "register_collector",
     "serialize",
     "validate_logging_config",

@@ -29,6 +29,7 @@ The package keeps one job per module: ``dtypes`` (the type tables),
 
 from __future__ import annotations
 
+from .compare import max_abs_diff
 from .dtypes import datatype_name, datatype_of, numpy_dtype
 from .examples import (
     decode_examples,
@@ -59,6 +60,7 @@ __all__ = [
     "fill_classifications",
     "fill_regressions",
     "input_to_serialized_examples",
+    "max_abs_diff",
     "ndarray_to_tensor_proto",
     "numpy_dtype",
     "parse_json",
