@@ -57,6 +57,7 @@ DEFAULT_QUEUE_SIZE = 1024
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FILE_SECONDS = 3600.0
 FILE_SUFFIX = ".tfrecord"
+FLUSH_EVERY = 256  # records between flushes while the queue never empties
 
 _F = descriptor_pb2.FieldDescriptorProto
 OUTCOME_FIELD = 1000
@@ -339,39 +340,46 @@ class _Writer:
 
     # ------------------------------------------------------------------ writer thread
     def _run(self) -> None:
+        outcomes: list[str] = []
         while True:
             item = self._queue.get()
             if item is _STOP:
                 break
-            self._write(item)
-            if self._queue.empty():
+            outcomes.append(self._write(item))
+            # Counted once flushed: a record counted "written" is readable from the file.
+            if self._queue.empty() or len(outcomes) >= FLUSH_EVERY:
                 self._flush()
+                self._settle(outcomes)
+                outcomes = []
         self._close_sink()
+        self._settle(outcomes)
 
-    def _write(self, item: _Logged) -> None:
+    def _settle(self, outcomes: list[str]) -> None:
+        for status in outcomes:
+            self._logger._inc(self.model_name, status)
+        self._done(len(outcomes))
+
+    def _write(self, item: _Logged) -> str:
+        """Encode and write one record; its status ("written" or "failed")."""
         try:
             record = serialize(item, self._logger.saved_model_tags, self._sampling_config())
-        except Exception:  # a bug, not the disk: say so once per record, keep serving
+        except Exception:  # a bug, not the disk: say so, keep serving
             log.exception("Request log of model %s: cannot encode a record", self.model_name)
-            self._logger._inc(self.model_name, "failed")
-            self._done(1)
-            return
+            return "failed"
         try:
             self._rotate(len(record))
             self._sink.write(record)
-            self._bytes += len(record) + 16  # TFRecord framing: length, its CRC, the data's CRC
-            status = "written"
-            if self._failing:
-                self._failing = False
-                log.info("Request log of model %s writes to %s again", self.model_name, self._prefix)
         except Exception as exc:  # noqa: BLE001 - full disk, removed folder, closed pipe: count, go on
-            status = "failed"
             if not self._failing:
                 self._failing = True
                 log.error("Request log of model %s: cannot write under %s: %s", self.model_name, self._prefix, exc)
             self._close_sink()
-        self._logger._inc(self.model_name, status)
-        self._done(1)
+            return "failed"
+        self._bytes += len(record) + 16  # TFRecord framing: length, its CRC, the data's CRC
+        if self._failing:
+            self._failing = False
+            log.info("Request log of model %s writes to %s again", self.model_name, self._prefix)
+        return "written"
 
     def _sampling_config(self):
         model_log = self._logger._logs.get(self.model_name)
