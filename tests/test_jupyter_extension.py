@@ -427,7 +427,7 @@ def batching(tfserve_config):
     tfserve_config["enable_batching"] = True
 
 
-async def test_every_management_route_answers_as_documented(batching, fetch, extension, hpt):
+async def test_every_management_route_answers_as_documented(batching, fetch, extension, hpt, tmp_path):
     server = await extension.host.server()
     spec = Spec()
 
@@ -462,6 +462,11 @@ async def test_every_management_route_answers_as_documented(batching, fetch, ext
     assert stats["parameters"]["max_batch_size"] == 8
     stats = await api("DELETE", "/models/{name}/batching", name="hpt")
     assert stats["parameters"]["max_batch_size"] == 1000  # TF Serving's default
+    assert (await api("GET", "/models/{name}/logging", name="hpt"))["enabled"] is False
+    logging_on = {"filename_prefix": str(tmp_path / "logs" / "hpt"), "sampling_rate": 0.5}
+    logging = await api("PUT", "/models/{name}/logging", logging_on, name="hpt")
+    assert (logging["enabled"], logging["sampling_rate"], logging["type"]) == (True, 0.5, "tfrecord")
+    assert (await api("DELETE", "/models/{name}/logging", name="hpt"))["enabled"] is False
     await api("GET", "/ready")
 
     config = await api("GET", "/config")
