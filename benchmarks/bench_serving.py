@@ -15,6 +15,11 @@ MLP 784-512-512-10, one-row requests. In one run it measures:
 Targets (unbatched path): served C=32 throughput >= 45% of raw signature calls/s, and
 served C=1 p50 <= raw signature p50 + empty round trip p50 + 0.4 ms.
 
+Request logging (opt-in, ``python benchmarks/bench_serving.py --logging``): the same
+server at C=32 with logging off, then at sampling rate 1.0 and 0.01 (switched live
+through the management API), with the records written and dropped in each run.
+Targets: rate 1.0 within 10% of off; 0.01 within noise.
+
 Run: ``python benchmarks/bench_serving.py`` (or ``pytest --bench benchmarks/``).
 """
 
@@ -25,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 import pytest
 
@@ -112,6 +118,52 @@ def run() -> dict:
     return summary
 
 
+def _logging_api(url: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "PUT")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def run_logging() -> dict:
+    """Throughput at C=32 with request logging off, at 1.0 and at 0.01; records written and dropped."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = os.path.join(tmp, "mlp")
+        models.mlp(base)
+        with harness.tfserve("--model_name=mlp", f"--model_base_path={base}") as port:
+            url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
+            api = f"http://127.0.0.1:{port}/tfserve/api/models/mlp/logging"
+            for rate in (None, 1.0, 0.01):
+                if rate is not None:
+                    _logging_api(api, {"filename_prefix": os.path.join(tmp, "logs", "mlp"), "sampling_rate": rate})
+                before = _logging_api(api).get("records", {})
+                result = harness.loadgen(url, BODY, concurrency=32, expect="predictions")
+                after = _logging_api(api).get("records", {})
+                rows.append({
+                    "logging": "off" if rate is None else f"rate {rate:g}",
+                    "req/s": result["throughput_rps"],
+                    "p50_ms": result["p50_ms"],
+                    "p99_ms": result["p99_ms"],
+                    "errors": result["errors"],
+                    **{k: after.get(k, 0) - before.get(k, 0) for k in ("written", "dropped", "failed")},
+                })
+    off, full, sampled = rows
+    summary = {
+        "logging_1.0_over_off": full["req/s"] / off["req/s"],
+        "logging_0.01_over_off": sampled["req/s"] / off["req/s"],
+    }
+    print(harness.table(rows, ["logging", "req/s", "p50_ms", "p99_ms", "errors", "written", "dropped", "failed"]))
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+@pytest.mark.bench
+def test_bench_serving_logging():
+    summary = run_logging()
+    assert summary["logging_1.0_over_off"] > 0
+
+
 @pytest.mark.bench
 def test_bench_serving():
     summary = run()
@@ -119,4 +171,4 @@ def test_bench_serving():
 
 
 if __name__ == "__main__":
-    run()
+    run_logging() if "--logging" in sys.argv[1:] else run()

@@ -89,6 +89,8 @@ def build_parser(prog: str = "tfserve") -> argparse.ArgumentParser:
         "require classify/regress signatures to carry those method names "
         "(off: TF2 exports name every signature predict)",
     )
+    flag("request_log_max_file_bytes", 64 * 1024 * 1024, "request logs (logging_config): rotate at this size")
+    flag("request_log_max_file_seconds", 3600, "request logs (logging_config): rotate at this age")
     add("--version", action="version", version=f"tfserve {__version__}")
     return parser
 

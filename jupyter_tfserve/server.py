@@ -43,6 +43,7 @@ from .core.config import (
 from .core.inference import InferenceService
 from .core.manager import ModelManager
 from .core.metrics import ServingMetrics
+from .core.request_log import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILE_SECONDS, RequestLogger
 from .core.scheduling import mark_as_background_work
 from .core.status import invalid_argument
 from .paths import default_models_root
@@ -92,6 +93,9 @@ class ServerOptions:
     auth_token_file: str = ""
     enable_management_api: bool = False
     rest_api_allowed_hosts: str = ""
+    # Request logs (a model's logging_config): rotate files at this size or age.
+    request_log_max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    request_log_max_file_seconds: int = int(DEFAULT_MAX_FILE_SECONDS)
     extra: dict = field(default_factory=dict)
 
     def model_server_config(self) -> ModelServerConfig:
@@ -188,6 +192,12 @@ class ModelServer:
         self.host = host or HostSettings()
         self._initial_config = config
         self.metrics = ServingMetrics()
+        self.request_log = RequestLogger(
+            self.metrics,
+            saved_model_tags=tuple(t for t in self.options.saved_model_tags.split(",") if t),
+            max_file_bytes=self.options.request_log_max_file_bytes,
+            max_file_seconds=self.options.request_log_max_file_seconds,
+        )
         servable_lib.configure_tensorflow(
             self.options.tensorflow_intra_op_parallelism, self.options.tensorflow_inter_op_parallelism
         )
@@ -199,6 +209,7 @@ class ModelServer:
             allow_version_labels_for_unavailable_models=self.options.allow_version_labels_for_unavailable_models,
             on_load=self._on_load,
             version_source=lambda name, base_path: self.admin.versions_of(name, base_path),
+            on_config=self.request_log.configure,
         )
         threads = self.options.num_inference_threads or max(4, (os.cpu_count() or 1) * 2)
         self.executor = ThreadPoolExecutor(
@@ -219,6 +230,7 @@ class ModelServer:
             metrics=self.metrics,
             max_concurrent_runs=threads,
             check_signature_method_name=self.options.enable_signature_method_name_check,
+            request_log=self.request_log,
         )
         self.monitoring = self.options.monitoring_config()
         self.started_at: float | None = None
@@ -364,6 +376,7 @@ class ModelServer:
             self.batcher.stop()  # queued batches run first: they hold their versions
         self.manager.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.request_log.close()  # after the last request: its record is queued by now
         if self._config_poller is not None:
             self._config_poller.join(5)
 

@@ -15,8 +15,9 @@ import pytest
 import tensorflow as tf
 
 from jupyter_tfserve.core.servable import load_servable
+from jupyter_tfserve.core.tensors import max_abs_diff
 from jupyter_tfserve.core.warmup import read_warmup_records, warmup, warmup_path
-from jupyter_tfserve.notebook.export import ExportError, ParityError, export, max_abs_diff
+from jupyter_tfserve.notebook.export import ExportError, ParityError, export
 
 RNG = np.random.default_rng(0)
 

@@ -508,7 +508,7 @@ def batching(tfserve_config):
     tfserve_config["enable_batching"] = True
 
 
-async def test_every_management_route_answers_as_documented(batching, fetch, extension, hpt):
+async def test_every_management_route_answers_as_documented(batching, fetch, extension, hpt, tmp_path, models_root):
     server = await extension.host.server()
     spec = Spec()
 
@@ -543,6 +543,22 @@ async def test_every_management_route_answers_as_documented(batching, fetch, ext
     assert stats["parameters"]["max_batch_size"] == 8
     stats = await api("DELETE", "/models/{name}/batching", name="hpt")
     assert stats["parameters"]["max_batch_size"] == 1000  # TF Serving's default
+    assert (await api("GET", "/models/{name}/logging", name="hpt"))["enabled"] is False
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    status, body = await call(fetch, "PUT", "api/models/hpt/logging", {"filename_prefix": str(outside / "hpt")})
+    assert status == 404 and "is outside the model roots" in body["error"]  # the server writes no file there
+    model = f'name: "hpt" base_path: "{hpt}" model_platform: "tensorflow"'
+    logged = f'logging_config {{ log_collector_config {{ type: "tfrecord" filename_prefix: "{outside}/hpt" }} }}'
+    reload = {"config": f"model_config_list {{ config {{ {model} {logged} }} }}"}
+    status, body = await call(fetch, "POST", "api/config/reload", reload)  # nor by a config reload
+    assert status == 404 and "Log folder" in body["error"]
+    assert (await api("GET", "/models/{name}/logging", name="hpt"))["enabled"] is False
+    (models_root / "logs").mkdir()
+    logging_on = {"filename_prefix": str(models_root / "logs" / "hpt"), "sampling_rate": 0.5}
+    logging = await api("PUT", "/models/{name}/logging", logging_on, name="hpt")
+    assert (logging["enabled"], logging["sampling_rate"], logging["type"]) == (True, 0.5, "tfrecord")
+    assert (await api("DELETE", "/models/{name}/logging", name="hpt"))["enabled"] is False
     await api("GET", "/ready")
 
     config = await api("GET", "/config")

@@ -18,6 +18,7 @@ import savedmodels
 from IPython import get_ipython
 from IPython.testing.globalipapp import start_ipython
 from notebook_servers import DISCOVERY_ENV, start_server, url_of
+from test_rest import wait_until
 
 from jupyter_tfserve.notebook import embedded
 from jupyter_tfserve.notebook.client import Client
@@ -216,6 +217,23 @@ def test_predict_cell_magic_takes_a_json_body(shell, served):
     expected = run(shell, "model(np.array([[1.0, 0.0, 0.0, 0.0]], 'float32')).numpy()")
     np.testing.assert_allclose(value, expected, atol=1e-6)
     assert value.dtype == np.float32
+
+
+def test_logs_shows_the_models_logged_requests(shell, served, capsys, tmp_path):
+    assert "does not log its requests" in fails(shell, capsys, "%tfserve logs seq")
+    client = shell.magics_manager.registry["TFServeMagics"].client()
+    client.set_logging("seq", filename_prefix=str(tmp_path / "seq"), sampling_rate=1.0)
+    try:
+        run(shell, "_ = %tfserve predict seq x[:2]")
+        run(shell, "_ = %tfserve predict seq x[:3]")
+        # Records are counted once flushed to the file: then the magic reads them.
+        assert wait_until(lambda: client.logging("seq")["records"]["written"] == 2)
+        frame = run(shell, "%tfserve logs seq --limit 1 --since 10m")
+        assert len(frame) == 1 and frame["status"][0] == "OK" and frame["version"][0] >= 1
+        assert frame["inputs"][0].startswith("features: float32[3, 4]")
+        assert "record" not in frame.columns
+    finally:
+        client.set_logging("seq", sampling_rate=0.0)
 
 
 def test_predict_errors_are_one_line(shell, served, capsys):

@@ -351,6 +351,13 @@ def test_05_from_notebook_to_production(notebook_jupyter, runs_root):
     for version in (1, 2):
         assert f'model_warmup_latency_count{{model_path="{models / str(version)}"}} 1.0' in warmups
 
+    logged = run.text("request-log")
+    assert "'enabled': True" in logged and "'sampling_rate': 1.0" in logged
+    assert logged.count(" OK ") == 5 and "point: float32[1, 2]" in logged  # the last 5 records
+    replayed = re.search(r"replay: (\d+) logged requests \(answered by version (\d+)\).*?(\d+) answers differ",
+                         run.text("replay"))
+    assert replayed and replayed.group(1) == "40" and replayed.group(2) == "1"
+
     out_dir = Path(re.search(r"wrote \d+ files to (\S+):", run.text("deploy")).group(1))
     assert out_dir.is_relative_to(run.directory / "tmp")
     kinds = {}

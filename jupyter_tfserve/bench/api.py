@@ -33,6 +33,7 @@ from .options import (
 )
 from .payload import grpc_bodies, request_inputs, rest_bodies, rows_of
 from .progress import make_progress
+from .replay import DEFAULT_TOLERANCE, Replay, compare, load_replay
 from .results import BenchmarkResult
 from .serverstats import BatchingApi
 from .sweep import Sweep
@@ -81,7 +82,8 @@ class Prepared:
     """A model ready to be measured: target, bodies, workers' setup, batching API."""
 
     def __init__(
-        self, target: Target, protocol: str | None, rows: int, data, seed: int, timeout: float
+        self, target: Target, protocol: str | None, rows: int, data, seed: int, timeout: float,
+        replay: Replay | None = None,
     ):
         # Default: REST, or gRPC when the server was given by its gRPC address alone.
         protocol = str(protocol).lower() if protocol else ("rest" if target.url else "grpc")
@@ -99,7 +101,8 @@ class Prepared:
         self.target = target
         self.protocol = protocol
         self.signature = target.signature_info()
-        pool = request_inputs(self.signature, rows, data, seed=seed)
+        # A replay sends the logged requests as they were; otherwise inputs are made to the signature.
+        pool = replay.inputs if replay is not None else request_inputs(self.signature, rows, data, seed=seed)
         self.rows_per_request = rows_of(pool[0])
         if protocol == "grpc":
             self.bodies = grpc_bodies(target, self.signature, pool)
@@ -185,6 +188,22 @@ class Prepared:
         }
 
 
+def _predictor(target: Target, protocol: str, timeout: float):
+    """``inputs -> {alias: ndarray}`` against the benchmarked target, over the benchmarked protocol."""
+    from ..notebook.client import Client
+
+    client = Client(endpoint=target.server, timeout=timeout)
+    spec = {"version": target.version, "label": target.label, "signature": target.signature}
+    outputs = list(client.signature(target.model, target.signature, version=target.version,
+                                    label=target.label).outputs)
+
+    def predict(inputs: dict) -> dict:
+        answer = client.predict(target.model, inputs, grpc=protocol == "grpc", **spec)
+        return answer if isinstance(answer, dict) else {outputs[0]: answer}
+
+    return predict
+
+
 def _grpc_metadata(headers: dict) -> tuple | None:
     return tuple((k.lower(), v) for k, v in headers.items()) or None
 
@@ -254,6 +273,8 @@ def benchmark(
     batching: dict | None = None,
     progress="auto",
     seed: int = 0,
+    replay: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> BenchmarkResult:
     """Measure a served model under load, from worker processes; returns a :class:`BenchmarkResult`.
 
@@ -272,7 +293,15 @@ def benchmark(
     ``compare_batching`` runs the sweep with batching off, then on (the
     server's parameters, or ``batching``), switching live through the
     management API, and restores the parameters afterwards.
+
+    ``replay`` (a request log prefix or glob, ``"/logs/mnist*"``) sends the
+    logged requests instead (``rate="logged"``: at the rate they were logged),
+    then sends each once more and counts the answers that differ from the
+    logged ones by more than ``tolerance`` (``result.replay``).
     """
+    logged = load_replay(replay, signature or "serving_default") if replay else None
+    if logged is not None and isinstance(rate, str) and rate.strip().lower() == "logged":
+        rate = logged.logged_rate
     spec = load_spec(
         concurrency=concurrency,
         rate=rate,
@@ -291,7 +320,7 @@ def benchmark(
     target = Target.resolve(
         model, url=url, token=token, grpc=grpc, version=version, label=label, signature=signature
     )
-    prepared = Prepared(target, protocol, rows, data, seed, spec.timeout)
+    prepared = Prepared(target, protocol, rows, data, seed, spec.timeout, logged)
     protocol = prepared.protocol
     runs = [(None, None)]
     original = None
@@ -332,8 +361,12 @@ def benchmark(
             prepared.batching.restore(original)
         if view is not None and hasattr(view, "close"):
             view.close("interrupted" if interrupted else "done")
+    report = None
+    if logged is not None and not interrupted:
+        report = compare(logged, _predictor(target, protocol, spec.timeout), tolerance)
     return BenchmarkResult(
         levels,
+        replay=report,
         mode=spec.mode,
         rows_per_request=prepared.rows_per_request,
         model=target.model,

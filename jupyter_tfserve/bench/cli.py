@@ -101,6 +101,15 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser, text=str) -> None:
     )
     add("--max-connections", type=int, default=256, help="open loop: most connections in flight")
     add("--compare-batching", action="store_true", help="run the sweep with batching off, then on")
+    add(
+        "--replay",
+        type=text,
+        default=None,
+        metavar="PREFIX*",
+        help="send the requests of a request log (its logging_config prefix or a glob) and compare "
+        "the answers with the logged ones; --rate logged replays at the logged rate",
+    )
+    add("--tolerance", type=float, default=1e-5, help="replay: largest absolute difference that agrees")
     add("--csv", type=text, default=None, metavar="PATH", help="write perf_analyzer-style CSV")
     add("--plot", type=text, default=None, metavar="PATH", help="save the plots (png, svg, pdf)")
 
@@ -184,6 +193,8 @@ def benchmark_kwargs(args: argparse.Namespace, data=None) -> dict:
         "stability": args.stability,
         "max_connections": args.max_connections,
         "compare_batching": args.compare_batching,
+        "replay": args.replay,
+        "tolerance": args.tolerance,
     }
 
 

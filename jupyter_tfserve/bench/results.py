@@ -109,8 +109,11 @@ class BenchmarkResult:
         server_stats_note: str = "",
         interrupted: bool = False,
         notes: list[str] | None = None,
+        replay=None,
     ):
         self.levels = levels
+        # bench.replay.ReplayReport: how a replay's answers compare with the logged ones.
+        self.replay = replay
         self.mode = mode
         self.rows_per_request = rows_per_request
         self.model = model
@@ -277,6 +280,8 @@ class BenchmarkResult:
         if self.interrupted:
             lines.append(f"interrupted: {len(self.levels)} level(s) measured")
         lines.extend(self.notes)
+        if self.replay is not None:
+            lines.append(self.replay.summary())
         lines.extend(
             f"{self.level_column} {lv['value']:g}: {note}"
             for lv in self.levels

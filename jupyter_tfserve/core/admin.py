@@ -262,6 +262,7 @@ class Admin:
                     _check_name(label, "Label")
                 if self.policy.roots.restricted and not caller.trusted:
                     self.policy.roots.check(model.base_path)
+                self._check_log_folder(caller, model)
             self._trusted_bases = (
                 {m.name: os.path.realpath(m.base_path) for m in models}
                 if caller.trusted and self.policy.roots.restricted
@@ -299,12 +300,55 @@ class Admin:
             _check_name(name)
             self.batcher_or_refusal().set_parameters(name, parameters)
 
+    def set_logging(self, caller: Caller, name: str, changes: dict | None) -> None:
+        """Change one model's ``logging_config`` on the live server; None stops its logging.
+
+        ``changes`` sets any of ``sampling_rate``, ``filename_prefix`` and ``type``
+        (``tfrecord`` when a prefix is given without one) over what the model has.
+        Files already written stay where they are.
+        """
+        from .request_log import validate_logging_config
+
+        with self._lock:
+            self._admit(caller)
+            _check_name(name)
+            config = self.manager.model_config(name)
+            if changes is None:
+                config.ClearField("logging_config")
+            else:
+                logging_config = config.logging_config
+                collector = logging_config.log_collector_config
+                for key in ("filename_prefix", "type"):
+                    if key in changes:
+                        setattr(collector, key, changes[key])
+                if "filename_prefix" in changes and not collector.type:
+                    collector.type = "tfrecord"
+                if "sampling_rate" in changes:
+                    logging_config.sampling_config.sampling_rate = changes["sampling_rate"]
+                validate_logging_config(name, logging_config)
+                self._check_log_folder(caller, config)
+            self.manager.add_model(config, wait_timeout=None)
+        log.info("Request log of model %s changed to %s, for %s", name, changes, _who(caller))
+
     def batcher_or_refusal(self):
         if self.batcher is None:
             raise failed_precondition("Batching is not enabled on this server; start it with --enable_batching.")
         return self.batcher
 
     # ------------------------------------------------------------------ policy
+    def _check_log_folder(self, caller: Caller, model: ModelConfig) -> None:
+        """Request logs are files the server writes: where the roots restrict reads, they restrict these too."""
+        prefix = model.logging_config.log_collector_config.filename_prefix
+        if not prefix or caller.trusted or not self.policy.roots.restricted:
+            return
+        folder = os.path.dirname(prefix)
+        real = os.path.realpath(folder)
+        if not (self.policy.roots.admits(real) and os.path.isdir(real)):
+            raise not_found(
+                f"Log folder {folder} of model {model.name} does not exist or is outside the model roots "
+                f"{', '.join(self.policy.roots.roots)}"
+            )
+
     def _admit(self, caller: Caller) -> None:
         if caller.principal is None and caller.door not in self.policy.open_doors:
             raise ServingError(Code.PERMISSION_DENIED, self.policy.refusal)

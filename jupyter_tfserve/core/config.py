@@ -20,6 +20,8 @@ from .status import Code, ServingError, invalid_argument
 with filtered_stderr():  # a TF Serving proto imports TensorFlow
     from tensorflow_serving.config import model_server_config_pb2
 
+from .request_log import validate_logging_config  # noqa: E402 - after TensorFlow's quiet import
+
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 ModelConfig = model_server_config_pb2.ModelConfig
 
@@ -98,3 +100,4 @@ def validate_model_server_config(config: ModelServerConfig) -> None:
                 raise invalid_argument(f"Model {model.name}: version label must not be empty")
             if version < 0:
                 raise invalid_argument(f"Model {model.name}: label {label} has negative version {version}")
+        validate_logging_config(model.name, model.logging_config)

@@ -53,14 +53,12 @@ _MESSAGES = {
 }
 
 
-def _build() -> dict[str, type]:
+def build_messages(file_name: str, package: str, messages: dict, dependencies=()) -> dict[str, type]:
+    """Message classes for ``messages`` (as :data:`_MESSAGES`), added once to protobuf's default pool."""
     file = descriptor_pb2.FileDescriptorProto(
-        name="jupyter_tfserve/tfserving_config.proto",
-        package=_PACKAGE,
-        syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto"],
+        name=file_name, package=package, syntax="proto3", dependency=list(dependencies)
     )
-    for message_name, fields in _MESSAGES.items():
+    for message_name, fields in messages.items():
         message = file.message_type.add(name=message_name)
         for name, number, type_, label, type_name in fields:
             field = message.field.add(name=name, number=number, type=type_, label=label)
@@ -72,12 +70,14 @@ def _build() -> dict[str, type]:
     except TypeError:  # already added by an earlier import of this module
         pass
     return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
-        for name in _MESSAGES
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
+        for name in messages
     }
 
 
-_CLASSES = _build()
+_CLASSES = build_messages(
+    "jupyter_tfserve/tfserving_config.proto", _PACKAGE, _MESSAGES, ["google/protobuf/wrappers.proto"]
+)
 BatchingParameters = _CLASSES["BatchingParameters"]
 PrometheusConfig = _CLASSES["PrometheusConfig"]
 MonitoringConfig = _CLASSES["MonitoringConfig"]

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import tensors
 from .manager import Handle, ModelManager
+from .request_log import CLASSIFY, PREDICT, REGRESS
 from .signatures import (
     CLASSIFY_METHOD,
     DEFAULT_SIGNATURE,
@@ -91,8 +92,11 @@ class InferenceService:
         metrics=None,
         max_concurrent_runs: int = 4,
         check_signature_method_name: bool = False,
+        request_log=None,
     ):
         self.manager = manager
+        # core.request_log.RequestLogger: models with a logging_config log a sample of their requests.
+        self.request_log = request_log
         # TF Serving's --enable_signature_method_name_check (off by default: TF2 exports
         # label every signature tensorflow/serving/predict, classify and regress ones too).
         self.check_signature_method_name = check_signature_method_name
@@ -122,16 +126,39 @@ class InferenceService:
         output_filter: Sequence[str] = (),
         *,
         inline: bool = False,
+        log: bool = True,
     ) -> Future:
-        """Run a predict signature; the future resolves to ``{alias: ndarray}``."""
+        """Run a predict signature; the future resolves to ``{alias: ndarray}``.
+
+        ``log=False`` leaves the request out of the model's request log (its caller logs it whole).
+        """
+        model_log = self.sampled_log(target.model_name) if log else None
+        if model_log is None:
+            return self._predict(target, inputs, output_filter, inline)
+        return model_log.watch(
+            PREDICT, target, (inputs, list(output_filter)),
+            lambda: self._predict(target, inputs, output_filter, inline),
+        )
+
+    def _predict(self, target: Target, inputs, output_filter, inline: bool) -> Future:
         signature = target.signature
         validate_inputs(signature, inputs)
         aliases = validate_output_filter(signature, output_filter)
         return self._submit(target, inputs, aliases, inline)
 
+    def sampled_log(self, model_name: str):
+        """The model's request log when this request is in its sample: the only logging cost up front."""
+        return self.request_log.sample(model_name) if self.request_log is not None else None
+
     # ------------------------------------------------------------------ classify / regress
-    def classify(self, target: Target, examples: list[bytes], *, inline: bool = False) -> Future:
+    def classify(self, target: Target, examples: list[bytes], *, inline: bool = False, log: bool = True) -> Future:
         """Future of a :class:`Classification` for serialized tf.Examples."""
+        model_log = self.sampled_log(target.model_name) if log else None
+        if model_log is None:
+            return self._classify(target, examples, inline)
+        return model_log.watch(CLASSIFY, target, examples, lambda: self._classify(target, examples, inline))
+
+    def _classify(self, target: Target, examples: list[bytes], inline: bool) -> Future:
         signature = target.signature
         input_alias = example_input_alias(
             signature, CLASSIFY_METHOD, check_method_name=self.check_signature_method_name
@@ -143,8 +170,14 @@ class InferenceService:
         future = self._submit(target, {input_alias: example_array(examples)}, None, inline)
         return _then(future, lambda out: _classification(out, len(examples)))
 
-    def regress(self, target: Target, examples: list[bytes], *, inline: bool = False) -> Future:
+    def regress(self, target: Target, examples: list[bytes], *, inline: bool = False, log: bool = True) -> Future:
         """Future of a 1-D float array, one value per example."""
+        model_log = self.sampled_log(target.model_name) if log else None
+        if model_log is None:
+            return self._regress(target, examples, inline)
+        return model_log.watch(REGRESS, target, examples, lambda: self._regress(target, examples, inline))
+
+    def _regress(self, target: Target, examples: list[bytes], inline: bool) -> Future:
         signature = target.signature
         input_alias = example_input_alias(
             signature, REGRESS_METHOD, check_method_name=self.check_signature_method_name

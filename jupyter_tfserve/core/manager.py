@@ -133,6 +133,7 @@ class ModelManager:
         on_load: LoadListener | None = None,
         on_unload: Callable[[str, int], None] | None = None,
         version_source: Callable[[str, str], dict[int, str]] | None = None,
+        on_config: Callable[[ModelServerConfig], None] | None = None,
     ):
         """``version_source(name, base_path)`` lists a model's version directories at each poll
         (default: every one under base_path); the admin core passes one that applies the model roots."""
@@ -144,6 +145,8 @@ class ModelManager:
         self.allow_unavailable_labels = allow_version_labels_for_unavailable_models
         self._on_load = on_load
         self._on_unload = on_unload
+        # Told each config realized (the server's request log follows the models' logging_config).
+        self._on_config = on_config
         self._models: dict[str, _Model] = {}
         self._cond = threading.Condition(threading.RLock())
         self._config = ModelServerConfig()
@@ -227,6 +230,8 @@ class ModelManager:
                 for model in self._models.values():
                     if not model.removed:
                         self._config.model_config_list.config.add().CopyFrom(model.config)
+            if self._on_config is not None:
+                self._on_config(self.config)
             self.poll()
             if wait_timeout:
                 self.wait_until_settled(list(new), timeout=wait_timeout)

@@ -28,6 +28,19 @@ def warmup_path(version_dir: str) -> str:
     return os.path.join(version_dir, WARMUP_FILE)
 
 
+def write_warmup_records(version_dir: str, logs) -> int:
+    """Write ``PredictionLog``s as the version's warmup file (at most :data:`MAX_WARMUP_RECORDS`)."""
+    logs = list(logs)
+    if len(logs) > MAX_WARMUP_RECORDS:
+        raise ServingError(Code.INVALID_ARGUMENT, f"At most {MAX_WARMUP_RECORDS} warmup records, not {len(logs)}")
+    path = warmup_path(version_dir)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tensorflow().io.TFRecordWriter(path) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+    return len(logs)
+
+
 def read_warmup_records(path: str) -> list:
     """The PredictionLogs in a warmup file (TFRecord)."""
     tf = tensorflow()

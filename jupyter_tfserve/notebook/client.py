@@ -334,6 +334,14 @@ class Client:
         entry = self.model(name)
         return self.load(name, entry["base_path"], entry.get("policy") or None)
 
+    def logging(self, name: str) -> dict:
+        """Whether NAME logs a sample of its requests, at what rate, where, and its record counts."""
+        return self._api("GET", f"models/{_quote(name)}/logging")
+
+    def set_logging(self, name: str, **fields) -> dict:
+        """Change NAME's ``logging_config`` live (``sampling_rate``, ``filename_prefix``, ``type``)."""
+        return self._api("PUT", f"models/{_quote(name)}/logging", fields)
+
     def config(self) -> str:
         """The ModelServerConfig being served right now, in TF Serving's text format."""
         return self._api("GET", "config")["config"]

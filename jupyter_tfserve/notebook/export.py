@@ -42,6 +42,8 @@ from .render import Table, dtype_name, shape_text
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 WARMUP_MAX_ROWS = 100
+# Logged requests written as warmup by ``warmup_from`` (TF Serving reads at most 1000).
+DEFAULT_WARMUP_FROM_LOG = 100
 SYNTHETIC_ROWS = 2
 DEFAULT_TOLERANCE = 1e-4
 
@@ -138,6 +140,8 @@ def export(
     models_root: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     progress: Progress | None = None,
+    warmup_from: str | None = None,
+    warmup_records: int = DEFAULT_WARMUP_FROM_LOG,
 ) -> ExportResult:
     """Write ``model`` as a new version of ``name`` under ``models_root`` (atomically).
 
@@ -147,7 +151,9 @@ def export(
     also exported as ``serving_default`` when that key is not listed.
     ``sample`` (array, dict, DataFrame) adds warmup records and checks parity on
     it; without one, parity is checked on synthetic rows when the signature's
-    shapes allow.
+    shapes allow. ``warmup_from`` (a request log prefix or glob) makes the
+    warmup file a sample of ``warmup_records`` logged requests instead: real
+    traffic warms the new version.
     """
     report = progress or (lambda fraction, message: None)
     validate_model_name(name)
@@ -173,10 +179,14 @@ def export(
             if not key.startswith("__")
         }
         result = ExportResult(name, 0, "", written, tolerance=tolerance)
+        if warmup_from:
+            report(0.4, "writing warmup records from the request log")
+            result.warmup_records = warmup_from_log(staging, name, warmup_from, warmup_records)
         if sample is not None:
-            report(0.5, "writing warmup records")
             inputs = typed_inputs(sample, written[plan.default_key])
-            result.warmup_records = write_warmup_records(staging, name, plan.default_key, inputs)
+            if not warmup_from:
+                report(0.5, "writing warmup records")
+                result.warmup_records = write_warmup_records(staging, name, plan.default_key, inputs)
             report(0.65, "loading the export and checking parity")
             result.parity = check_parity(staging, name, plan, inputs, tolerance)
         else:
@@ -465,9 +475,7 @@ def write_warmup_records(version_dir: str, name: str, signature_name: str, input
     """One predict record with the first rows of the sample, in TF Serving's warmup file format."""
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-    from ..core import tensors
-    from ..core.servable import tensorflow
-    from ..core.warmup import warmup_path
+    from ..core import tensors, warmup
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = name
@@ -476,11 +484,30 @@ def write_warmup_records(version_dir: str, name: str, signature_name: str, input
         rows = array[:WARMUP_MAX_ROWS] if array.ndim else array
         request.inputs[alias].CopyFrom(tensors.ndarray_to_tensor_proto(rows))
     log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-    path = warmup_path(version_dir)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tensorflow().io.TFRecordWriter(path) as writer:
-        writer.write(log.SerializeToString())
-    return 1
+    return warmup.write_warmup_records(version_dir, [log])
+
+
+def warmup_from_log(version_dir: str, name: str, pattern: str, count: int) -> int:
+    """A sample of the requests logged under ``pattern`` as the warmup file, checked by replaying it here.
+
+    The server replays the file at load and refuses a version whose warmup
+    fails; replaying it on the staging copy says so now, naming the record.
+    """
+    from ..core import request_log, warmup
+    from ..core.servable import load_servable
+
+    logs = request_log.warmup_sample(pattern, count)
+    if not logs:
+        raise ExportError(f"no successful logged requests under {pattern!r} to warm up with")
+    written = warmup.write_warmup_records(version_dir, logs)
+    servable = load_servable(name, 0, version_dir)
+    try:
+        warmup.warmup(servable)
+    except Exception as exc:
+        raise ExportError(f"the logged requests under {pattern!r} do not run on this export: {exc}") from None
+    finally:
+        servable.close()
+    return written
 
 
 def check_parity(
@@ -488,6 +515,7 @@ def check_parity(
 ) -> dict[str, float]:
     """Load the export as the server will (warmup included), run it, compare with the live model."""
     from ..core.servable import load_servable
+    from ..core.tensors import max_abs_diff
     from ..core.warmup import warmup
 
     servable = load_servable(name, 0, version_dir)
@@ -510,18 +538,3 @@ def check_parity(
             differences,
         )
     return differences
-
-
-def max_abs_diff(a, b) -> float:
-    """Largest absolute difference; infinite when shapes differ or non-numeric values differ."""
-    a, b = np.asarray(a), np.asarray(b)
-    if a.shape != b.shape:
-        return float("inf")
-    if a.size == 0:
-        return 0.0
-    if a.dtype.kind in "biufc" and b.dtype.kind in "biufc":
-        both_nan = np.isnan(a.astype(np.float64)) & np.isnan(b.astype(np.float64)) if a.dtype.kind in "fc" else False
-        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-        diff = np.where(both_nan, 0.0, diff)
-        return float(np.max(diff))
-    return 0.0 if np.array_equal(a, b) else float("inf")

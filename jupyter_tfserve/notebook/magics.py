@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="signature key; for a tf.Module, KEY=method or method (repeatable)")
     p.add_argument("--sample", metavar="DATA_VAR", help="sample input: writes warmup records and checks parity")
     p.add_argument("--tolerance", type=float, help="parity tolerance (max abs difference)")
+    p.add_argument("--warmup-from", type=_unquote, metavar="PREFIX*",
+                   help="warm the new version up with a sample of a request log's requests")
+    p.add_argument("--warmup-records", type=int, default=100, help="logged requests to warm up with (default 100)")
 
     p = sub.add_parser("serve", help="serve NAME (from models_root/NAME or PATH)")
     p.add_argument("name", type=_unquote)
@@ -118,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("metrics", help="request counts and latencies (of NAME)")
     p.add_argument("name", nargs="?", type=_unquote)
+
+    p = sub.add_parser("logs", help="NAME's logged requests (its logging_config) as a table, newest last")
+    p.add_argument("name", type=_unquote, help="model name, or a log prefix or glob such as /logs/mnist*")
+    p.add_argument("--since", type=_unquote, help="only records newer than this, e.g. 90s or 10m")
+    p.add_argument("--limit", type=int, default=20, help="the most recent N records (default 20)")
 
     p = sub.add_parser("snippet", help="curl, requests and gRPC code for NAME, ready to paste")
     p.add_argument("name", type=_unquote)
@@ -322,6 +330,8 @@ class TFServeMagics(Magics, Configurable):
                 models_root=self.resolved_models_root(),
                 tolerance=self.tolerance if args.tolerance is None else args.tolerance,
                 progress=progress,
+                warmup_from=args.warmup_from,
+                warmup_records=args.warmup_records,
             )
         except Exception as exc:
             progress.fail(_one_line(exc))
@@ -548,6 +558,19 @@ class TFServeMagics(Magics, Configurable):
     def _cmd_metrics(self, args, cell):
         snapshot = self.client().metrics(args.name)
         return render.metrics_table(snapshot.get("metrics", snapshot), args.name)
+
+    def _cmd_logs(self, args, cell):
+        from .logs import read_logs
+
+        prefix = args.name
+        if not (prefix.startswith("/") or "*" in prefix):
+            prefix = self.client().logging(args.name)["filename_prefix"]
+            if not prefix:
+                raise TFServeError(
+                    f"model {args.name} does not log its requests: give it a logging_config "
+                    f"(or PUT /tfserve/api/models/{args.name}/logging)"
+                )
+        return read_logs(prefix, since=args.since, limit=args.limit).drop(columns="record")
 
     def _cmd_snippet(self, args, cell):
         from .snippets import snippets

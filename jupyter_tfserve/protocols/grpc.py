@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -51,6 +52,7 @@ from ..core.inference import (
     Target,
     example_input_alias,
 )
+from ..core.request_log import MULTI_INFERENCE
 from ..core.scheduling import mark_as_background_work
 from ..core.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 from ..core.status import Code, ServingError, from_exception, invalid_argument
@@ -222,7 +224,7 @@ class PredictionService:
             examples = self._examples(target.model_name, request.input)
             result = _wait(self.service.classify(target, examples, inline=True), context)
         _echo(response.model_spec, target.model_name, target.version, target.signature.name)
-        _fill_classifications(response.result, result)
+        tensors.fill_classifications(response.result, result)
         return response
 
     def _regress(self, request, context) -> regression_pb2.RegressionResponse:
@@ -231,32 +233,42 @@ class PredictionService:
             examples = self._examples(target.model_name, request.input)
             values = _wait(self.service.regress(target, examples, inline=True), context)
         _echo(response.model_spec, target.model_name, target.version, target.signature.name)
-        _fill_regressions(response.result, values)
+        tensors.fill_regressions(response.result, values)
         return response
 
     def _multi_inference(self, request, context) -> inference_pb2.MultiInferenceResponse:
-        """Several classify/regress signatures of one model version over the same examples."""
+        """Several classify/regress signatures of one model version over the same examples.
+
+        Logged as one MultiInferenceLog (its tasks are not logged one by one).
+        """
         tasks = list(request.tasks)
         spec = _spec(tasks[0].model_spec if tasks else model_pb2.ModelSpec())
         with self.manager.acquire(spec.name, spec.version, spec.label) as handle:
-            targets = _multi_inference_targets(handle, tasks, self.service.check_signature_method_name)
-            examples = self._examples(handle.model_name, request.input)
-            # Submitted together, so batched signatures can run side by side.
-            pending = [
-                self.service.classify(target, examples)
-                if task.method_name == CLASSIFY_METHOD
-                else self.service.regress(target, examples)
-                for task, target in zip(tasks, targets, strict=True)
-            ]
-            results = [_wait(future, context) for future in pending]
+            run = partial(self._run_tasks, handle, tasks, request, context)
+            model_log = self.service.sampled_log(handle.model_name)
+            if model_log is None:
+                return run()
+            return model_log.call(MULTI_INFERENCE, handle.model_name, handle.version, request, run)
+
+    def _run_tasks(self, handle, tasks, request, context) -> inference_pb2.MultiInferenceResponse:
+        targets = _multi_inference_targets(handle, tasks, self.service.check_signature_method_name)
+        examples = self._examples(handle.model_name, request.input)
+        # Submitted together, so batched signatures can run side by side.
+        pending = [
+            self.service.classify(target, examples, log=False)
+            if task.method_name == CLASSIFY_METHOD
+            else self.service.regress(target, examples, log=False)
+            for task, target in zip(tasks, targets, strict=True)
+        ]
+        results = [_wait(future, context) for future in pending]
         response = inference_pb2.MultiInferenceResponse()
         for task, result in zip(tasks, results, strict=True):
             out = response.results.add()
             _echo(out.model_spec, task.model_spec.name, handle.version, task.model_spec.signature_name)
             if task.method_name == CLASSIFY_METHOD:
-                _fill_classifications(out.classification_result, result)
+                tensors.fill_classifications(out.classification_result, result)
             else:
-                _fill_regressions(out.regression_result, result)
+                tensors.fill_regressions(out.regression_result, result)
         return response
 
     def _examples(self, model_name: str, input_proto) -> list[bytes]:
@@ -328,28 +340,6 @@ def _multi_inference_targets(handle, tasks, check_method_name: bool) -> list[Tar
             input_tensor = tensor_name
         targets.append(Target(handle, signature))
     return targets
-
-
-def _fill_classifications(result, classification) -> None:
-    classes, scores = classification.classes, classification.scores
-    rows, columns = (classes if classes is not None else scores).shape
-    for i in range(rows):
-        classes_out = result.classifications.add().classes
-        for j in range(columns):
-            entry = classes_out.add()
-            if classes is not None:
-                entry.label = _text(classes[i, j])
-            if scores is not None:
-                entry.score = float(scores[i, j])
-
-
-def _fill_regressions(result, values) -> None:
-    for value in values.tolist():
-        result.regressions.add(value=value)
-
-
-def _text(label) -> str:
-    return label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label)
 
 
 # ---------------------------------------------------------------------- ModelService

@@ -69,6 +69,9 @@ class ManagementApi:
         ("GET", r"/models/(?P<name>[^/]+)/batching", "batching"),
         ("PUT", r"/models/(?P<name>[^/]+)/batching", "set_batching"),
         ("DELETE", r"/models/(?P<name>[^/]+)/batching", "set_batching"),
+        ("GET", r"/models/(?P<name>[^/]+)/logging", "logging"),
+        ("PUT", r"/models/(?P<name>[^/]+)/logging", "set_logging"),
+        ("DELETE", r"/models/(?P<name>[^/]+)/logging", "set_logging"),
         ("POST", r"/models", "load_model"),
         ("GET", r"/models/(?P<name>[^/]+)", "get_model"),
         ("DELETE", r"/models/(?P<name>[^/]+)", "unload_model"),
@@ -157,6 +160,32 @@ class ManagementApi:
         parameters = None if request.method == "DELETE" else parameters_from_json(tensors.parse_json(request.body))
         await _blocking(self.admin.set_batching, caller, name, parameters)
         return json_response(self.admin.batcher_or_refusal().stats(name))
+
+    # ------------------------------------------------------------------ request logging
+    async def logging(self, request: Request, name: str) -> Response:
+        name = unquote(name)
+        self.manager.model_config(name)  # NOT_FOUND for a model not served
+        return json_response({"name": name, **self.server.request_log.status(name)})
+
+    async def set_logging(self, request: Request, caller: Caller, name: str) -> Response:
+        """PUT sets ``sampling_rate``, ``filename_prefix`` or ``type`` (``{"sampling_rate": 0}`` pauses);
+        DELETE removes the model's ``logging_config``."""
+        name = unquote(name)
+        changes = None
+        if request.method == "PUT":
+            changes = _json_object(request.body, required=True)
+            unknown = set(changes) - {"sampling_rate", "filename_prefix", "type"}
+            if unknown:
+                raise invalid_argument(f"Unknown logging fields: {', '.join(sorted(unknown))}")
+            for key in ("filename_prefix", "type"):
+                if key in changes and not isinstance(changes[key], str):
+                    raise invalid_argument(f"'{key}' must be a string")
+            rate = changes.get("sampling_rate", 0.0)
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+                raise invalid_argument("'sampling_rate' must be a number between 0 and 1")
+        await _blocking(self.admin.set_logging, caller, name, changes)
+        status = self.server.request_log.status(name)
+        return json_response({"name": name, **status})
 
     # ------------------------------------------------------------------ models
     async def get_model(self, request: Request, name: str) -> Response:

@@ -29,8 +29,14 @@ The package keeps one job per module: ``dtypes`` (the type tables),
 
 from __future__ import annotations
 
+from .compare import max_abs_diff
 from .dtypes import datatype_name, datatype_of, numpy_dtype
-from .examples import decode_examples, input_to_serialized_examples
+from .examples import (
+    decode_examples,
+    fill_classifications,
+    fill_regressions,
+    input_to_serialized_examples,
+)
 from .json_decode import decode_predict_request
 from .json_encode import (
     dumps,
@@ -51,7 +57,10 @@ __all__ = [
     "encode_classify_response",
     "encode_predict_response",
     "encode_regress_response",
+    "fill_classifications",
+    "fill_regressions",
     "input_to_serialized_examples",
+    "max_abs_diff",
     "ndarray_to_tensor_proto",
     "numpy_dtype",
     "parse_json",

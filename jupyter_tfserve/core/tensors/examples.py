@@ -112,3 +112,27 @@ def input_to_serialized_examples(input_proto: input_pb2.Input) -> list[bytes]:
     if not result:
         raise invalid_argument("Input is empty.")
     return result
+
+
+def fill_classifications(result, classification) -> None:
+    """A ``ClassificationResult`` from a classify run's ``classes``/``scores`` ([batch, n] each, either may be None)."""
+    classes, scores = classification.classes, classification.scores
+    rows, columns = (classes if classes is not None else scores).shape
+    for i in range(rows):
+        classes_out = result.classifications.add().classes
+        for j in range(columns):
+            entry = classes_out.add()
+            if classes is not None:
+                entry.label = _text(classes[i, j])
+            if scores is not None:
+                entry.score = float(scores[i, j])
+
+
+def fill_regressions(result, values) -> None:
+    """A ``RegressionResult`` from a regress run's one value per example."""
+    for value in values.tolist():
+        result.regressions.add(value=value)
+
+
+def _text(label) -> str:
+    return label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label)
