@@ -262,10 +262,32 @@ def test_models_stay_served_across_a_kernel_restart(jupyter, kernel):
     assert jupyter.request("GET", "tfserve/v1/models/hpt")[1] == status_before  # nothing reloaded
 
 
-def test_standalone_rest_port_serves_outside_clients(jupyter):
-    with urllib.request.urlopen(f"http://127.0.0.1:{jupyter.rest_port}/v1/models/hpt", timeout=10) as response:
+def test_standalone_rest_port_serves_outside_clients_with_the_token(jupyter):
+    url = f"http://127.0.0.1:{jupyter.rest_port}/v1/models/hpt"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 401
+    request = urllib.request.Request(url, headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         status = json.load(response)
     assert status["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+def test_the_curl_line_of_serve_works_pasted_into_a_shell(jupyter, kernel):
+    """What %tfserve serve prints runs as printed in a terminal: the token comes from `tfserve token`."""
+    printed = kernel.run(
+        "import json\nfrom jupyter_tfserve.notebook.magics import TFServeMagics\n"
+        "from IPython import get_ipython\n"
+        "text = TFServeMagics(shell=get_ipython())._serving_text('hpt', 1)\n"
+        "print(json.dumps(text.text))"
+    )
+    curl = next(line for line in printed.splitlines() if line.startswith("curl:")).removeprefix("curl:").strip()
+    assert TOKEN not in printed and "$(tfserve token)" in curl
+    shell_env = {k: v for k, v in jupyter.env.items() if not k.startswith("TFSERVE_")}  # a terminal, not a kernel
+    shell_env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), shell_env.get("PATH", "")])
+    done = subprocess.run(["bash", "-c", curl], env=shell_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"predictions": [[2.0]]}
 
 
 def test_stopping_jupyter_closes_ports_and_removes_the_runtime_file(tmp_path):

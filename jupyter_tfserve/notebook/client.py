@@ -53,6 +53,16 @@ class Endpoint:
     source: str = "explicit"
     standalone_url: str = ""  # the extension's TF-Serving-compatible port, when it has one open
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The Authorization header the server wants on every port (empty when it has no token)."""
+        return {"Authorization": f"token {self.token}"} if self.token else {}
+
+    @property
+    def grpc_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The same header as gRPC call metadata (keys lower-case, as gRPC requires)."""
+        return tuple((key.lower(), value) for key, value in self.headers.items())
+
     @classmethod
     def from_url(cls, url: str, token: str = "", **extra) -> Endpoint:
         url = url.rstrip("/")
@@ -119,10 +129,7 @@ class Client:
 
     # ------------------------------------------------------------------ HTTP
     def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.endpoint.token:
-            headers["Authorization"] = f"token {self.endpoint.token}"
-        return headers
+        return {"Content-Type": "application/json", **self.endpoint.headers}
 
     def request(self, method: str, url: str, body: bytes | None = None, *, timeout: float | None = None) -> bytes:
         """One HTTP exchange; error bodies (``{"error": ...}``) become ServingError with the server's words."""
@@ -266,7 +273,7 @@ class Client:
             except (TypeError, ValueError) as exc:
                 raise ServingError(Code.INVALID_ARGUMENT, f"Input {alias!r}: {exc}") from None
         try:
-            response = self._grpc_stub().Predict(request, timeout=self.timeout)
+            response = self._grpc_stub().Predict(request, timeout=self.timeout, metadata=self.endpoint.grpc_metadata)
         except grpc.RpcError as exc:
             raise _grpc_error(exc, self.endpoint.grpc_target) from None
         return {alias: np.array(tensors.tensor_proto_to_ndarray(t)) for alias, t in sorted(response.outputs.items())}
