@@ -39,7 +39,7 @@ BODY = '{"instances": [{{ROW}}]}'
 RAW = r"""
 import json, sys, time
 import numpy as np
-from jupyter_tfserve.core import servable
+from jupyter_tfserve.core.platforms import tensorflow as servable
 servable.configure_tensorflow(1, 1)
 tf = servable.tensorflow()
 s = servable.load_servable("mlp", 1, sys.argv[1])

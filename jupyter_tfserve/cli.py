@@ -82,6 +82,11 @@ def build_parser(prog: str = "tfserve") -> argparse.ArgumentParser:
         "require classify/regress signatures to carry those method names "
         "(off: TF2 exports name every signature predict)",
     )
+    flag(
+        "prefer_tflite_model",
+        False,
+        "serve a version folder's model.tflite (platform tflite) instead of its SavedModel where it has one",
+    )
     add("--version", action="version", version=f"tfserve {__version__}")
     return parser
 

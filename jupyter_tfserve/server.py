@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .core import servable as servable_lib
+from .core import platforms
 from .core.config import (
     ModelServerConfig,
     MonitoringConfig,
@@ -81,6 +81,7 @@ class ServerOptions:
     enable_per_model_batching_parameters: bool = False
     num_inference_threads: int = 0
     enable_signature_method_name_check: bool = False
+    prefer_tflite_model: bool = False
     extra: dict = field(default_factory=dict)
 
     def model_server_config(self) -> ModelServerConfig:
@@ -121,9 +122,9 @@ class ModelServer:
         self.options = options or ServerOptions()
         self._initial_config = config
         self.metrics = ServingMetrics()
-        servable_lib.configure_tensorflow(
-            self.options.tensorflow_intra_op_parallelism, self.options.tensorflow_inter_op_parallelism
-        )
+        from .core.platforms.tensorflow import configure_tensorflow
+
+        configure_tensorflow(self.options.tensorflow_intra_op_parallelism, self.options.tensorflow_inter_op_parallelism)
         self.manager = ModelManager(
             self._load,
             file_system_poll_wait_seconds=self.options.file_system_poll_wait_seconds,
@@ -173,12 +174,19 @@ class ModelServer:
 
     # ------------------------------------------------------------------ loading
     def _load(self, name: str, version: int, path: str):
+        """Load one version with the platform its model selects (``model_platform``, ``--prefer_tflite_model``)."""
         from .core.warmup import warmup
 
         if self.batcher is not None:
             self.batcher.prepare(name, version, path)  # a bad batching_params.pbtxt fails the load
-        tags = [t for t in self.options.saved_model_tags.split(",") if t]
-        loaded = servable_lib.load_servable(name, version, path, tags)
+        platform = platforms.select(
+            self.manager.model_config(name).model_platform, path, prefer_tflite=self.options.prefer_tflite_model
+        )
+        options = platforms.LoadOptions(
+            saved_model_tags=tuple(t for t in self.options.saved_model_tags.split(",") if t),
+            num_threads=self.options.tensorflow_intra_op_parallelism,
+        )
+        loaded = platforms.load_version(platform, name, version, path, options)
         if self.options.enable_model_warmup:
             try:
                 warmup(

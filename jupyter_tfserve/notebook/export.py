@@ -165,7 +165,7 @@ def export(
         report(0.2, "writing SavedModel")
         with quiet_python_logs():
             plan.save(staging)
-        from ..core.servable import read_meta_graph
+        from ..core.platforms.tensorflow import read_meta_graph
 
         written = {
             key: SignatureInfo.from_proto(key, sig)
@@ -255,7 +255,7 @@ class ExportPlan:
 
 def plan_export(model, signatures: Sequence[str] | None, sample) -> ExportPlan:
     """Pick the exporter for this kind of object; refuse anything that is not a model."""
-    from ..core.servable import tensorflow
+    from ..core.platforms.tensorflow import tensorflow
 
     tf = tensorflow()
     keras = _keras()
@@ -466,7 +466,7 @@ def write_warmup_records(version_dir: str, name: str, signature_name: str, input
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
     from ..core import tensors
-    from ..core.servable import tensorflow
+    from ..core.platforms.tensorflow import tensorflow
     from ..core.warmup import warmup_path
 
     request = predict_pb2.PredictRequest()
@@ -487,7 +487,7 @@ def check_parity(
     version_dir: str, name: str, plan: ExportPlan, inputs: dict[str, np.ndarray], tolerance: float
 ) -> dict[str, float]:
     """Load the export as the server will (warmup included), run it, compare with the live model."""
-    from ..core.servable import load_servable
+    from ..core.platforms.tensorflow import load_servable
     from ..core.warmup import warmup
 
     servable = load_servable(name, 0, version_dir)

@@ -650,7 +650,7 @@ def _saved_model_dir(path: str) -> str:
 
 
 def _local_signatures(directory: str):
-    from ..core.servable import read_meta_graph
+    from ..core.platforms.tensorflow import read_meta_graph
     from ..core.signatures import SignatureInfo
 
     meta_graph = read_meta_graph(directory, ["serve"])

@@ -51,7 +51,7 @@ from urllib.parse import parse_qs, unquote
 from google.protobuf import text_format
 
 from .. import __version__
-from ..core import source, tensors
+from ..core import platforms, source, tensors
 from ..core.config import (
     ModelConfig,
     ModelServerConfig,
@@ -427,6 +427,7 @@ class ManagementApi:
         with handle:
             servable = handle.servable
             return {
+                "platform": servable.platform,
                 "loader": servable.loader,
                 "signatures": {
                     key: describe_signature(sig) for key, sig in servable.signatures.items()
@@ -501,7 +502,7 @@ def check_repository(name: str, path: str, policy, roots: ModelRoots) -> None:
 
     A missing path, a SavedModel given without its version directory, no
     version directories, a policy that selects none of them, or a selected
-    version that is not a SavedModel (or lies outside the roots).
+    version that is neither a SavedModel nor a TensorFlow Lite model (or lies outside the roots).
     """
     if not os.path.exists(path):
         raise not_found(f"base_path {path} of model {name} does not exist")
@@ -526,8 +527,10 @@ def check_repository(name: str, path: str, policy, roots: ModelRoots) -> None:
         )
     for version_path in aspired.values():
         roots.check(version_path)  # a version directory may be a symlink too
-        if not _is_saved_model(version_path):
-            raise invalid_argument(f"{version_path} is not a SavedModel: it has no saved_model.pb")
+        if not platforms.get(platforms.select("", version_path)).recognizes(version_path):
+            raise invalid_argument(
+                f"{version_path} is not a SavedModel: it has no saved_model.pb (nor a model.tflite)"
+            )
 
 
 def _is_saved_model(path: str) -> bool:
