@@ -30,6 +30,7 @@ from traitlets.config import Configurable
 from ..core.status import ServingError
 from . import render
 from .client import Client
+from .optimize import OPTIMIZATIONS
 
 
 class TFServeError(Exception):
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="signature key; for a tf.Module, KEY=method or method (repeatable)")
     p.add_argument("--sample", metavar="DATA_VAR", help="sample input: writes warmup records and checks parity")
     p.add_argument("--tolerance", type=float, help="parity tolerance (max abs difference)")
+    p.add_argument("--optimize", choices=OPTIMIZATIONS,
+                   help="publish a TensorFlow Lite conversion instead, compared with the float32 SavedModel "
+                   "(int8 calibrates on --sample)")
 
     p = sub.add_parser("serve", help="serve NAME (from models_root/NAME or PATH)")
     p.add_argument("name", type=_unquote)
@@ -321,6 +325,7 @@ class TFServeMagics(Magics, Configurable):
                 sample=sample,
                 models_root=self.resolved_models_root(),
                 tolerance=self.tolerance if args.tolerance is None else args.tolerance,
+                optimize=args.optimize,
                 progress=progress,
             )
         except Exception as exc:
