@@ -90,7 +90,7 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), http="httptools", loop
 RAW_BY_BATCH = r"""
 import json, sys, time
 import numpy as np
-from jupyter_tfserve.core import servable
+from jupyter_tfserve.core.platforms import tensorflow as servable
 servable.configure_tensorflow(1, 1)
 model = servable.load_servable("model", 1, sys.argv[1])
 us_per_call = {}

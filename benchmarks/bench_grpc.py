@@ -125,7 +125,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2
-from jupyter_tfserve.core import servable
+from jupyter_tfserve.core.platforms import tensorflow as servable
 from jupyter_tfserve.core.config import single_model_config
 from jupyter_tfserve.core.inference import InferenceService, ModelSpec, validate_inputs
 from jupyter_tfserve.core.manager import ModelManager

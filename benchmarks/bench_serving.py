@@ -20,7 +20,8 @@ server at C=32 with logging off, then at sampling rate 1.0 and 0.01 (switched li
 through the management API), with the records written and dropped in each run.
 Targets: rate 1.0 within 10% of off; 0.01 within noise.
 
-Run: ``python benchmarks/bench_serving.py`` (or ``pytest --bench benchmarks/``).
+Run: ``python benchmarks/bench_serving.py`` (or ``pytest --bench benchmarks/``);
+``--tflite`` compares the MLP converted to TensorFlow Lite with its SavedModel.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ BODY = '{"instances": [{{ROW}}]}'
 RAW = r"""
 import json, sys, time
 import numpy as np
-from jupyter_tfserve.core import servable
+from jupyter_tfserve.core.platforms import tensorflow as servable
 servable.configure_tensorflow(1, 1)
 tf = servable.tensorflow()
 s = servable.load_servable("mlp", 1, sys.argv[1])
@@ -158,10 +159,87 @@ def run_logging() -> dict:
     return summary
 
 
+RAW_PLATFORMS = r"""
+import json, sys, time
+import numpy as np
+from jupyter_tfserve.core import platforms
+from jupyter_tfserve.core.platforms import tensorflow
+tensorflow.configure_tensorflow(1, 1)
+options = platforms.LoadOptions(num_threads=1)
+rng = np.random.default_rng(0)
+
+def measure(servable, rows):
+    x = {"x": rng.random((rows, 784), dtype=np.float32)}
+    for _ in range(200):
+        servable.run("serving_default", x)
+    lat = []
+    end = time.perf_counter() + 3
+    while time.perf_counter() < end:
+        t = time.perf_counter(); servable.run("serving_default", x); lat.append(time.perf_counter() - t)
+    lat.sort()
+    return lat[len(lat) // 2] * 1e3
+
+out = {}
+for platform, path in (("tensorflow", sys.argv[1]), ("tflite", sys.argv[2])):
+    servable = platforms.load_version(platform, "mlp", 1, path, options)
+    out[platform] = {f"raw_b{rows}_p50_ms": measure(servable, rows) for rows in (1, 32)}
+print(json.dumps(out))
+"""
+
+
+def run_tflite() -> dict:
+    """The MLP as SavedModel and as TFLite (float32, same weights): raw and served, batch 1 and batched at C=32.
+
+    Run: ``python benchmarks/bench_serving.py --tflite``. Both run one interpreter/TF thread per call.
+    """
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        saved_model = models.mlp(os.path.join(tmp, "mlp"))
+        tflite_dir = os.path.join(tmp, "mlp_tflite", "1")
+        os.makedirs(tflite_dir)
+        with open(os.path.join(tflite_dir, "model.tflite"), "wb") as f:
+            f.write(tf.lite.TFLiteConverter.from_saved_model(saved_model).convert())
+        sizes = {
+            "tensorflow": sum(os.path.getsize(os.path.join(r, n)) for r, _, ns in os.walk(saved_model) for n in ns),
+            "tflite": os.path.getsize(os.path.join(tflite_dir, "model.tflite")),
+        }
+        out = subprocess.run([*harness.pinned(0), sys.executable, "-c", RAW_PLATFORMS, saved_model, tflite_dir],
+                             check=True, capture_output=True, text=True).stdout
+        raw = json.loads(out.strip().splitlines()[-1])
+        rows = []
+        for platform, base in (("tensorflow", os.path.dirname(saved_model)), ("tflite", os.path.dirname(tflite_dir))):
+            for batching in (False, True):
+                flags = ["--model_name=mlp", f"--model_base_path={base}"]
+                flags += ["--enable_batching"] if batching else []
+                with harness.tfserve(*flags) as port:
+                    url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
+                    for c in ((32,) if batching else (1, 32)):
+                        result = harness.loadgen(url, BODY, concurrency=c, expect="predictions")
+                        rows.append({"platform": platform, "batching": batching, "C": c,
+                                     "req/s": result["throughput_rps"], "p50_ms": result["p50_ms"]})
+    served = {(r["platform"], r["batching"], r["C"]): r for r in rows}
+    summary = {"size_bytes": sizes, "raw": raw, "tflite_over_savedmodel": {
+        "size": sizes["tflite"] / sizes["tensorflow"],
+        **{f"raw_b{n}_p50": raw["tflite"][f"raw_b{n}_p50_ms"] / raw["tensorflow"][f"raw_b{n}_p50_ms"] for n in (1, 32)},
+        **{f"served_{'batched' if b else 'unbatched'}_c{c}_rps": served["tflite", b, c]["req/s"]
+           / served["tensorflow", b, c]["req/s"] for b, c in ((False, 1), (False, 32), (True, 32))},
+    }}
+    print(harness.table(rows, ["platform", "batching", "C", "req/s", "p50_ms"]))
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
 @pytest.mark.bench
 def test_bench_serving_logging():
     summary = run_logging()
     assert summary["logging_1.0_over_off"] > 0
+
+
+@pytest.mark.bench
+def test_bench_tflite_next_to_savedmodel():
+    summary = run_tflite()
+    assert summary["size_bytes"]["tflite"] > 0
 
 
 @pytest.mark.bench
@@ -171,4 +249,9 @@ def test_bench_serving():
 
 
 if __name__ == "__main__":
-    run_logging() if "--logging" in sys.argv[1:] else run()
+    if "--logging" in sys.argv[1:]:
+        run_logging()
+    elif "--tflite" in sys.argv[1:]:
+        run_tflite()
+    else:
+        run()

@@ -91,6 +91,11 @@ def build_parser(prog: str = "tfserve") -> argparse.ArgumentParser:
     )
     flag("request_log_max_file_bytes", 64 * 1024 * 1024, "request logs (logging_config): rotate at this size")
     flag("request_log_max_file_seconds", 3600, "request logs (logging_config): rotate at this age")
+    flag(
+        "prefer_tflite_model",
+        False,
+        "serve a version folder's model.tflite (platform tflite) instead of its SavedModel where it has one",
+    )
     add("--version", action="version", version=f"tfserve {__version__}")
     return parser
 

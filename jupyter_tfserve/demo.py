@@ -20,7 +20,7 @@ def export_half_plus_two(base_path: str, version: int = 1) -> str:
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return path
     from .core.native_logs import quiet_python_logs
-    from .core.servable import tensorflow
+    from .core.platforms.tensorflow import tensorflow
 
     tf = tensorflow()
 

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .core import servable as servable_lib
+from .core import platforms
 from .core.admin import SERVER, Admin, ChangePolicy, ModelRoots
 from .core.config import (
     ModelServerConfig,
@@ -96,6 +96,7 @@ class ServerOptions:
     # Request logs (a model's logging_config): rotate files at this size or age.
     request_log_max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     request_log_max_file_seconds: int = int(DEFAULT_MAX_FILE_SECONDS)
+    prefer_tflite_model: bool = False
     extra: dict = field(default_factory=dict)
 
     def model_server_config(self) -> ModelServerConfig:
@@ -198,9 +199,9 @@ class ModelServer:
             max_file_bytes=self.options.request_log_max_file_bytes,
             max_file_seconds=self.options.request_log_max_file_seconds,
         )
-        servable_lib.configure_tensorflow(
-            self.options.tensorflow_intra_op_parallelism, self.options.tensorflow_inter_op_parallelism
-        )
+        from .core.platforms.tensorflow import configure_tensorflow
+
+        configure_tensorflow(self.options.tensorflow_intra_op_parallelism, self.options.tensorflow_inter_op_parallelism)
         self.manager = ModelManager(
             self._load,
             file_system_poll_wait_seconds=self.options.file_system_poll_wait_seconds,
@@ -273,12 +274,19 @@ class ModelServer:
 
     # ------------------------------------------------------------------ loading
     def _load(self, name: str, version: int, path: str):
+        """Load one version with the platform its model selects (``model_platform``, ``--prefer_tflite_model``)."""
         from .core.warmup import warmup
 
         if self.batcher is not None:
             self.batcher.prepare(name, version, path)  # a bad batching_params.pbtxt fails the load
-        tags = [t for t in self.options.saved_model_tags.split(",") if t]
-        loaded = servable_lib.load_servable(name, version, path, tags)
+        platform = platforms.select(
+            self.manager.model_config(name).model_platform, path, prefer_tflite=self.options.prefer_tflite_model
+        )
+        options = platforms.LoadOptions(
+            saved_model_tags=tuple(t for t in self.options.saved_model_tags.split(",") if t),
+            num_threads=self.options.tensorflow_intra_op_parallelism,
+        )
+        loaded = platforms.load_version(platform, name, version, path, options)
         if self.options.enable_model_warmup:
             try:
                 warmup(

@@ -36,7 +36,7 @@ from jupyter_tfserve.core.config import single_model_config
 from jupyter_tfserve.core.inference import InferenceService, ModelSpec
 from jupyter_tfserve.core.manager import ModelManager, State
 from jupyter_tfserve.core.metrics import ServingMetrics
-from jupyter_tfserve.core.servable import load_servable
+from jupyter_tfserve.core.platforms.tensorflow import load_servable
 from jupyter_tfserve.core.status import Code, ServingError
 from jupyter_tfserve.server import ModelServer, ServerOptions
 

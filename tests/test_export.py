@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from jupyter_tfserve.core.servable import load_servable
+from jupyter_tfserve.core.platforms.tensorflow import load_servable
 from jupyter_tfserve.core.tensors import max_abs_diff
 from jupyter_tfserve.core.warmup import read_warmup_records, warmup, warmup_path
 from jupyter_tfserve.notebook.export import ExportError, ParityError, export

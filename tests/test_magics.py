@@ -168,6 +168,16 @@ def test_export_writes_versions_under_models_root_with_parity(shell, capsys):
     assert "export exp: writing warmup records" in capsys.readouterr().out  # text progress
 
 
+def test_export_optimize_publishes_a_tflite_version_and_prints_the_comparison(shell, capsys):
+    result = run(shell, "%tfserve export model --name opt --optimize float16 --sample x")
+    assert result.version == 1 and sorted(os.listdir(result.path)) == ["assets.extra", "model.tflite"]
+    assert list(result.comparison.index) == ["float32 SavedModel", "float16 TFLite"]
+    assert result.comparison.loc["float16 TFLite", "max_abs_error"] < 1e-2
+    assert "latency_ms_batch32" in repr(result)
+    assert "export opt: converting to TensorFlow Lite (float16)" in capsys.readouterr().out
+    assert "int8 quantization calibrates on the sample" in fails(shell, capsys, "%tfserve export model --name o8 --optimize int8")
+
+
 def test_export_bad_input_is_one_line_and_writes_nothing(shell, capsys):
     assert "Cannot export a builtins.int" in fails(shell, capsys, "%tfserve export 42 --name bad")
     assert "Invalid model name '../up'" in fails(shell, capsys, "%tfserve export model --name ../up")

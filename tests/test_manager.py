@@ -17,7 +17,8 @@ from jupyter_tfserve.core.config import (
     validate_model_server_config,
 )
 from jupyter_tfserve.core.manager import ModelManager, State
-from jupyter_tfserve.core.servable import SignatureNotFound, load_servable
+from jupyter_tfserve.core.platforms import SignatureNotFound
+from jupyter_tfserve.core.platforms.tensorflow import load_servable
 from jupyter_tfserve.core.status import Code, ServingError
 
 

@@ -25,7 +25,7 @@ from tensorflow_serving.apis import classification_pb2, inference_pb2, predict_p
 from test_grpc import examples, model_config, stubs
 
 from jupyter_tfserve.cli import build_parser, options_from_args
-from jupyter_tfserve.core.servable import load_servable
+from jupyter_tfserve.core.platforms.tensorflow import load_servable
 from jupyter_tfserve.server import ModelServer, ServerOptions
 
 TIMEOUT = 30.0

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from . import source
+from . import platforms, source
 from .config import (
     ModelConfig,
     ModelServerConfig,
@@ -374,7 +374,8 @@ def check_repository(name: str, path: str, policy, roots: ModelRoots) -> None:
 
     A path that is not a directory, a SavedModel given without its version
     directory, no version directories, a policy that selects none of them, or
-    a selected version that is not a SavedModel (or lies outside the roots).
+    a selected version that is neither a SavedModel nor a TensorFlow Lite model (or lies
+    outside the roots).
     """
     if not os.path.isdir(path):
         raise invalid_argument(f"base_path {path} of model {name} is not a directory")
@@ -397,8 +398,10 @@ def check_repository(name: str, path: str, policy, roots: ModelRoots) -> None:
         )
     for version_path in aspired.values():
         roots.check(version_path)  # a version directory may be a symlink too
-        if not _is_saved_model(version_path):
-            raise invalid_argument(f"{version_path} is not a SavedModel: it has no saved_model.pb")
+        if not platforms.get(platforms.select("", version_path)).recognizes(version_path):
+            raise invalid_argument(
+                f"{version_path} is not a SavedModel: it has no saved_model.pb (nor a model.tflite)"
+            )
 
 
 def _is_saved_model(path: str) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from . import platforms
 from .extra_protos import BatchingParameters, MonitoringConfig, SSLConfig
 from .native_logs import filtered_stderr
 from .status import Code, ServingError, invalid_argument
@@ -87,11 +88,7 @@ def validate_model_server_config(config: ModelServerConfig) -> None:
             raise invalid_argument(
                 f"Expected model {model.name} to have an absolute path or URI; got base_path()={model.base_path}"
             )
-        if model.model_platform not in ("", "tensorflow"):
-            raise invalid_argument(
-                f"Model {model.name} has unsupported model_platform {model.model_platform!r}; "
-                "only 'tensorflow' is served."
-            )
+        platforms.validate_name(model.name, model.model_platform)
         policy = model.model_version_policy
         if policy.WhichOneof("policy_choice") == "latest" and policy.latest.num_versions < 0:
             raise invalid_argument(f"Model {model.name}: latest.num_versions must be >= 1")

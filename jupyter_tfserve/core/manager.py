@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 from . import source
 from .config import ModelConfig, ModelServerConfig, validate_model_server_config
+from .platforms import Servable
 from .scheduling import mark_as_background_work
-from .servable import Servable
 from .status import (
     Code,
     ServingError,

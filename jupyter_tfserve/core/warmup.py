@@ -16,7 +16,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from . import tensors
 from .inference import example_array, example_input_alias, validate_inputs, validate_output_filter
-from .servable import Servable, tensorflow
+from .platforms import Servable
+from .platforms.tensorflow import tensorflow
 from .signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 from .status import Code, ServingError
 

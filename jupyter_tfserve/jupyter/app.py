@@ -115,6 +115,12 @@ class TFServe(ExtensionApp):
         help="Require classify/regress signatures to carry those method names, as TF Serving's "
         "--enable_signature_method_name_check does (off: TF2 exports name every signature predict).",
     )
+    prefer_tflite_model = Bool(
+        False,
+        config=True,
+        help="Serve a version folder's model.tflite (platform tflite) instead of its SavedModel where it "
+        "has one, as TF Serving's --prefer_tflite_model does.",
+    )
     server_options = Dict(
         config=True,
         help="Further ModelServer options by TF Serving flag name, "
@@ -166,6 +172,7 @@ class TFServe(ExtensionApp):
                 "enable_per_model_batching_parameters": self.enable_per_model_batching_parameters
                 and enable_batching,
                 "enable_signature_method_name_check": self.enable_signature_method_name_check,
+                "prefer_tflite_model": self.prefer_tflite_model,
             }
         )
 

@@ -85,13 +85,16 @@ class ExportResult:
     warmup_records: int = 0
     parity_input: str = "the sample"
     notes: list[str] = field(default_factory=list)
+    optimize: str | None = None
+    comparison: object = None  # with ``optimize``: the DataFrame of notebook.optimize.compare
 
     @property
     def max_abs_diff(self) -> float | None:
         return max(self.parity.values(), default=0.0) if self.parity is not None else None
 
     def summary(self) -> str:
-        line = f"Exported {self.name} version {self.version} to {self.path}"
+        kind = f" as {self.optimize} TensorFlow Lite" if self.optimize else ""
+        line = f"Exported {self.name}{kind} version {self.version} to {self.path}"
         if self.parity is not None:
             line += (
                 f"; parity check on {self.parity_input} passed: max |exported - in-memory| = "
@@ -105,12 +108,15 @@ class ExportResult:
         return signature_table(self.signatures)
 
     def __repr__(self) -> str:
-        return "\n".join([self.summary(), *self.notes, repr(self.table())])
+        table = repr(self.table()) if self.comparison is None else self.comparison.round(4).to_string()
+        return "\n".join([self.summary(), *self.notes, table])
 
     def _repr_html_(self) -> str:
         from html import escape
 
         lines = "".join(f"<p>{escape(line)}</p>" for line in [self.summary(), *self.notes])
+        if self.comparison is not None:
+            return lines + self.comparison.round(4).to_html()
         return lines + self.table()._repr_html_()
 
 
@@ -139,6 +145,7 @@ def export(
     sample=None,
     models_root: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    optimize: str | None = None,
     progress: Progress | None = None,
     warmup_from: str | None = None,
     warmup_records: int = DEFAULT_WARMUP_FROM_LOG,
@@ -153,10 +160,20 @@ def export(
     it; without one, parity is checked on synthetic rows when the signature's
     shapes allow. ``warmup_from`` (a request log prefix or glob) makes the
     warmup file a sample of ``warmup_records`` logged requests instead: real
-    traffic warms the new version.
+    traffic warms the new version. ``optimize`` (``float16``, ``dynamic-int8``,
+    ``int8``) publishes the model converted to TensorFlow Lite instead, with
+    ``result.comparison`` against the float32 SavedModel (see
+    :mod:`jupyter_tfserve.notebook.optimize`).
     """
     report = progress or (lambda fraction, message: None)
     validate_model_name(name)
+    if optimize is not None:
+        from . import optimize as optimize_lib
+
+        try:
+            optimize_lib.check_optimization(optimize, sample is not None)
+        except ValueError as exc:
+            raise ExportError(str(exc)) from None
     base_path = os.path.join(os.path.abspath(os.path.expanduser(models_root or default_models_root())), name)
     if version is not None and (not isinstance(version, int) or version < 1 or source.parse_version(str(version)) is None):
         raise ExportError(f"Invalid version {version!r}: a positive int64")
@@ -171,7 +188,7 @@ def export(
         report(0.2, "writing SavedModel")
         with quiet_python_logs():
             plan.save(staging)
-        from ..core.servable import read_meta_graph
+        from ..core.platforms.tensorflow import read_meta_graph
 
         written = {
             key: SignatureInfo.from_proto(key, sig)
@@ -192,15 +209,47 @@ def export(
         else:
             report(0.65, "loading the export and checking parity on synthetic input")
             _synthetic_parity(result, staging, name, plan, written[plan.default_key], tolerance)
+        published = staging
+        if optimize is not None:
+            published = f"{staging}-{optimize}"
+            _optimize(result, staging, published, optimize, inputs if sample is not None else None, report)
         report(0.9, "publishing")
-        result.version = _publish(staging, base_path, version)
+        result.version = _publish(published, base_path, version)
         result.path = os.path.join(base_path, str(result.version))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if optimize is not None:
+            shutil.rmtree(f"{staging}-{optimize}", ignore_errors=True)
         if created and not os.listdir(base_path):
             os.rmdir(base_path)  # a failed first export leaves no empty model directory behind
     report(1.0, f"version {result.version}")
     return result
+
+
+def _optimize(result: ExportResult, staging: str, target: str, optimize: str, inputs, report) -> None:
+    """Convert the staged SavedModel into ``target/model.tflite`` (with warmup records) and compare the two.
+
+    Both are run through ``serving_default``: the converter keeps one signature per
+    function, so a method exported under its own name too may be left with only that key.
+    """
+    from ..core.platforms.tflite import MODEL_FILE
+    from . import optimize as optimize_lib
+
+    report(0.7, f"converting to TensorFlow Lite ({optimize})")
+    try:
+        flatbuffer = optimize_lib.convert(staging, list(result.signatures), optimize, inputs)
+    except optimize_lib.ConversionRefused as exc:
+        raise ExportError(str(exc)) from None
+    os.makedirs(target)
+    with open(os.path.join(target, MODEL_FILE), "wb") as f:
+        f.write(flatbuffer)
+    if inputs is None:
+        inputs = synthetic_inputs(result.signatures[DEFAULT_SIGNATURE])
+    else:
+        write_warmup_records(target, result.name, DEFAULT_SIGNATURE, inputs)
+    report(0.8, "comparing with the float32 SavedModel")
+    result.optimize = optimize
+    result.comparison = optimize_lib.compare(staging, target, optimize, DEFAULT_SIGNATURE, inputs)
 
 
 def _synthetic_parity(result: ExportResult, staging: str, name: str, plan, signature, tolerance: float) -> None:
@@ -265,7 +314,7 @@ class ExportPlan:
 
 def plan_export(model, signatures: Sequence[str] | None, sample) -> ExportPlan:
     """Pick the exporter for this kind of object; refuse anything that is not a model."""
-    from ..core.servable import tensorflow
+    from ..core.platforms.tensorflow import tensorflow
 
     tf = tensorflow()
     keras = _keras()
@@ -494,7 +543,7 @@ def warmup_from_log(version_dir: str, name: str, pattern: str, count: int) -> in
     fails; replaying it on the staging copy says so now, naming the record.
     """
     from ..core import request_log, warmup
-    from ..core.servable import load_servable
+    from ..core.platforms.tensorflow import load_servable
 
     logs = request_log.warmup_sample(pattern, count)
     if not logs:
@@ -514,7 +563,7 @@ def check_parity(
     version_dir: str, name: str, plan: ExportPlan, inputs: dict[str, np.ndarray], tolerance: float
 ) -> dict[str, float]:
     """Load the export as the server will (warmup included), run it, compare with the live model."""
-    from ..core.servable import load_servable
+    from ..core.platforms.tensorflow import load_servable
     from ..core.tensors import max_abs_diff
     from ..core.warmup import warmup
 

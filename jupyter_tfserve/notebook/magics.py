@@ -30,6 +30,7 @@ from traitlets.config import Configurable
 from ..core.status import ServingError
 from . import render
 from .client import Client
+from .optimize import OPTIMIZATIONS
 
 
 class TFServeError(Exception):
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-from", type=_unquote, metavar="PREFIX*",
                    help="warm the new version up with a sample of a request log's requests")
     p.add_argument("--warmup-records", type=int, default=100, help="logged requests to warm up with (default 100)")
+    p.add_argument("--optimize", choices=OPTIMIZATIONS,
+                   help="publish a TensorFlow Lite conversion instead, compared with the float32 SavedModel "
+                   "(int8 calibrates on --sample)")
 
     p = sub.add_parser("serve", help="serve NAME (from models_root/NAME or PATH)")
     p.add_argument("name", type=_unquote)
@@ -329,6 +333,7 @@ class TFServeMagics(Magics, Configurable):
                 sample=sample,
                 models_root=self.resolved_models_root(),
                 tolerance=self.tolerance if args.tolerance is None else args.tolerance,
+                optimize=args.optimize,
                 progress=progress,
                 warmup_from=args.warmup_from,
                 warmup_records=args.warmup_records,
@@ -674,7 +679,7 @@ def _saved_model_dir(path: str) -> str:
 
 
 def _local_signatures(directory: str):
-    from ..core.servable import read_meta_graph
+    from ..core.platforms.tensorflow import read_meta_graph
     from ..core.signatures import SignatureInfo
 
     meta_graph = read_meta_graph(directory, ["serve"])

@@ -101,6 +101,6 @@ def _row(spec):
 
 
 def _tf_dtype(spec) -> str:
-    from ..core.servable import tensorflow
+    from ..core.platforms.tensorflow import tensorflow
 
     return tensorflow().dtypes.as_dtype(spec.dtype).name

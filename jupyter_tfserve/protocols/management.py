@@ -350,6 +350,7 @@ class ManagementApi:
         with handle:
             servable = handle.servable
             return {
+                "platform": servable.platform,
                 "loader": servable.loader,
                 "signatures": {
                     key: describe_signature(sig) for key, sig in servable.signatures.items()

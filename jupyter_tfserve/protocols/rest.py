@@ -40,7 +40,7 @@ from ..core import tensors
 from ..core.admin import Caller
 from ..core.inference import ModelSpec
 from ..core.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
-from ..core.servable import SignatureNotFound
+from ..core.platforms import SignatureNotFound
 from ..core.status import Code, ServingError, from_exception, invalid_argument
 from . import futures
 from .access import MANAGEMENT_PREFIX

@@ -33,6 +33,8 @@ export interface IVersionInfo {
   errorCode: string;
   errorMessage: string;
   path: string;
+  /** The platform serving the version (`tensorflow`, `tflite`, a plug-in's name); empty unless loaded. */
+  platform: string;
   signatures: ISignatureInfo[];
 }
 
@@ -153,6 +155,7 @@ function parseVersion(value: unknown, model: string): IVersionInfo {
     errorCode: str(v.error_code, 'OK'),
     errorMessage: str(v.error_message),
     path: str(v.path),
+    platform: str(v.platform),
     signatures: parseSignatures(v.signatures)
   };
 }

@@ -376,6 +376,11 @@ function Versions({ model, versions }: { model: IModelInfo; versions: IVersionIn
         <li key={v.version} data-version={v.version}>
           <span className={`${CLASS}-version`}>v{v.version}</span>
           <StateBadge version={v} />
+          {v.platform && (
+            <span className={`${CLASS}-platform`} title="the platform serving this version">
+              {v.platform}
+            </span>
+          )}
           {labelsOf(v.version).map(label => (
             <span key={label} className={`${CLASS}-label`}>
               {label}

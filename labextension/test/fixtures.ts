@@ -18,6 +18,7 @@ export const halfPlusTwo = {
       error_code: 'OK',
       error_message: '',
       path: '/models/half_plus_two/2',
+      platform: 'tensorflow',
       loader: 'tf2',
       signatures: {
         serving_default: {

@@ -15,6 +15,7 @@ describe('parseModels', () => {
     expect(models.map(m => m.name)).toEqual(['big_model', 'broken', 'half_plus_two']);
     const hpt = models[2];
     expect(hpt.versions.map(v => v.version)).toEqual([2, 1]);
+    expect(hpt.versions.map(v => v.platform)).toEqual(['tensorflow', '']); // only a loaded version has one
     expect(hpt.labels).toEqual({ stable: 2 });
     expect(hpt.basePath).toBe('/models/half_plus_two');
   });

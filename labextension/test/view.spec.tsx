@@ -126,7 +126,8 @@ describe('PanelView', () => {
     const hpt = card('half_plus_two');
     expect(text(hpt.querySelector('.jp-TfServe-model-header'))).toBe('half_plus_twoAVAILABLE');
     const versions = Array.from(hpt.querySelectorAll('.jp-TfServe-versions li'));
-    expect(versions.map(text)).toEqual(['v2AVAILABLEstable']); // v1 ended cleanly: not shown
+    expect(versions.map(text)).toEqual(['v2AVAILABLEtensorflowstable']); // v1 ended cleanly: not shown
+    expect(text(versions[0].querySelector('.jp-TfServe-platform'))).toBe('tensorflow');
     expect(text(hpt.querySelector('.jp-TfServe-labels'))).toContain('stable → v2');
     expect(text(hpt.querySelector('.jp-TfServe-stats'))).toBe(
       'req/s120p502 msp998 msbatch4queue3'

@@ -1,4 +1,4 @@
-"""One loaded model version: a SavedModel whose signatures can be run on numpy inputs.
+"""The built-in ``tensorflow`` platform: a SavedModel version whose signatures run on numpy inputs.
 
 TF2 SavedModels load with ``tf.saved_model.load`` and run through the
 signature's concrete function, called flat with tensors: the structured call
@@ -18,13 +18,13 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
-from .native_logs import filtered_stderr
-from .signatures import SignatureInfo
-from .status import Code, ServingError, from_exception
+from ..native_logs import filtered_stderr
+from ..status import Code, ServingError, from_exception
+from .base import LoadOptions, Platform, Servable, is_runnable, normalize
 
 log = logging.getLogger(__name__)
 
@@ -101,62 +101,6 @@ def read_meta_graph(export_dir: str, tags: Iterable[str]):
         f"Could not find meta graph def matching supplied tags: {{ {', '.join(sorted(wanted))} }} "
         f"in {export_dir}. Available tags: {available}",
     )
-
-
-class Servable:
-    """A loaded SavedModel version. Thread-safe: many requests run concurrently."""
-
-    def __init__(self, name: str, version: int, path: str, meta_graph, runner):
-        self.name = name
-        self.version = version
-        self.path = path
-        self.meta_graph = meta_graph
-        self.signature_defs = meta_graph.signature_def
-        self.signatures: dict[str, SignatureInfo] = {
-            key: SignatureInfo.from_proto(key, sig)
-            for key, sig in self.signature_defs.items()
-            if _is_runnable(key)
-        }
-        self._runner = runner
-
-    @property
-    def loader(self) -> str:
-        return self._runner.kind
-
-    def signature(self, name: str) -> SignatureInfo:
-        try:
-            return self.signatures[name]
-        except KeyError:
-            raise SignatureNotFound(name) from None
-
-    def run(
-        self,
-        signature_name: str,
-        inputs: dict[str, np.ndarray],
-        output_aliases: Sequence[str] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Run a signature. Inputs are keyed by alias and already in the signature's dtypes."""
-        signature = self.signature(signature_name)
-        aliases = list(output_aliases) if output_aliases else list(signature.outputs)
-        try:
-            return self._runner.run(signature, inputs, aliases)
-        except ServingError:
-            raise
-        except (ValueError, TypeError) as exc:
-            raise ServingError(Code.INVALID_ARGUMENT, str(exc)) from exc
-        except Exception as exc:
-            raise from_exception(exc) from exc
-
-    def close(self) -> None:
-        self._runner.close()
-
-
-class SignatureNotFound(ServingError):
-    """A signature name the model lacks; REST and gRPC word this differently, so they read ``.signature_name``."""
-
-    def __init__(self, signature_name: str):
-        super().__init__(Code.FAILED_PRECONDITION, f'Serving signature key "{signature_name}" not found.')
-        self.signature_name = signature_name
 
 
 class _EagerRunner:
@@ -262,7 +206,7 @@ class _SessionRunner:
         input_aliases = sorted(inputs)
         fn = self._callable(signature, input_aliases, aliases)
         values = fn(*[inputs[a] for a in input_aliases])
-        return {alias: _normalize(value) for alias, value in zip(aliases, values, strict=True)}
+        return {alias: normalize(value) for alias, value in zip(aliases, values, strict=True)}
 
     def close(self):
         self._callables.clear()
@@ -270,14 +214,7 @@ class _SessionRunner:
 
 
 def _to_numpy(tensor) -> np.ndarray:
-    return _normalize(tensor.numpy())
-
-
-def _normalize(value) -> np.ndarray:
-    array = np.asarray(value)
-    if array.dtype.kind in ("S", "U"):
-        array = array.astype(object)
-    return array
+    return normalize(tensor.numpy())
 
 
 def load_servable(
@@ -291,7 +228,7 @@ def load_servable(
         if tf1:
             raise ValueError("TF1 loader requested")
         loaded = tf.saved_model.load(path, tags=tags)
-        if set(loaded.signatures.keys()) != {k for k in meta_graph.signature_def if _is_runnable(k)}:
+        if set(loaded.signatures.keys()) != {k for k in meta_graph.signature_def if is_runnable(k)}:
             raise ValueError("signatures differ between the SavedModel and its TF2 view")
         runner = _EagerRunner(loaded)
     except Exception as tf2_error:
@@ -305,8 +242,14 @@ def load_servable(
             session.close()
             raise from_exception(tf1_error) from tf2_error
         runner = _SessionRunner(graph, session)
-    return Servable(name, version, path, meta_graph, runner)
+    return Servable(name, version, path, meta_graph.signature_def, runner)
 
 
-def _is_runnable(signature_key: str) -> bool:
-    return not signature_key.startswith("__")
+class TensorFlowPlatform(Platform):
+    """TF Serving's default platform: a version folder holding ``saved_model.pb`` (or ``.pbtxt``)."""
+
+    def recognizes(self, path: str) -> bool:
+        return any(os.path.exists(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt"))
+
+    def load(self, name: str, version: int, path: str, options: LoadOptions) -> Servable:
+        return load_servable(name, version, path, options.saved_model_tags)
