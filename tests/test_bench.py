@@ -86,7 +86,11 @@ def _start(tmp_path_factory, models: dict[str, str], **options) -> ModelServer:
         entry = config.model_config_list.config.add()
         entry.name, entry.base_path, entry.model_platform = name, str(root / name), "tensorflow"
     opts = ServerOptions(
-        rest_api_port=free_port(), port=free_port(), file_system_poll_wait_seconds=0, **options
+        rest_api_port=free_port(),
+        port=free_port(),
+        file_system_poll_wait_seconds=0,
+        enable_management_api=True,  # the benchmark switches batching live, as a user who enabled it would
+        **options,
     )
     return ModelServer(opts, config=config).start(timeout=120)
 

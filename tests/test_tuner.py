@@ -40,6 +40,7 @@ def _serve(tmp_path_factory, version_dir: str, **options) -> ModelServer:
         model_name="sleeper",
         model_base_path=str(base),
         file_system_poll_wait_seconds=0,
+        enable_management_api=True,  # the tuner applies batching parameters live
         **options,
     )
     server = ModelServer(opts).start(timeout=120)

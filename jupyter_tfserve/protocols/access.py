@@ -99,12 +99,17 @@ class PortGuard:
 
 
 def _check_change_request(method: str, host: str, headers: Mapping[str, str]) -> None:
-    """A change must be JSON, and from this server's own origin when an Origin is sent."""
+    """A POST must be JSON, and any change from this server's own origin when an Origin is sent.
+
+    POST is the one changing method a page can send cross-origin without a CORS
+    preflight, and only with a form or text content type; PUT and DELETE always
+    need a preflight (never granted), so a body-less DELETE needs no content type.
+    """
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
+    if method == "POST" and content_type != "application/json":
         raise ServingError(
             Code.INVALID_ARGUMENT,
-            f"{method} requests to {MANAGEMENT_PREFIX} must be sent with Content-Type: application/json",
+            f"POST requests to {MANAGEMENT_PREFIX} must be sent with Content-Type: application/json",
         )
     origin = headers.get("origin")
     if origin is not None and urlsplit(origin).netloc.lower() != host.strip().lower():
