@@ -358,6 +358,16 @@ def test_05_from_notebook_to_production(notebook_jupyter, runs_root):
                          run.text("replay"))
     assert replayed and replayed.group(1) == "40" and replayed.group(2) == "1"
 
+    optimized = run.text("optimize")
+    assert "Exported circle as float16 TensorFlow Lite version 3" in optimized
+    assert "Exported circle as int8 TensorFlow Lite version 4" in optimized
+    sizes = [float(x) for x in re.findall(r"^(?:float32 SavedModel|\S+ TFLite)\s+(\S+)", optimized, re.M)]
+    assert len(sizes) == 4 and sizes[1] < sizes[0] and sizes[3] < sizes[2]  # each TFLite version is smaller
+    served = run.text("tflite")
+    for version, platform in ((1, "tensorflow"), (2, "tensorflow"), (3, "tflite"), (4, "tflite")):
+        assert f"version {version}: AVAILABLE, platform {platform}" in served
+    assert float(served.split("max |canary (float16) - model_v2 in memory| =")[1]) < 1e-2
+
     out_dir = Path(re.search(r"wrote \d+ files to (\S+):", run.text("deploy")).group(1))
     assert out_dir.is_relative_to(run.directory / "tmp")
     kinds = {}

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from . import platforms, source
+from . import platforms, source, version_sources
 from .config import (
     ModelConfig,
     ModelServerConfig,
@@ -145,7 +145,7 @@ class Admin:
     def versions_of(self, name: str, base_path: str) -> dict[int, str]:
         """The version directories of a model that may be served now (the manager calls this at every poll)."""
         if not self.policy.roots.restricted:
-            return source.list_versions(base_path)
+            return version_sources.list_versions(base_path)
         trusted = self._trusted_bases.get(name)
 
         def admit(real: str) -> bool:
@@ -156,7 +156,7 @@ class Admin:
                 log.warning("Not serving %s of model %s: it resolves outside the model roots", real, name)
             return False
 
-        return source.list_versions(base_path, admit)
+        return version_sources.list_versions(base_path, admit)
 
     # ------------------------------------------------------------------ changes
     def load(self, caller: Caller, name: str, base_path: str = "", policy=None) -> ModelConfig:
@@ -164,7 +164,9 @@ class Admin:
         with self._lock:
             self._admit(caller)
             _check_name(name)
-            path = self.policy.roots.resolve(name, base_path)
+            # A plug-in source's base path is a URI; the roots then apply to the folders it yields.
+            local = version_sources.is_local(base_path)
+            path = self.policy.roots.resolve(name, base_path) if local else base_path
             check_repository(name, path, policy, self.policy.roots)
             config = ModelConfig(name=name, base_path=path, model_platform="tensorflow")
             if policy is not None:
@@ -260,8 +262,8 @@ class Admin:
                 _check_name(model.name)
                 for label in model.version_labels:
                     _check_name(label, "Label")
-                if self.policy.roots.restricted and not caller.trusted:
-                    self.policy.roots.check(model.base_path)
+                if self.policy.roots.restricted and not caller.trusted and version_sources.is_local(model.base_path):
+                    self.policy.roots.check(version_sources.local_path(model.base_path))
                 self._check_log_folder(caller, model)
             self._trusted_bases = (
                 {m.name: os.path.realpath(m.base_path) for m in models}
@@ -377,14 +379,15 @@ def check_repository(name: str, path: str, policy, roots: ModelRoots) -> None:
     a selected version that is neither a SavedModel nor a TensorFlow Lite model (or lies
     outside the roots).
     """
-    if not os.path.isdir(path):
-        raise invalid_argument(f"base_path {path} of model {name} is not a directory")
-    if _is_saved_model(path):
-        raise invalid_argument(
-            f"base_path {path} is a SavedModel itself; models are served from numbered version "
-            f"directories under base_path: move it to {os.path.join(path, '1')}"
-        )
-    versions = source.list_versions(path)
+    if version_sources.is_local(path):
+        if not os.path.isdir(path):
+            raise invalid_argument(f"base_path {path} of model {name} is not a directory")
+        if _is_saved_model(path):
+            raise invalid_argument(
+                f"base_path {path} is a SavedModel itself; models are served from numbered version "
+                f"directories under base_path: move it to {os.path.join(path, '1')}"
+            )
+    versions = version_sources.list_versions(path)
     if not versions:
         raise invalid_argument(
             f"No versions of servable {name} found under base path {path}: "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from . import platforms
+from . import platforms, version_sources
 from .extra_protos import BatchingParameters, MonitoringConfig, SSLConfig
 from .native_logs import filtered_stderr
 from .status import Code, ServingError, invalid_argument
@@ -37,9 +37,6 @@ __all__ = [
     "single_model_config",
     "validate_model_server_config",
 ]
-
-_URI_SCHEMES = ("s3://", "gs://", "hdfs://", "file://", "ram://")
-
 
 def parse_text_file(path: str | os.PathLike, message_cls):
     """Parse a text-format proto file; errors name the file and the message type, like TF Serving's log."""
@@ -84,7 +81,8 @@ def validate_model_server_config(config: ModelServerConfig) -> None:
         if model.name in seen:
             raise invalid_argument(f"Illegal to list model {model.name} multiple times in config list")
         seen.add(model.name)
-        if not (os.path.isabs(model.base_path) or model.base_path.startswith(_URI_SCHEMES)):
+        base_path = model.base_path
+        if version_sources.is_local(base_path) and not os.path.isabs(version_sources.local_path(base_path)):
             raise invalid_argument(
                 f"Expected model {model.name} to have an absolute path or URI; got base_path()={model.base_path}"
             )

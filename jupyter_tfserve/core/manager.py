@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import source
+from . import source, version_sources
 from .config import ModelConfig, ModelServerConfig, validate_model_server_config
 from .platforms import Servable
 from .scheduling import mark_as_background_work
@@ -138,7 +138,7 @@ class ModelManager:
         """``version_source(name, base_path)`` lists a model's version directories at each poll
         (default: every one under base_path); the admin core passes one that applies the model roots."""
         self._loader = loader
-        self._version_source = version_source or (lambda name, base_path: source.list_versions(base_path))
+        self._version_source = version_source or (lambda name, base_path: version_sources.list_versions(base_path))
         self.poll_wait_seconds = file_system_poll_wait_seconds
         self.max_num_load_retries = max_num_load_retries
         self.load_retry_interval_seconds = load_retry_interval_seconds
@@ -312,6 +312,11 @@ class ModelManager:
             try:
                 available = self._version_source(name, model.config.base_path)
                 model.source_error = ""
+            except ServingError as exc:  # a source plug-in failed: say so, keep serving what is loaded
+                if model.source_error != exc.message:
+                    log.warning("Model %s: %s", name, exc.message)
+                model.source_error = exc.message
+                continue
             except OSError as exc:
                 message = f"No versions of servable {name} found under base path {model.config.base_path}"
                 if model.source_error != message:
