@@ -109,6 +109,28 @@ def check_usage(options) -> str | None:
     return None
 
 
+def taken_port(options) -> str | None:
+    """The first port these options would open that something else already listens on, said with its flag.
+
+    Checked before any model is exported or loaded, so a busy port is reported
+    at once, not after minutes of loading (and not as a bare ``[Errno 98]``).
+    """
+    from .jupyter.host import port_owner, port_taken
+
+    for flag, host, port in (
+        ("--rest_api_port", options.rest_api_host, options.rest_api_port),
+        ("--port", options.grpc_host, options.port),
+    ):
+        if port and port_taken(host, port):
+            owner = port_owner(port)
+            return (
+                f"port {port} ({flag}) is already in use"
+                + (f" by {owner}" if owner else "")
+                + f": stop that, or pick another port with {flag}=PORT"
+            )
+    return None
+
+
 def serve_forever(options, banner=None) -> int:
     """Start a ModelServer with these options and block until SIGINT/SIGTERM."""
     from .core.status import ServingError
@@ -143,6 +165,12 @@ def serve_forever(options, banner=None) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if argv and not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
+        # TF Serving takes no positional arguments: a bare word is a mistyped subcommand.
+        from .suggest import unknown_command
+
+        print(f"tfserve: {unknown_command(argv[0], SUBCOMMANDS)}", file=sys.stderr)
+        return 2
     if argv and argv[0] in SUBCOMMANDS:
         command, rest = argv[0], argv[1:]
         if command == "demo":
@@ -163,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"tfserve: {problem}\n\n{parser.format_usage()}", file=sys.stderr)
         return 2
+    busy = taken_port(options)
+    if busy:
+        print(f"tfserve: {busy}", file=sys.stderr)
+        return 1
     return serve_forever(options)
 
 

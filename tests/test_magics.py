@@ -134,7 +134,8 @@ def test_help_for_the_magic_and_each_subcommand(shell, capsys):
 @pytest.mark.parametrize(
     "cell, message",
     [
-        ("%tfserve bogus", "invalid choice: 'bogus'"),
+        ("%tfserve serv mnist", "unknown command 'serv' — did you mean 'serve'?"),
+        ("%tfserve bogus", "unknown command 'bogus' (commands: export, serve, list,"),
         ("%tfserve export model", "the following arguments are required: --name"),
         ("%tfserve label seq stable one", "argument version: invalid int value: 'one'"),
         ("%tfserve predict seq x --version 1 --label stable", "not allowed with argument"),
@@ -219,8 +220,13 @@ def test_predict_cell_magic_takes_a_json_body(shell, served):
 
 
 def test_predict_errors_are_one_line(shell, served, capsys):
-    assert "Servable not found for request: Latest(nope)" in fails(shell, capsys, "%tfserve predict nope x")
-    assert "Matrix size-incompatible" in fails(shell, capsys, "%tfserve predict seq np.ones((2, 3))")
+    line = fails(shell, capsys, "%tfserve predict nope x")
+    assert "Servable not found for request: Latest(nope) (served: " in line and "seq" in line
+    # The signature says what the model takes, not TensorFlow's graph error; over either protocol.
+    assert fails(shell, capsys, "%tfserve predict seq np.ones((2, 3), 'float32')").endswith(
+        "features expects [?, 4], got (2, 3)")
+    assert fails(shell, capsys, "%tfserve predict seq np.ones((2, 3), 'float32') --grpc").endswith(
+        "features expects [?, 4], got (2, 3)")
     line = fails(shell, capsys, "%tfserve predict seq pd.DataFrame({'f': [1.0]})")
     assert "DataFrame columns ['f'] do not match the signature's inputs ['features']" in line
     assert "the cell is not JSON" in fails(shell, capsys, "%%tfserve predict seq\n{not json")
@@ -339,6 +345,7 @@ def test_deploy_writes_manifests_for_what_is_served(shell, served, tmp_path):
     assert (model.name, dict(model.version_labels)) == ("seq", {"stable": 1})
     assert "unknown model" in fails_quietly(shell, f"%tfserve deploy nope --out {tmp_path / 'x'}")
     assert "already holds files" in fails_quietly(shell, f"%tfserve deploy seq --out {out} --pvc m")
+    assert "pass --storage-uri s3://" in fails_quietly(shell, f"%tfserve deploy seq --out {tmp_path / 'y'}")
 
 
 def test_dashboard_subcommand_returns_the_widget(shell, served):

@@ -138,7 +138,7 @@ def main(argv: list[str]) -> int:
         else:
             report = sync(source, args.target_dir, models=args.names or None, force=args.force)
     except DeployError as exc:
-        print(f"tfserve {args.command}: error: {exc}", file=sys.stderr)
+        print(f"tfserve {args.command}: error: {exc.cli_message()}", file=sys.stderr)
         return 2
     print(report)
     return 0

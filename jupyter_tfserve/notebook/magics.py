@@ -28,6 +28,7 @@ from traitlets import Bool, Enum, Float, Int, Unicode, observe
 from traitlets.config import Configurable
 
 from ..core.status import ServingError
+from ..suggest import unknown_command
 from . import render
 from .client import Client
 
@@ -244,6 +245,9 @@ class TFServeMagics(Magics, Configurable):
         return result
 
     def _run(self, tokens: list[str], cell: str | None):
+        commands = _subcommands(self._parser)
+        if tokens and not tokens[0].startswith("-") and tokens[0] not in commands:
+            raise TFServeError(unknown_command(tokens[0], commands))
         try:
             args = self._parser.parse_args(tokens)
         except _HelpShown:
@@ -500,7 +504,7 @@ class TFServeMagics(Magics, Configurable):
         from google.protobuf import text_format
 
         from ..core.config import ModelServerConfig
-        from ..deploy import deploy
+        from ..deploy import DeployError, deploy
 
         client = self.client()
         config = text_format.Parse(client.config(), ModelServerConfig())
@@ -508,19 +512,22 @@ class TFServeMagics(Magics, Configurable):
             m["name"]: [int(v["version"]) for v in m.get("versions", []) if v["state"] == "AVAILABLE"]
             for m in client.models()
         }
-        return deploy(
-            config,
-            out_dir=args.out,
-            target=args.target,
-            models=args.names or None,
-            storage_uri=args.storage_uri,
-            pvc=args.pvc,
-            min_replicas=args.min_replicas,
-            max_replicas=args.max_replicas,
-            batching=args.batching_parameters_file,
-            served_versions={name: versions for name, versions in served.items() if versions},
-            force=args.force,
-        )
+        try:
+            return deploy(
+                config,
+                out_dir=args.out,
+                target=args.target,
+                models=args.names or None,
+                storage_uri=args.storage_uri,
+                pvc=args.pvc,
+                min_replicas=args.min_replicas,
+                max_replicas=args.max_replicas,
+                batching=args.batching_parameters_file,
+                served_versions={name: versions for name, versions in served.items() if versions},
+                force=args.force,
+            )
+        except DeployError as exc:  # said with the magic's flags, not deploy()'s keyword arguments
+            raise TFServeError(exc.cli_message()) from None
 
     def _cmd_inspect(self, args, cell):
         from .export import signature_table
@@ -610,6 +617,11 @@ def _one_line(exc: BaseException) -> str:
     useful = [line for line in lines if not line.startswith(_TF_NOISE)]
     text = " ".join(useful or lines)
     return text if len(text) <= 600 else text[:600] + " ..."
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    """The subcommand names of ``parser``, in the order they were added."""
+    return next(list(a.choices) for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def _labels_text(labels: dict) -> str:
