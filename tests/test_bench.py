@@ -360,7 +360,7 @@ def test_closed_loop_against_a_model_that_sleeps(plain):
     assert np.isnan(
         frame["avg_batch_size"]
     ).all()  # our server without --enable_batching: no statistics
-    assert "no batch statistics" in result.summary()
+    assert "batching is off on this server" in result.summary()
 
 
 def test_open_loop_measures_from_the_intended_send_time(stalling):
@@ -654,9 +654,14 @@ def test_benchmark_through_jupyter_style_routes_with_a_token(batched):
         thread.join(5)
 
 
-def test_batching_needs_a_server_that_batches(plain):
-    with pytest.raises(BenchError, match="cannot change batching live .*--enable_batching"):
+def test_batching_needs_a_server_that_batches(plain, caplog):
+    with pytest.raises(BenchError, match="batching is off on this server: start it with --enable_batching"):
         benchmark("hpt", url=plain.url, concurrency=1, compare_batching=True, progress=None)
+    caplog.clear()
+    result = benchmark("hpt", url=plain.url, concurrency="1,2", **FAST)
+    assert "batching is off on this server: start it with --enable_batching" in result.summary()
+    # The probe asked /info: the server logged no refusal per probe or per level.
+    assert not [r for r in caplog.records if "refused" in r.getMessage()], caplog.text
 
 
 def test_grpc_address_alone(plain):

@@ -319,6 +319,11 @@ def test_new_export_swaps_versions_then_labels_and_rollback(shell):
     )
 
 
+def test_benchmark_without_batching_names_the_kernels_setting(shell, served):
+    message = fails_quietly(shell, "%tfserve benchmark seq --compare-batching --quiet")
+    assert "batching is off on this server: run %config TFServeMagics.enable_batching = True" in message
+
+
 def test_unload(shell):
     run(shell, "%tfserve export model --name gone")
     run(shell, "%tfserve serve gone")

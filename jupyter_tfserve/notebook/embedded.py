@@ -113,7 +113,9 @@ def start(
             max_num_load_retries=0,
             enable_batching=enable_batching,
         )
-        _server = ModelServer(options).start(wait_for_models=False)
+        _server = ModelServer(options)
+        _server.rest.management.host = "kernel"  # its /info says so: advice names the magic's settings
+        _server.start(wait_for_models=False)
         _info = EmbeddedInfo(
             rest_port=_server.rest_port,
             grpc_port=_server.grpc_port or 0,
