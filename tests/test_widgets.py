@@ -80,7 +80,15 @@ def test_rollback_and_unload_buttons(board, server):
     board.rollback_button.click()
     assert "rolled back" in board.message.value
     board.model.value = "multi"
+    board.unload_button.click()  # asks first: nothing is unloaded until confirmed
+    assert board.confirm.layout.display == "flex" and "Unload <b>multi</b>?" in board.confirm_text.value
+    board.cancel_button.click()
+    assert board.confirm.layout.display == "none"
+    assert "multi" in server.manager.model_names()
     board.unload_button.click()
+    assert board.confirm_button.description == "Unload multi"
+    board.confirm_button.click()
+    assert board.confirm.layout.display == "none"
     assert "multi unloaded" in board.message.value
     wait_until(lambda: "multi" not in server.manager.model_names(), what="multi to unload")
     board.refresh_button.click()
