@@ -29,15 +29,38 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def build_parser(prog: str = "tfserve") -> argparse.ArgumentParser:
+# What `tfserve --help` says first: the subcommands, one line each, and examples.
+OVERVIEW = """\
+TensorFlow Serving-compatible model server (REST + gRPC): tensorflow_model_server's flags, plus:
+
+subcommands (see 'tfserve SUBCOMMAND --help'):
+  demo     export TF Serving's half_plus_two demo model and serve it on 8500 (gRPC) and 8501 (REST)
+  bench    benchmark a served model; 'tfserve bench tune MODEL --p99 20ms' searches batching parameters
+  deploy   write Kubernetes or KServe manifests for the models (applies nothing)
+  sync     copy the served version directories to a volume, with checksums
+
+examples:
+  tfserve demo
+  tfserve --model_name=mnist --model_base_path=/models/mnist --rest_api_port=8501
+  tfserve --model_config_file=models.config --enable_batching --rest_api_port=8501
+  tfserve bench mnist --concurrency 1:32:x2
+  tfserve deploy --model_config_file models.config --out k8s --pvc models
+"""
+
+
+def build_parser(prog: str = "tfserve", only: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+    """The server's flags (``only``: just these, for a subcommand that takes a few of them)."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="TensorFlow Serving-compatible model server (REST + gRPC). "
-        f"Subcommands: {', '.join(SUBCOMMANDS)} (see '{prog} SUBCOMMAND --help').",
+        usage=f"{prog} [SUBCOMMAND ...] | {prog} [--flag=value ...]" if only is None else None,
+        description=OVERVIEW if only is None else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
 
     def flag(name, default, help, type=None):
+        if only is not None and name not in only:
+            return
         if isinstance(default, bool):
             add(f"--{name}", type=_bool, nargs="?", const=True, default=default, help=help)
         else:

@@ -78,3 +78,43 @@ def test_bench_without_a_server_tries_tf_servings_port_and_names_url(monkeypatch
         f"tfserve bench: no model server found: none was discovered and nothing answers at {closed} "
         "(TF Serving's REST port); start one, or pass --url http://HOST:PORT\n"
     )
+
+
+# ---------------------------------------------------------------------- help
+def help_of(capsys, main, argv) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_tfserve_help_lists_the_subcommands_first_with_examples(capsys):
+    from jupyter_tfserve.cli import SUBCOMMANDS, main
+
+    text = help_of(capsys, main, ["--help"])
+    assert text.splitlines()[0] == "usage: tfserve [SUBCOMMAND ...] | tfserve [--flag=value ...]"
+    listed = text.index("subcommands"), text.index("examples:"), text.index("options:")
+    assert listed == tuple(sorted(listed))  # subcommands, then examples, then the server's flags
+    section = text[listed[0]:listed[1]].splitlines()[1:]
+    assert sorted(line.split()[0] for line in section if line.strip()) == sorted(SUBCOMMANDS)
+    assert "  tfserve demo\n" in text and "--model_base_path=/models/mnist" in text
+
+
+def test_demo_help_shows_only_the_demos_options(capsys):
+    from jupyter_tfserve.demo import main
+
+    text = help_of(capsys, main, ["--help"])
+    assert "--rest_api_port" in text and "--model_base_path" in text
+    for unrelated in ("--model_config_file", "--ssl_config_file", "--grpc_channel_arguments", "subcommands"):
+        assert unrelated not in text
+
+
+def test_every_deploy_and_sync_option_has_help():
+    import argparse
+
+    from jupyter_tfserve.deploy.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in commands.choices.items():
+        silent = [a.option_strings or a.dest for a in parser._actions if not a.help]
+        assert not silent, f"tfserve {name}: options without help: {silent}"

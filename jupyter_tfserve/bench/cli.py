@@ -214,6 +214,9 @@ def build_parser(prog: str = "tfserve bench") -> argparse.ArgumentParser:
         "processes, or search its batching parameters ('tfserve bench tune MODEL --p99 20ms').",
     )
     add_benchmark_arguments(parser)
+    parser.add_argument(
+        "--wide", action="store_true", help="print every column of the table (default: the ones that fit 100 columns)"
+    )
     return parser
 
 
@@ -252,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"tfserve bench: {message}", file=sys.stderr)
         return 2
-    print(result)
+    print(result if tuning else result.to_text(wide=args.wide))
     if not tuning and args.csv:
         result.to_csv(args.csv)
     if args.plot:
