@@ -33,11 +33,12 @@ def _jupyter_server_extension_points():
 
 
 # The notebook layer, imported on first use so that importing the package (as a
-# Jupyter server does) stays cheap: ``jupyter_tfserve.export``/``serve``/``Client``.
+# Jupyter server does) stays cheap: ``jupyter_tfserve.export``/``serve``/``Client``/``compare``.
 _LAZY = {
     "export": ("jupyter_tfserve.notebook.api", "export"),
     "serve": ("jupyter_tfserve.notebook.api", "serve"),
     "Client": ("jupyter_tfserve.notebook.client", "Client"),
+    "compare": ("jupyter_tfserve.notebook.compare", "compare"),
     "benchmark": ("jupyter_tfserve.bench.api", "benchmark"),
     "tune": ("jupyter_tfserve.bench.tuner", "tune"),
 }

@@ -319,6 +319,22 @@ def test_new_export_swaps_versions_then_labels_and_rollback(shell):
     )
 
 
+def test_compare_two_versions_in_a_cell(shell, capsys):
+    """Two exports of the cell's model, the second with other weights: the magic compares them by version."""
+    from jupyter_tfserve.notebook.compare import Comparison
+
+    run(shell, "%tfserve export model --name cmp")
+    run(shell, "other = keras.models.clone_model(model)\nother.set_weights([-w for w in model.get_weights()])")
+    run(shell, "%tfserve export other --name cmp")
+    run(shell, "%tfserve serve cmp --policy all")
+    result = run(shell, "%tfserve compare cmp 1 2 --data x --requests 2")
+    assert isinstance(result, Comparison) and result.rows == 6  # no widgets outside a kernel: the text form
+    expected = np.abs(run(shell, "model(x).numpy() - other(x).numpy()"))
+    assert result.outputs["scores"].max_abs_diff == pytest.approx(expected.max(), rel=1e-5)
+    assert repr(result).startswith("cmp version 1 vs version 2: largest difference")
+    assert "the following arguments are required: --data" in fails(shell, capsys, "%tfserve compare cmp 1 2")
+
+
 def test_benchmark_without_batching_names_the_kernels_setting(shell, served):
     message = fails_quietly(shell, "%tfserve benchmark seq --compare-batching --quiet")
     assert "batching is off on this server: run %config TFServeMagics.enable_batching = True" in message

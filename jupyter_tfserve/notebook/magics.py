@@ -6,6 +6,7 @@ One line magic (plus a cell form of ``predict``) with argparse subcommands::
     %tfserve serve mnist
     preds = %tfserve predict mnist x_test[:5]
     %tfserve label mnist stable 1 ; %tfserve label mnist canary 2
+    %tfserve compare mnist stable 2 --data x_test[:512]
 
 Configuration is traitlets (``%config TFServeMagics.rest_port = 9501``, or
 ``c.TFServeMagics.*`` in an IPython profile). The magic talks to the server it
@@ -124,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", type=_unquote)
 
     sub.add_parser("dashboard", help="a live table of models with unload/label/rollback/reload buttons")
+
+    p = sub.add_parser("compare", help="send the same DATA to two versions or labels of NAME: agreement, latency")
+    p.add_argument("name", type=_unquote)
+    p.add_argument("a", metavar="A", type=_unquote, help="a version number or a label (the reference)")
+    p.add_argument("b", metavar="B", type=_unquote, help="a version number or a label (the candidate)")
+    p.add_argument("--data", required=True, metavar="EXPR", help="rows to send: a Python expression")
+    p.add_argument("--signature", type=_unquote, help="signature name (default serving_default)")
+    p.add_argument("--grpc", action="store_true", help="send over gRPC instead of REST")
+    p.add_argument("--requests", type=int, default=20, help="one-row requests per side for latency (default 20)")
 
     p = sub.add_parser("deploy", help="Kubernetes or KServe manifests for the served models (nothing applied)")
     p.add_argument("names", nargs="*", metavar="NAME", type=_unquote)
@@ -596,6 +606,15 @@ class TFServeMagics(Magics, Configurable):
         if result.trials:
             self._display(result.plot(args.plot))
         return result
+
+    def _cmd_compare(self, args, cell):
+        from .compare import compare
+        from .progress import widgets_available
+
+        data = self._eval(args.data, "--data")
+        result = compare(args.name, args.a, args.b, data, client=self.client(), grpc=args.grpc,
+                         signature=args.signature, requests=args.requests)
+        return result.widget() if widgets_available() else result
 
     def _cmd_dashboard(self, args, cell):
         from .widgets import Dashboard

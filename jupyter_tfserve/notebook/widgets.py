@@ -208,3 +208,41 @@ class Dashboard(widgets.VBox):
         name = self._name()
         self.client.reload(name)
         return f"{name} reloaded"
+
+
+class ComparisonWidget(widgets.VBox):
+    """A :class:`~jupyter_tfserve.notebook.compare.Comparison` with a button that points a label at side b.
+
+    The label defaults to side a's when a was named by label (``compare(m, "stable", 2)``
+    then offers to move ``stable`` to version 2), else to ``stable``.
+    """
+
+    def __init__(self, comparison, **kwargs):
+        self.comparison = comparison
+        target = comparison.b.version if comparison.b.version is not None else comparison.b.label
+        self.label = widgets.Text(value=comparison.a.label or "stable", description="label")
+        self.move_button = widgets.Button(description=f"Point label at {target}", icon="tag")
+        self.message = widgets.HTML()
+        self.move_button.on_click(lambda _: self._move())
+        super().__init__(
+            [widgets.HTML(comparison._repr_html_()), widgets.HBox([self.label, self.move_button]), self.message],
+            **kwargs,
+        )
+
+    def _move(self) -> None:
+        label = self.label.value.strip()
+        if not label:
+            self.message.value = "<span style='color:#cf222e'>Type a label first</span>"
+            return
+        try:
+            version = self.comparison.move_label(label)
+        except ServingError as exc:
+            self.message.value = f"<span style='color:#cf222e'>{escape(exc.message)}</span>"
+            return
+        self.message.value = (
+            f"<span style='color:#1a7f37'>{escape(self.comparison.model)}: label {escape(label)!r} "
+            f"now points at version {version}</span>"
+        )
+
+    def __repr__(self) -> str:  # the text a saved notebook keeps beside the widget
+        return self.comparison.summary()
