@@ -49,6 +49,8 @@ def test_table_lists_models_versions_states(board):
     assert board.model.value == "half" and list(board.version.options) == [2, 1]
     html = board.table.value
     assert html.count("AVAILABLE") == 3 and "<td>half</td>" in html and "<td>multi</td>" in html
+    # Saved with the notebook, the widget reads as one line, not its children's repr.
+    assert board._repr_mimebundle_()["text/plain"] == f"tfserve dashboard at {board.client.url}: half, multi"
 
 
 def test_choosing_a_model_fills_its_versions(board):

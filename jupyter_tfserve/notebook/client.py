@@ -301,7 +301,7 @@ class Client:
             self._channel = self._stub = None
 
     def _name_served_models(self, exc: ServingError, name: str) -> ServingError:
-        """A "Servable not found" error for an unknown ``name``, with the names that are served appended.
+        """A NOT_FOUND error for a ``name`` that is not served, with the names that are served appended.
 
         The server's words stay first (clients grep for them); a server without
         the management API (the official one) gets its error back unchanged.
@@ -432,7 +432,7 @@ def _explain_shapes(exc: ServingError, sig: SignatureInfo, inputs: dict[str, np.
     the signature's, e.g. ``[1]`` for ``[-1, 1]``); only a failure is explained.
     """
     conflicts = shape_mismatches(sig, {alias: np.shape(value) for alias, value in inputs.items()})
-    if not conflicts or exc.code not in (Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNKNOWN):
+    if not conflicts or exc.code not in (Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNKNOWN, Code.INTERNAL):
         return exc
     return ServingError(exc.code, "; ".join(f"{alias} expects {want}, got {got}" for alias, want, got in conflicts))
 

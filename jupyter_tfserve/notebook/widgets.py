@@ -138,6 +138,10 @@ class Dashboard(widgets.VBox):
     def _selected(self) -> dict | None:
         return next((m for m in self.models if m["name"] == self.model.value), None)
 
+    def __repr__(self) -> str:  # the text a saved notebook keeps beside the widget
+        names = ", ".join(m["name"] for m in self.models) or "no models"
+        return f"tfserve dashboard at {self.client.url}: {names}"
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
