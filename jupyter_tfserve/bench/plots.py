@@ -62,10 +62,10 @@ def benchmark_figure(result):
     for run, levels in runs.items():
         color = RUN_COLORS.get(run, "C2")
         x = [lv["throughput"] for lv in levels]
-        for key, name, style, marker in PERCENTILE_STYLES:
+        for key, _name, style, marker in PERCENTILE_STYLES:
             y = [lv[key] for lv in levels]
             if _finite(x + y):
-                latency.plot(x, y, style, marker=marker, color=color, label=f"{name}, {_run_name(run)}")
+                latency.plot(x, y, style, marker=marker, color=color)
         values = [lv["value"] for lv in levels]
         throughput.plot(values, x, "-", marker="o", color=color, label=_run_name(run))
     values = sorted({lv["value"] for lv in result.levels})
@@ -82,8 +82,10 @@ def benchmark_figure(result):
         throughput.set_xticks(values, [f"{v:g}" for v in values])
     for axes in (latency, throughput):
         axes.grid(True, alpha=0.3)
-        if axes.has_data():
-            axes.legend(fontsize="small", ncol=2 if len(runs) > 1 and axes is latency else 1)
+    if latency.has_data():
+        latency.legend(handles=_latency_legend(runs), fontsize="small", ncol=2 if len(runs) > 1 else 1)
+    if throughput.has_data():
+        throughput.legend(fontsize="small")
     title = f"{result.model}: {result.protocol.upper()}, {result.rows_per_request} row(s) per request"
     if result.compared:
         title = f"Batching off vs on. {title}"
@@ -97,6 +99,19 @@ def benchmark_figure(result):
         figure.text(0.01, 0.01, textwrap.shorten(note, 150) or "No server batch statistics.",
                     fontsize="small", color="dimgray")
     return figure
+
+
+def _latency_legend(runs: dict) -> list:
+    """One entry per run (its colour) and one per percentile (its style): six entries, not eight lines' worth."""
+    from matplotlib.lines import Line2D
+
+    compared = len(runs) > 1
+    handles = [Line2D([], [], color=RUN_COLORS.get(run, "C2"), linewidth=3, label=_run_name(run))
+               for run in runs] if compared else []
+    colour = "black" if compared else RUN_COLORS.get(next(iter(runs), ""), "C0")
+    handles += [Line2D([], [], color=colour, linestyle=style, marker=marker, label=name)
+                for _key, name, style, marker in PERCENTILE_STYLES]
+    return handles
 
 
 def _histogram(axes, histograms: dict) -> None:
@@ -139,7 +154,7 @@ def tuner_figure(result):
                      color="tab:orange", label="misses SLO")
     front = sorted((t for t in result.pareto_front() if t in trials), key=lambda t: t["throughput"])
     if front:
-        axes.plot([t["throughput"] for t in front], [t["p99_ms"] for t in front], "-o", drawstyle="steps-post",
+        axes.plot([t["throughput"] for t in front], [t["p99_ms"] for t in front], "-o", drawstyle="steps-pre",
                   color="dimgray", markersize=3, label="Pareto front")
     p99s = [t["p99_ms"] for t in trials]
     top = max(p99s, default=result.slo_ms)
