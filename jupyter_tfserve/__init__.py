@@ -14,6 +14,12 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 __version__ = "0.1.0"
 
+# Whoever imports TensorFlow after this package (a notebook cell's `import keras`, `tfserve bench`),
+# its native start-up lines (oneDNN, cudart) are filtered at TF_CPP_MIN_LOG_LEVEL. Standard library only.
+from .core.native_logs import quiet_tensorflow_imports  # noqa: E402
+
+quiet_tensorflow_imports()
+
 # Discovery is standard library only: cheap for kernels and the Jupyter server alike.
 from .discovery import discover as discover  # noqa: E402
 from .discovery import list_servers as list_servers  # noqa: E402
@@ -27,11 +33,12 @@ def _jupyter_server_extension_points():
 
 
 # The notebook layer, imported on first use so that importing the package (as a
-# Jupyter server does) stays cheap: ``jupyter_tfserve.export``/``serve``/``Client``/``read_logs``.
+# Jupyter server does) stays cheap: ``jupyter_tfserve.export``/``serve``/``Client``/``read_logs``/``compare``.
 _LAZY = {
     "export": ("jupyter_tfserve.notebook.api", "export"),
     "serve": ("jupyter_tfserve.notebook.api", "serve"),
     "Client": ("jupyter_tfserve.notebook.client", "Client"),
+    "compare": ("jupyter_tfserve.notebook.compare", "compare"),
     "benchmark": ("jupyter_tfserve.bench.api", "benchmark"),
     "tune": ("jupyter_tfserve.bench.tuner", "tune"),
     "read_logs": ("jupyter_tfserve.notebook.logs", "read_logs"),

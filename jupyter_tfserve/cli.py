@@ -29,15 +29,39 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def build_parser(prog: str = "tfserve") -> argparse.ArgumentParser:
+# What `tfserve --help` says first: the subcommands, one line each, and examples.
+OVERVIEW = """\
+TensorFlow Serving-compatible model server (REST + gRPC): tensorflow_model_server's flags, plus:
+
+subcommands (see 'tfserve SUBCOMMAND --help'):
+  demo     export TF Serving's half_plus_two demo model and serve it on 8500 (gRPC) and 8501 (REST)
+  bench    benchmark a served model; 'tfserve bench tune MODEL --p99 20ms' searches batching parameters
+  deploy   write Kubernetes or KServe manifests for the models (applies nothing)
+  sync     copy the served version directories to a volume, with checksums
+  token    print the Jupyter token the model server in Jupyter requires (for $(tfserve token) in shell lines)
+
+examples:
+  tfserve demo
+  tfserve --model_name=mnist --model_base_path=/models/mnist --rest_api_port=8501
+  tfserve --model_config_file=models.config --enable_batching --rest_api_port=8501
+  tfserve bench mnist --concurrency 1:32:x2
+  tfserve deploy --model_config_file models.config --out k8s --pvc models
+"""
+
+
+def build_parser(prog: str = "tfserve", only: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+    """The server's flags (``only``: just these, for a subcommand that takes a few of them)."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="TensorFlow Serving-compatible model server (REST + gRPC). "
-        f"Subcommands: {', '.join(SUBCOMMANDS)} (see '{prog} SUBCOMMAND --help').",
+        usage=f"{prog} [SUBCOMMAND ...] | {prog} [--flag=value ...]" if only is None else None,
+        description=OVERVIEW if only is None else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
 
     def flag(name, default, help, type=None):
+        if only is not None and name not in only:
+            return
         if isinstance(default, bool):
             add(f"--{name}", type=_bool, nargs="?", const=True, default=default, help=help)
         else:
@@ -123,6 +147,28 @@ def check_usage(options) -> str | None:
     return None
 
 
+def taken_port(options) -> str | None:
+    """The first port these options would open that something else already listens on, said with its flag.
+
+    Checked before any model is exported or loaded, so a busy port is reported
+    at once, not after minutes of loading (and not as a bare ``[Errno 98]``).
+    """
+    from .jupyter.host import port_owner, port_taken
+
+    for flag, host, port in (
+        ("--rest_api_port", options.rest_api_host, options.rest_api_port),
+        ("--port", options.grpc_host, options.port),
+    ):
+        if port and port_taken(host, port):
+            owner = port_owner(port)
+            return (
+                f"port {port} ({flag}) is already in use"
+                + (f" by {owner}" if owner else "")
+                + f": stop that, or pick another port with {flag}=PORT"
+            )
+    return None
+
+
 def serve_forever(options, banner=None) -> int:
     """Start a ModelServer with these options and block until SIGINT/SIGTERM."""
     from .core.status import ServingError
@@ -157,6 +203,12 @@ def serve_forever(options, banner=None) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if argv and not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
+        # TF Serving takes no positional arguments: a bare word is a mistyped subcommand.
+        from .suggest import unknown_command
+
+        print(f"tfserve: {unknown_command(argv[0], SUBCOMMANDS)}", file=sys.stderr)
+        return 2
     if argv and argv[0] in SUBCOMMANDS:
         command, rest = argv[0], argv[1:]
         if command == "demo":
@@ -181,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"tfserve: {problem}\n\n{parser.format_usage()}", file=sys.stderr)
         return 2
+    busy = taken_port(options)
+    if busy:
+        print(f"tfserve: {busy}", file=sys.stderr)
+        return 1
     return serve_forever(options)
 
 

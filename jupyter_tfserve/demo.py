@@ -42,22 +42,26 @@ def export_half_plus_two(base_path: str, version: int = 1) -> str:
     return path
 
 
-def main(argv: list[str]) -> int:
-    from .cli import build_parser, check_usage, options_from_args, serve_forever
+# The server flags that make sense for the demo; the rest keep TF Serving's defaults.
+DEMO_FLAGS = ("port", "rest_api_port", "rest_api_host", "grpc_host", "model_name", "model_base_path", "enable_batching")
 
-    parser = build_parser("tfserve demo")
+
+def main(argv: list[str]) -> int:
+    from .cli import build_parser, check_usage, options_from_args, serve_forever, taken_port
+
+    parser = build_parser("tfserve demo", only=DEMO_FLAGS)
     parser.description = "Export the half_plus_two demo model and serve it on 8500 (gRPC) and 8501 (REST)."
     parser.set_defaults(rest_api_port=8501, model_name=DEMO_MODEL)
     args = parser.parse_args(argv)
     if not args.model_base_path:
         args.model_base_path = os.path.join(default_models_root(), DEMO_MODEL)
-    print(f"Exporting the demo model to {args.model_base_path} ...", flush=True)
-    export_half_plus_two(args.model_base_path)
     options = options_from_args(args)
-    problem = check_usage(options)
+    problem = check_usage(options) or taken_port(options)
     if problem:
         print(f"tfserve demo: {problem}", file=sys.stderr)
         return 2
+    print(f"Exporting the demo model to {args.model_base_path} ...", flush=True)
+    export_half_plus_two(args.model_base_path)
 
     def banner(server) -> str:
         url = f"http://localhost:{server.rest_port}/v1/models/{options.model_name}:predict"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -222,6 +223,25 @@ def sleeper(base_path, version: int = 1, milliseconds: float = 20.0) -> str:
             return {"y": 2.0 * y}
 
     module = Sleeper()
+    path = _version_dir(base_path, version)
+    tf.saved_model.save(module, path, signatures={"serving_default": module.predict})
+    return path
+
+
+def two_heads(base_path, version: int = 1, swap: bool = False) -> str:
+    """Two outputs of x float32 [-1, 2]: ``scores`` = x @ W (W swaps its columns when ``swap``), ``shifted`` = x + 1.
+
+    Versions written with and without ``swap`` differ in ``scores`` only, and
+    their argmax disagrees exactly on the rows where x0 != x1.
+    """
+    weights = np.array([[0.0, 1.0], [1.0, 0.0]] if swap else [[1.0, 0.0], [0.0, 1.0]], np.float32)
+
+    class TwoHeads(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def predict(self, x):
+            return {"scores": tf.matmul(x, weights), "shifted": x + 1.0}
+
+    module = TwoHeads()
     path = _version_dir(base_path, version)
     tf.saved_model.save(module, path, signatures={"serving_default": module.predict})
     return path

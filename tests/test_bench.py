@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -364,7 +365,7 @@ def test_closed_loop_against_a_model_that_sleeps(plain):
     assert np.isnan(
         frame["avg_batch_size"]
     ).all()  # our server without --enable_batching: no statistics
-    assert "no batch statistics" in result.summary()
+    assert "batching is off on this server" in result.summary()
 
 
 def test_open_loop_measures_from_the_intended_send_time(stalling):
@@ -584,7 +585,16 @@ def test_compare_batching_switches_live_and_restores(batched):
     )
     assert live_parameters(batched) == before  # the server's own parameters again
     figure = result.plot()
-    assert len(figure.axes[2].patches) >= 2  # batch-size bars of both runs
+    assert figure._suptitle.get_text().startswith("Batching off vs on.")
+    latency_axes, throughput_axes, histogram_axes = figure.axes
+    # One colour per run: four percentile lines in grey (off) and four in blue (on).
+    colours = [line.get_color() for line in latency_axes.lines]
+    assert sorted(colours) == ["tab:blue"] * 4 + ["tab:gray"] * 4
+    assert [line.get_color() for line in throughput_axes.lines] == ["tab:gray", "tab:blue"]
+    from matplotlib.colors import to_rgba
+
+    assert {bar.get_facecolor() for bar in histogram_axes.patches} == {  # batch-size bars of both runs
+        to_rgba("tab:gray"), to_rgba("tab:blue")}
 
     def interrupt(event):
         if event["phase"] == "window":
@@ -658,9 +668,14 @@ def test_benchmark_through_jupyter_style_routes_with_a_token(batched):
         thread.join(5)
 
 
-def test_batching_needs_a_server_that_batches(plain):
-    with pytest.raises(BenchError, match="cannot change batching live .*--enable_batching"):
+def test_batching_needs_a_server_that_batches(plain, caplog):
+    with pytest.raises(BenchError, match="batching is off on this server: start it with --enable_batching"):
         benchmark("hpt", url=plain.url, concurrency=1, compare_batching=True, progress=None)
+    caplog.clear()
+    result = benchmark("hpt", url=plain.url, concurrency="1,2", **FAST)
+    assert "batching is off on this server: start it with --enable_batching" in result.summary()
+    # The probe asked /info: the server logged no refusal per probe or per level.
+    assert not [r for r in caplog.records if "refused" in r.getMessage()], caplog.text
 
 
 def test_grpc_address_alone(plain):
@@ -698,10 +713,15 @@ def test_plots_and_progress_views_render_without_a_front_end(stalling):
     phases = {e["phase"] for e in events}
     assert {"level", "window", "level_done"} <= phases
     figure = result.plot()
-    assert len(figure.axes) == 3
-    latency_axes, throughput_axes, histogram_axes = figure.axes
-    assert len(latency_axes.lines) == 4  # p50, p90, p95, p99
-    assert "no server batch statistics" in histogram_axes.texts[0].get_text()
+    # No batch statistics: no empty third panel, a one-line note under the figure instead.
+    assert len(figure.axes) == 2
+    latency_axes, throughput_axes = figure.axes
+    assert len(latency_axes.lines) == 4  # p50, p90, p95, p99: one style each, in the run's one colour
+    assert len({line.get_color() for line in latency_axes.lines}) == 1
+    assert len({(line.get_linestyle(), line.get_marker()) for line in latency_axes.lines}) == 4
+    (note,) = [text for text in figure.texts if text is not figure._suptitle]
+    assert note.get_text().startswith("No server batch statistics: no batch statistics from http")
+    assert "\n" not in note.get_text()
     png = io.BytesIO()
     figure.savefig(png, format="png")
     assert png.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -820,6 +840,23 @@ def test_tfserve_bench_command(plain, tmp_path, capsys):
     assert code == 0
     assert "benchmark of hpt" in out and "p99_ms" in out
     assert path.read_text().startswith("Concurrency,Inferences/Second,")
+    # The table fits 100 columns: the brief columns, rounded (req/s whole, ms to 2 decimals).
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100, out
+    header = next(line for line in lines if "p50_ms" in line.split())
+    assert header.split() == ["concurrency", "throughput", "p50_ms", "p99_ms", "errors"]
+    rows = [line.split() for line in lines[lines.index(header) + 1:] if line.split()[:1] in (["1"], ["2"])]
+    assert len(rows) == 2
+    for _, throughput, p50, _p99, _errors in rows:
+        assert re.fullmatch(r"\d+", throughput) and re.fullmatch(r"\d+\.\d\d", p50), rows
+    assert lines[-1].startswith("(") and "more columns: --wide" in lines[-1]
+    # --wide: every column, without the one that repeats throughput at one row per request.
+    assert bench_cli.main(["hpt", "--url", plain.url, "-c", "1", "--warmup", "0.1s", "--window", "0.3s",
+                           "--max-trials", "3", "--quiet", "--wide"]) == 0
+    wide = capsys.readouterr().out
+    wide_header = next(line for line in wide.splitlines() if "p50_ms" in line.split()).split()
+    assert {"p90_ms", "p95_ms", "latency_max_ms", "client_send_ms"} <= set(wide_header)
+    assert "inferences_per_second" not in wide_header and "more columns" not in wide
     assert bench_cli.main(["nope", "--url", plain.url, "--quiet"]) == 2
     assert "tfserve bench: model 'nope' is not served" in capsys.readouterr().err
     assert (

@@ -80,7 +80,8 @@ def test_errors_carry_the_servers_code_and_words(client):
     with pytest.raises(ServingError) as info:
         client.predict("nope", [1.0])
     assert info.value.code == Code.NOT_FOUND
-    assert info.value.message == "Servable not found for request: Latest(nope)"
+    # The server's words first; the client adds what is served (the "name the fix").
+    assert info.value.message == "Servable not found for request: Latest(nope) (served: half, multi, strings)"
     with pytest.raises(ServingError, match="Incompatible shapes") as info:
         client.predict("multi", {"a": np.ones((3, 2)), "b": [1, 2]})
     assert info.value.code == Code.INVALID_ARGUMENT

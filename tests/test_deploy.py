@@ -493,9 +493,18 @@ def test_cli_bad_input_exits_2_with_a_message_and_writes_nothing(repo, tmp_path,
         ]
     )
     assert code == 2
-    assert "min_replicas (5) is greater than max_replicas (2)" in capsys.readouterr().err
+    # said with the flags the user typed, not deploy()'s keyword arguments
+    assert "--min-replicas (5) is greater than --max-replicas (2)" in capsys.readouterr().err
     assert not out.exists()
     assert deploy_cli.main(["deploy"]) == 2  # no --out: argparse usage error, not an exception
+
+
+def test_cli_without_storage_names_the_flags_that_fix_it(repo, tmp_path, capsys):
+    code = deploy_cli.main(["deploy", "--model_config_file", str(repo), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "pass --storage-uri s3://...|gs://...|hdfs://... or --pvc <claim name>" in err, err
+    assert "storage_uri=" not in err and "pvc=" not in err
 
 
 # --- bad input ----------------------------------------------------------------------------

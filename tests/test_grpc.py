@@ -299,6 +299,14 @@ def _missing_input():
     return request
 
 
+def _wrong_rank():
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "multi"
+    request.inputs["a"].CopyFrom(tf.make_tensor_proto(np.zeros(2, np.float32)))  # the signature says [?, 2]
+    request.inputs["b"].CopyFrom(tf.make_tensor_proto(np.zeros(1, np.int64)))
+    return request
+
+
 def _output_filter(*aliases):
     request = predict_request()
     request.output_filter.extend(aliases)
@@ -361,6 +369,8 @@ BAD_REQUESTS = {
     "missing input": ("Predict", _missing_input, StatusCode.INVALID_ARGUMENT,
                       "input size does not match signature: 1!=2 len({a}) != len({a,b}). "
                       "Sent extra: {}. Missing but required: {b}."),
+    "a shape the model cannot run": ("Predict", _wrong_rank, StatusCode.INVALID_ARGUMENT,
+                                     "Expects arg[0] (a) to have shape [?,2] but [2] is provided"),
     "unknown output alias": ("Predict", lambda: _output_filter("z"), StatusCode.INVALID_ARGUMENT,
                              "output tensor alias not found in signature: z Outputs expected to be in the set {y}."),
     "duplicate output alias": ("Predict", lambda: _output_filter("y", "y"), StatusCode.INVALID_ARGUMENT,

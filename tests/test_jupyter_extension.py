@@ -613,6 +613,29 @@ async def test_rollback_to_a_given_version_and_its_refusals(fetch, extension, mo
     assert status == 400 and "no version older than 1" in body["error"]
 
 
+async def test_serving_a_model_again_keeps_its_log_and_the_labels_it_still_serves(
+    fetch, extension, model_repo, models_root
+):
+    """Serve latest after a rollback (or any new policy) is not a fresh start: labels and logging stay."""
+    server = await extension.host.server()
+    base = model_repo("half_plus_two", "two", versions=(1, 2))
+    assert (await call(fetch, "POST", "api/models", {"name": "two", "base_path": base, "policy": "all"}))[0] == 202
+    await available(server, "two", 1)
+    await available(server, "two", 2)
+    for label, version in (("stable", 1), ("canary", 2)):
+        assert (await call(fetch, "PUT", f"api/models/two/labels/{label}", {"version": version}))[0] == 200
+    (models_root / "logs").mkdir()
+    logging_on = {"filename_prefix": str(models_root / "logs" / "two"), "sampling_rate": 0.25}
+    assert (await call(fetch, "PUT", "api/models/two/logging", logging_on))[0] == 200
+
+    status, _ = await call(fetch, "POST", "api/models", {"name": "two", "base_path": base, "policy": "specific:2"})
+    assert status == 202
+    await wait_until(lambda: server.manager.version_status("two", 1)[0].state == State.END, 60, "1 unloaded")
+    assert server.manager.labels("two") == {"canary": 2}  # stable pointed at version 1, no longer served
+    logging = (await call(fetch, "GET", "api/models/two/logging"))[1]
+    assert (logging["enabled"], logging["sampling_rate"]) == (True, 0.25)
+
+
 # ---------------------------------------------------------------------- model roots
 @pytest.fixture
 def outside(tmp_path, model_store):

@@ -135,7 +135,8 @@ def test_help_for_the_magic_and_each_subcommand(shell, capsys):
 @pytest.mark.parametrize(
     "cell, message",
     [
-        ("%tfserve bogus", "invalid choice: 'bogus'"),
+        ("%tfserve serv mnist", "unknown command 'serv' — did you mean 'serve'?"),
+        ("%tfserve bogus", "unknown command 'bogus' (commands: export, serve, list,"),
         ("%tfserve export model", "the following arguments are required: --name"),
         ("%tfserve label seq stable one", "argument version: invalid int value: 'one'"),
         ("%tfserve predict seq x --version 1 --label stable", "not allowed with argument"),
@@ -247,8 +248,13 @@ def test_logs_shows_the_models_logged_requests(shell, served, capsys, tmp_path):
 
 
 def test_predict_errors_are_one_line(shell, served, capsys):
-    assert "Servable not found for request: Latest(nope)" in fails(shell, capsys, "%tfserve predict nope x")
-    assert "Matrix size-incompatible" in fails(shell, capsys, "%tfserve predict seq np.ones((2, 3))")
+    line = fails(shell, capsys, "%tfserve predict nope x")
+    assert "Servable not found for request: Latest(nope) (served: " in line and "seq" in line
+    # The signature says what the model takes, not TensorFlow's graph error; over either protocol.
+    assert fails(shell, capsys, "%tfserve predict seq np.ones((2, 3), 'float32')").endswith(
+        "features expects [?, 4], got (2, 3)")
+    assert fails(shell, capsys, "%tfserve predict seq np.ones((2, 3), 'float32') --grpc").endswith(
+        "features expects [?, 4], got (2, 3)")
     line = fails(shell, capsys, "%tfserve predict seq pd.DataFrame({'f': [1.0]})")
     assert "DataFrame columns ['f'] do not match the signature's inputs ['features']" in line
     assert "the cell is not JSON" in fails(shell, capsys, "%%tfserve predict seq\n{not json")
@@ -341,6 +347,27 @@ def test_new_export_swaps_versions_then_labels_and_rollback(shell):
     )
 
 
+def test_compare_two_versions_in_a_cell(shell, capsys):
+    """Two exports of the cell's model, the second with other weights: the magic compares them by version."""
+    from jupyter_tfserve.notebook.compare import Comparison
+
+    run(shell, "%tfserve export model --name cmp")
+    run(shell, "other = keras.models.clone_model(model)\nother.set_weights([-w for w in model.get_weights()])")
+    run(shell, "%tfserve export other --name cmp")
+    run(shell, "%tfserve serve cmp --policy all")
+    result = run(shell, "%tfserve compare cmp 1 2 --data x --requests 2")
+    assert isinstance(result, Comparison) and result.rows == 6  # no widgets outside a kernel: the text form
+    expected = np.abs(run(shell, "model(x).numpy() - other(x).numpy()"))
+    assert result.outputs["scores"].max_abs_diff == pytest.approx(expected.max(), rel=1e-5)
+    assert repr(result).startswith("cmp version 1 vs version 2: largest difference")
+    assert "the following arguments are required: --data" in fails(shell, capsys, "%tfserve compare cmp 1 2")
+
+
+def test_benchmark_without_batching_names_the_kernels_setting(shell, served):
+    message = fails_quietly(shell, "%tfserve benchmark seq --compare-batching --quiet")
+    assert "batching is off on this server: run %config TFServeMagics.enable_batching = True" in message
+
+
 def test_unload(shell):
     run(shell, "%tfserve export model --name gone")
     run(shell, "%tfserve serve gone")
@@ -367,6 +394,7 @@ def test_deploy_writes_manifests_for_what_is_served(shell, served, tmp_path):
     assert (model.name, dict(model.version_labels)) == ("seq", {"stable": 1})
     assert "unknown model" in fails_quietly(shell, f"%tfserve deploy nope --out {tmp_path / 'x'}")
     assert "already holds files" in fails_quietly(shell, f"%tfserve deploy seq --out {out} --pvc m")
+    assert "pass --storage-uri s3://" in fails_quietly(shell, f"%tfserve deploy seq --out {tmp_path / 'y'}")
 
 
 def test_dashboard_subcommand_returns_the_widget(shell, served):

@@ -43,11 +43,17 @@ CELLS = [
 ]
 
 
-def execute(tmp_path) -> list[str]:
-    """Run the notebook; the text of each cell's outputs (stdout, text/plain results, widget model ids)."""
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in CELLS])
+def run_cells(tmp_path, cells: list[str]):
+    """The executed notebook of these cells, as it would be saved."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
     client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
+    return notebook
+
+
+def execute(tmp_path) -> list[str]:
+    """Run the notebook; the text of each cell's outputs (stdout, text/plain results, widget model ids)."""
+    notebook = run_cells(tmp_path, CELLS)
     texts = []
     for cell in notebook.cells:
         parts = []
@@ -74,7 +80,12 @@ def kernel_env(tmp_path, monkeypatch):
     return tmp_path
 
 
+# What TensorFlow prints when it starts (absl's banner, oneDNN, CUDA probing), in any cell of any mode.
+TF_START_UP = ("absl::InitializeLog()", "oneDNN custom operations", "cuda drivers", "cuInit")
+
+
 def check_common(texts: list[str], models_root: str) -> None:
+    assert not [m for m in TF_START_UP if m in "".join(texts)], "".join(texts)
     assert f"Exported demo version 1 to {os.path.join(models_root, 'demo', '1')}" in texts[2]
     assert "parity check on the sample passed" in texts[2]
     assert "Serving demo version 1" in texts[3]
@@ -91,6 +102,18 @@ def test_embedded_mode(kernel_env):
     assert "serving in this kernel at http://127.0.0.1:" in texts[3]
     assert "/v1/models/demo:predict" in texts[3] and "gRPC" not in texts[3]
     assert "embedded in this kernel" in texts[5]
+
+
+def test_saved_progress_widgets_read_as_one_line_of_text(kernel_env):
+    """Reopened without widget state (GitHub, a closed kernel), a progress bar reads as how its step ended."""
+    notebook = run_cells(kernel_env, [CELLS[0].replace("'text'", "'widget'"), CELLS[1], CELLS[2], CELLS[3]])
+    fallbacks = [
+        output.data["text/plain"]
+        for cell in notebook.cells
+        for output in cell.outputs
+        if output.output_type == "display_data" and "application/vnd.jupyter.widget-view+json" in output.data
+    ]
+    assert fallbacks == ["export demo: version 1", "serve demo: version 1 AVAILABLE"]
 
 
 @pytest.fixture

@@ -464,7 +464,21 @@ ERRORS = [
         "Expected classification signature outputs to contain at least one of classes or scores.",
     ),
     ("POST", "/v1/models/multi_io:predict", '{"inputs": {"a": [[1.0, 2.0]]}}', 400, "..."),
+    (  # a shape the model cannot run: the error names the input, not the graph node that failed
+        "POST",
+        "/v1/models/multi_io:predict",
+        '{"inputs": {"a": [1.0, 2.0], "b": [1]}}',
+        400,
+        "Expects arg[0] (a) to have shape [?,2] but [2] is provided",
+    ),
 ]
+
+
+def test_a_shape_other_than_the_signatures_still_runs_when_the_model_can(url):
+    """TF Serving does not check shapes before running: [1, 3] for a [?, 2] input answers (the sum reduces any width)."""
+    reply = predict(url, "multi_io", {"inputs": {"a": [[1.0, 2.0, 3.0]], "b": [1]}})
+    assert reply.status == 200, reply.body
+    assert reply.json()["outputs"]["sum"] == [7.0]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "message"), ERRORS)

@@ -117,7 +117,28 @@ def test_tuner_picks_the_right_point_applies_it_and_writes_tf_servings_file(batc
     frame = result.to_dataframe()
     assert frame["chosen"].sum() == 1 and frame.loc[frame["chosen"], "max_batch_size"].item() == 16
     figure = result.plot()
-    assert figure.axes[0].get_title() == "Batching search: sleeper"
+    axes = figure.axes[0]
+    assert axes.get_title() == "Batching search: sleeper"
+    # The front it names is drawn, through every front point, as a staircase.
+    (front_line,) = [line for line in axes.lines if line.get_label() == "Pareto front"]
+    front = sorted(result.pareto_front(), key=lambda t: t["throughput"])
+    assert list(front_line.get_xdata()) == [t["throughput"] for t in front]
+    assert front_line.get_drawstyle() == "steps-pre"  # the edge of what the front dominates
+    # The y axis spans the trials; the SLO is to scale only when that does not squash them.
+    p99s = [t["p99_ms"] for t in result.trials if t["requests"]]
+    bottom, top = axes.get_ylim()
+    assert bottom <= min(p99s) and max(p99s) <= top <= 1.12 * max(max(p99s), 200.0) + 1e-6
+    slo_drawn = any(line.get_label() == "p99 SLO 200 ms" for line in axes.lines)
+    assert slo_drawn == (200.0 <= 1.5 * max(p99s))
+    # The chosen setting's note stays inside the axes.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (note,) = [text for text in axes.texts if "max_batch_size 16" in text.get_text()]
+    box, frame = note.get_window_extent(renderer), axes.get_window_extent(renderer)
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
     assert "best: max_batch_size 16" in repr(result)
 
     # apply=False measures and then puts the parameters back as they were.

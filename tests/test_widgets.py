@@ -49,6 +49,8 @@ def test_table_lists_models_versions_states(board):
     assert board.model.value == "half" and list(board.version.options) == [2, 1]
     html = board.table.value
     assert html.count("AVAILABLE") == 3 and "<td>half</td>" in html and "<td>multi</td>" in html
+    # Saved with the notebook, the widget reads as one line, not its children's repr.
+    assert board._repr_mimebundle_()["text/plain"] == f"tfserve dashboard at {board.client.url}: half, multi"
 
 
 def test_choosing_a_model_fills_its_versions(board):
@@ -80,7 +82,15 @@ def test_rollback_and_unload_buttons(board, server):
     board.rollback_button.click()
     assert "rolled back" in board.message.value
     board.model.value = "multi"
+    board.unload_button.click()  # asks first: nothing is unloaded until confirmed
+    assert board.confirm.layout.display == "flex" and "Unload <b>multi</b>?" in board.confirm_text.value
+    board.cancel_button.click()
+    assert board.confirm.layout.display == "none"
+    assert "multi" in server.manager.model_names()
     board.unload_button.click()
+    assert board.confirm_button.description == "Unload multi"
+    board.confirm_button.click()
+    assert board.confirm.layout.display == "none"
     assert "multi unloaded" in board.message.value
     wait_until(lambda: "multi" not in server.manager.model_names(), what="multi to unload")
     board.refresh_button.click()

@@ -17,6 +17,9 @@ import sys
 
 from .options import BenchError, parse_duration
 
+# Where a shell user's server usually is: tensorflow_model_server's (and ``tfserve demo``'s) REST port.
+DEFAULT_URL = "http://localhost:8501"
+
 
 def _stability(text: str) -> float:
     value = float(text.rstrip("%"))
@@ -31,7 +34,8 @@ def add_target_arguments(parser: argparse.ArgumentParser, text=str) -> None:
         "--url",
         type=text,
         default=None,
-        help="REST root of the server (default: the one this process finds)",
+        help="REST root of the server (default: the one this process finds; tfserve bench then tries "
+        "http://localhost:8501)",
     )
     add("--token", type=text, default=None, help="token of a Jupyter server")
     add(
@@ -221,6 +225,9 @@ def build_parser(prog: str = "tfserve bench") -> argparse.ArgumentParser:
         "processes, or search its batching parameters ('tfserve bench tune MODEL --p99 20ms').",
     )
     add_benchmark_arguments(parser)
+    parser.add_argument(
+        "--wide", action="store_true", help="print every column of the table (default: the ones that fit 100 columns)"
+    )
     return parser
 
 
@@ -239,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     tuning = bool(argv) and argv[0] == "tune"
     parser = build_tune_parser() if tuning else build_parser()
     args = parser.parse_args(argv[1:] if tuning else argv)
+    defaulted = args.url is None and args.grpc is None and _nothing_discovered()
+    if defaulted:
+        args.url = DEFAULT_URL
     progress = None if args.quiet else _stderr_progress()
     from . import api, tuner
 
@@ -248,9 +258,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = api.benchmark(args.model, **benchmark_kwargs(args), progress=progress)
     except BenchError as exc:
-        print(f"tfserve bench: {exc}", file=sys.stderr)
+        message = str(exc)
+        if defaulted and message.startswith("cannot reach"):
+            message = (
+                f"no model server found: none was discovered and nothing answers at {DEFAULT_URL} "
+                "(TF Serving's REST port); start one, or pass --url http://HOST:PORT"
+            )
+        print(f"tfserve bench: {message}", file=sys.stderr)
         return 2
-    print(result)
+    print(result if tuning else result.to_text(wide=args.wide))
     if not tuning and args.csv:
         result.to_csv(args.csv)
     if args.plot:
@@ -258,6 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     if result.interrupted:
         return 130
     return 1 if tuning and result.best is None else 0
+
+
+def _nothing_discovered() -> bool:
+    """True when no Jupyter server or ``TFSERVE_URL`` names a server: then TF Serving's own port is tried."""
+    from ..discovery import discover
+
+    return discover() is None
 
 
 def _stderr_progress():

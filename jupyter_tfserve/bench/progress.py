@@ -78,10 +78,12 @@ class WidgetProgress:
             layout=widgets.Layout(justify_content="space-between", width="640px"),
         )
         self.box = widgets.VBox([self.title, self.bar, row, self.status])
+        self.name = title
+        self.shown = None
         if display:
-            from IPython.display import display as show
+            from ..notebook.progress import ShownWidget
 
-            show(self.box)
+            self.shown = ShownWidget(self.box, f"{title}: started")
 
     def __call__(self, event: dict) -> None:
         phase = event["phase"]
@@ -109,6 +111,8 @@ class WidgetProgress:
     def close(self, message: str = "done", failed: bool = False) -> None:
         self.status.value = message
         self.bar.bar_style = "danger" if failed else "success"
+        if self.shown is not None:
+            self.shown.set_text(f"{self.name}: {'failed: ' if failed else ''}{message}")
 
 
 def make_progress(kind="auto", title: str = "benchmark"):

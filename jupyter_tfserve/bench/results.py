@@ -81,6 +81,10 @@ COLUMNS = (
 )
 
 
+# What a result shows by default, in this order (the level column goes second; absent ones are skipped).
+BRIEF_COLUMNS = ("batching", "throughput", "p50_ms", "p99_ms", "errors", "avg_batch_size", "queue_ms")
+
+
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -289,20 +293,48 @@ class BenchmarkResult:
         )
         return "\n".join(lines)
 
-    def _table(self):
+    def table(self, columns=None, *, wide: bool = False):
+        """The columns a reader needs (a level's load, throughput, p50/p99, errors, batch size), or ``wide``: all.
+
+        Full precision; :meth:`show` and the result's own display round it.
+        Columns that repeat another (rows/s when a request is one row) and
+        server columns of a server without statistics are left out.
+        """
         frame = self.to_dataframe()
-        drop = [c for c in ("error_kinds", "notes", "rows_per_request") if c in frame]
+        if columns is not None:
+            return frame[list(columns)]
+        drop = {"error_kinds", "notes", "rows_per_request"}
+        if self.rows_per_request == 1:
+            drop.add("inferences_per_second")  # the same number as throughput
         if not self.server_stats:
-            drop += [c for c in SERVER_COLUMNS if c in frame]
-        return frame.drop(columns=drop)
+            drop.update(SERVER_COLUMNS)
+        if wide:
+            return frame.drop(columns=[c for c in frame if c in drop])
+        keep = [c for c in (*BRIEF_COLUMNS[:1], self.level_column, *BRIEF_COLUMNS[1:]) if c in frame and c not in drop]
+        return frame[keep]
+
+    def show(self, columns=None, *, wide: bool = False):
+        """:meth:`table` rounded for display (req/s whole, ms to 2 decimals); ``.data`` keeps full precision."""
+        from .display import styled
+
+        return styled(self.table(columns, wide=wide))
+
+    def to_text(self, *, wide: bool = False) -> str:
+        """The summary and the table as a terminal shows them (``tfserve bench``; ``--wide``: every column)."""
+        from .display import to_text
+
+        table = self.table(wide=wide)
+        hidden = len(self.table(wide=True).columns) - len(table.columns)
+        more = [f"({hidden} more columns: --wide, or result.table(wide=True))"] if hidden and not wide else []
+        return "\n".join([self.summary(), to_text(table), *more])
 
     def __repr__(self) -> str:
-        return f"{self.summary()}\n{self._table().to_string(index=False, float_format=lambda v: f'{v:.4g}')}"
+        return self.to_text()
 
     def _repr_html_(self) -> str:
         import html
 
+        from .display import to_html
+
         summary = html.escape(self.summary()).replace("\n", "<br>")
-        return f"<p>{summary}</p>" + self._table().to_html(
-            index=False, float_format=lambda v: f"{v:.4g}"
-        )
+        return f"<p>{summary}</p>" + to_html(self.table())

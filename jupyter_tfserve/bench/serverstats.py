@@ -48,6 +48,11 @@ class BatchingApi:
                 "no management API: the server was given by its gRPC address",
             )
             return False
+        info = self._server_info()
+        if info.get("batching") is False:
+            # Said once, here; asking the batching route would be refused (and logged) on every probe.
+            self.available, self.reason = False, f"batching is off on this server: {enable_batching_advice(info)}"
+            return False
         try:
             status, body = self.endpoint.request("GET", self.url)
         except OSError as exc:
@@ -57,6 +62,14 @@ class BatchingApi:
             detail = body.get("error") if isinstance(body, dict) else f"HTTP {status}"
             self.reason = f"no batch statistics from {self.url} ({detail})"
         return self.available
+
+    def _server_info(self) -> dict:
+        """The management API's ``/info`` (host kind, whether batching is on); empty when there is none."""
+        try:
+            status, body = self.endpoint.request("GET", f"{self.endpoint.management_url}/info")
+        except OSError:
+            return {}
+        return body if status == 200 and isinstance(body, dict) else {}
 
     def snapshot(self) -> dict | None:
         """The model's counters now, or None when the server has no batching endpoint."""
@@ -74,8 +87,8 @@ class BatchingApi:
         snapshot = self.snapshot()
         if snapshot is None:
             raise BenchError(
-                f"the server cannot change batching live ({self.reason or 'no management API'}); "
-                "start it with --enable_batching"
+                f"the server cannot change batching live ({self.reason or 'no management API'})"
+                + ("" if "enable_batching" in self.reason else "; start it with --enable_batching")
             )
         return dict(snapshot.get("parameters", {}))
 
@@ -99,6 +112,18 @@ class BatchingApi:
             message = answer.get("error") if isinstance(answer, dict) else str(answer)[:200]
             raise BenchError(f"the server refused batching parameters {body}: {message}")
         return answer if isinstance(answer, dict) else {}
+
+
+# How each host turns batching on, by the ``host`` its ``/info`` reports.
+_ENABLE_BATCHING = {
+    "jupyter": "set c.TFServe.enable_batching = True in the Jupyter server's config and restart it",
+    "kernel": "run %config TFServeMagics.enable_batching = True before this kernel's first %tfserve command",
+}
+
+
+def enable_batching_advice(info: dict) -> str:
+    """The setting that turns batching on for the server that answered ``info``: its host's, not always the flag."""
+    return _ENABLE_BATCHING.get(info.get("host", ""), "start it with --enable_batching")
 
 
 # The BatchingParameters fields a PUT takes (the rest of a GET's answer is derived).

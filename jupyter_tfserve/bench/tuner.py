@@ -189,15 +189,16 @@ class TuneResult:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        table = self.to_dataframe()[list(TRIAL_COLUMNS)].to_string(
-            index=False, float_format=lambda v: f"{v:.4g}"
-        )
-        return f"{self.summary()}\n{table}"
+        from .display import to_text
+
+        return f"{self.summary()}\n{to_text(self.to_dataframe()[list(TRIAL_COLUMNS)])}"
 
     def _repr_html_(self) -> str:
         import html
 
-        table = self.to_dataframe()[list(TRIAL_COLUMNS)].to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        from .display import to_html
+
+        table = to_html(self.to_dataframe()[list(TRIAL_COLUMNS)])
         return f"<p>{html.escape(self.summary()).replace(chr(10), '<br>')}</p>{table}"
 
 

@@ -171,10 +171,25 @@ class Admin:
             config = ModelConfig(name=name, base_path=path, model_platform="tensorflow")
             if policy is not None:
                 config.model_version_policy.CopyFrom(policy)
+            self._keep_what_still_applies(name, config)
             self._trusted_bases.pop(name, None)
             self.manager.add_model(config, wait_timeout=None)
         log.info("Serving model %s from %s (%s) for %s", name, path, source.describe_policy(policy), _who(caller))
         return config
+
+    def _keep_what_still_applies(self, name: str, config: ModelConfig) -> None:
+        """Serving a served model again (a new policy, "serve latest" after a rollback) keeps its
+        request log, and the labels whose versions the new policy still serves."""
+        if name not in self.manager.model_names():
+            return
+        previous = self.manager.model_config(name)
+        if previous.base_path != config.base_path:
+            return
+        config.logging_config.CopyFrom(previous.logging_config)
+        staying = source.aspired_versions(self.versions_of(name, config.base_path), config.model_version_policy)
+        for label, version in previous.version_labels.items():
+            if version in staying:
+                config.version_labels[label] = version
 
     def unload(self, caller: Caller, name: str) -> None:
         with self._lock:

@@ -35,6 +35,7 @@ from .signatures import (
     DEFAULT_SIGNATURE,
     REGRESS_METHOD,
     SignatureInfo,
+    shape_mismatches,
 )
 from .status import Code, ServingError, from_exception, invalid_argument
 
@@ -209,9 +210,39 @@ class InferenceService:
             started = time.perf_counter()
             try:
                 return handle.servable.run(signature_name, inputs, aliases)
+            except Exception as exc:
+                explained = _shape_error(handle, signature_name, inputs, exc)
+                if explained is None:
+                    raise
+                raise explained from exc
             finally:
                 if self.metrics is not None:
                     self.metrics.observe_runtime(handle.model_name, time.perf_counter() - started)
+
+
+def _shape_error(handle: Handle, signature_name: str, inputs, exc: Exception) -> ServingError | None:
+    """A failed run's error restated when an input's shape conflicts with the signature's static shape.
+
+    TensorFlow's own message locates the failure in the graph (``Matrix
+    size-incompatible: In[0]: [1,3], In[1]: [2,1]``); this one names the input.
+    The status code stays the run's: only the wording changes, and only after
+    the model refused, never before (TF Serving runs any shape it is sent).
+    """
+    try:
+        signature = handle.servable.signature(signature_name)
+    except ServingError:
+        return None
+    shapes = {alias: np.shape(value) for alias, value in inputs.items()}
+    conflicts = shape_mismatches(signature, shapes)
+    if not conflicts:
+        return None
+    index = list(signature.inputs)
+    detail = "; ".join(
+        f"Expects arg[{index.index(alias)}] ({alias}) to have shape {expected.replace(' ', '')} "
+        f"but [{','.join(str(d) for d in got)}] is provided"
+        for alias, expected, got in conflicts
+    )
+    return ServingError(from_exception(exc).code, detail)
 
 
 def _run_here(fn, *args) -> Future:

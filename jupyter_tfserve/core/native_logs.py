@@ -115,3 +115,53 @@ def _drop(line: bytes, level: int, dropping: bool) -> bool:
     if line.startswith(_ABSL_BANNER):
         return True
     return dropping and bool(line) and not _OWN_RECORD.match(line)
+
+
+# Top-level packages whose first import starts TensorFlow's native runtime (Keras 3 imports TensorFlow).
+_NOISY_PACKAGES = ("tensorflow", "keras", "tf_keras")
+
+
+class _FilteredLoader:
+    """A module loader that runs the real one's ``exec_module`` inside :func:`filtered_stderr`.
+
+    Everything else (resource readers, ``get_data``, ``is_package``) is the real
+    loader's, so the package behaves as if imported plainly.
+    """
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        with filtered_stderr():
+            self._loader.exec_module(module)
+
+
+class _QuietImporter:
+    """A ``sys.meta_path`` finder for :data:`_NOISY_PACKAGES`: whoever imports them (a notebook
+    cell's ``import keras``, the benchmark's CLI), absl's start-up lines are filtered like ours."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in _NOISY_PACKAGES:
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _FilteredLoader(spec.loader)
+        return spec
+
+
+def quiet_tensorflow_imports() -> None:
+    """Filter the start-up lines of TensorFlow imported later in this process, by any code (idempotent).
+
+    Only absl's lines below ``TF_CPP_MIN_LOG_LEVEL`` are dropped, so a user who
+    sets it to 0 sees them all; a TensorFlow imported already is left alone.
+    """
+    if not any(isinstance(finder, _QuietImporter) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImporter())

@@ -49,3 +49,32 @@ def _spec(alias: str, tensor_info) -> TensorSpec:
     shape_proto = tensor_info.tensor_shape
     shape = None if shape_proto.unknown_rank else tuple(int(d.size) for d in shape_proto.dim)
     return TensorSpec(alias=alias, tensor_name=tensor_info.name, dtype=int(tensor_info.dtype), shape=shape)
+
+
+def shape_text(shape: tuple[int, ...] | None) -> str:
+    """A signature shape as users read it: ``[?, 2]`` (unknown dims as ``?``; unknown rank as ``[...]``)."""
+    if shape is None:
+        return "[...]"
+    return "[" + ", ".join("?" if d < 0 else str(d) for d in shape) + "]"
+
+
+def shape_conflicts(expected: tuple[int, ...] | None, got: tuple[int, ...]) -> bool:
+    """True when ``got`` cannot have the static ``expected`` shape: another rank, or a fixed dim that differs.
+
+    Used only to explain a run that failed: TF Serving runs requests whatever their
+    shape (a ``[1]`` input to a ``[-1, 1]`` signature answers), so this never refuses one.
+    """
+    if expected is None:
+        return False
+    if len(expected) != len(got):
+        return True
+    return any(want >= 0 and want != have for want, have in zip(expected, got, strict=True))
+
+
+def shape_mismatches(signature: SignatureInfo, shapes: dict[str, tuple[int, ...]]) -> list[tuple[str, str, tuple]]:
+    """``(alias, expected shape text, sent shape)`` for every input whose sent shape conflicts with the signature."""
+    return [
+        (alias, shape_text(spec.shape), tuple(shapes[alias]))
+        for alias, spec in signature.inputs.items()
+        if alias in shapes and shape_conflicts(spec.shape, tuple(shapes[alias]))
+    ]

@@ -32,7 +32,12 @@ def _add_model_source(parser: argparse.ArgumentParser) -> None:
         dest="model_name",
         help="single-model form, with --model_base_path",
     )
-    parser.add_argument("--model_base_path", "--model-base-path", dest="model_base_path")
+    parser.add_argument(
+        "--model_base_path",
+        "--model-base-path",
+        dest="model_base_path",
+        help="the model's directory of version directories (single-model form)",
+    )
 
 
 def _model_source(args, parser: argparse.ArgumentParser):
@@ -63,12 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     d = commands.add_parser("deploy", help="write Kubernetes or KServe manifests (applies nothing)")
     d.add_argument("names", nargs="*", metavar="NAME", help="models to deploy (default: all)")
     _add_model_source(d)
-    d.add_argument("--target", choices=TARGETS, default="k8s")
+    d.add_argument(
+        "--target", choices=TARGETS, default="k8s", help="plain Kubernetes objects or KServe InferenceServices"
+    )
     d.add_argument("--out", "-o", required=True, help="output directory")
     d.add_argument("--storage-uri", help="s3://, gs:// or hdfs:// URI holding <model>/<version>")
     d.add_argument("--pvc", help="PersistentVolumeClaim holding <model>/<version>")
-    d.add_argument("--min-replicas", type=int, default=1)
-    d.add_argument("--max-replicas", type=int, default=3)
+    d.add_argument("--min-replicas", type=int, default=1, help="fewest pods the autoscaler keeps (default 1)")
+    d.add_argument("--max-replicas", type=int, default=3, help="most pods the autoscaler starts (default 3)")
     d.add_argument("--cpu", default="1", help="CPU request (default 1)")
     d.add_argument("--memory", default="2Gi", help="memory request (default 2Gi)")
     d.add_argument("--cpu-limit", help="default: the request")
@@ -79,17 +86,33 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto (match the CPU limit), none, or a thread count",
     )
-    d.add_argument("--target-cpu-utilization", type=int, default=70)
     d.add_argument(
-        "--batching_parameters_file", "--batching-parameters-file", dest="batching_parameters_file"
+        "--target-cpu-utilization",
+        type=int,
+        default=70,
+        help="CPU use (%% of the request) the autoscaler aims for (default 70)",
     )
     d.add_argument(
-        "--monitoring_config_file", "--monitoring-config-file", dest="monitoring_config_file"
+        "--batching_parameters_file",
+        "--batching-parameters-file",
+        dest="batching_parameters_file",
+        help="BatchingParameters text proto: the pods serve with --enable_batching and these",
+    )
+    d.add_argument(
+        "--monitoring_config_file",
+        "--monitoring-config-file",
+        dest="monitoring_config_file",
+        help="MonitoringConfig text proto: the pods expose Prometheus metrics as it says",
     )
     d.add_argument("--name", default="tfserve", help="name of the Kubernetes objects")
-    d.add_argument("--namespace")
+    d.add_argument("--namespace", help="Kubernetes namespace of the objects (default: kubectl's current one)")
     d.add_argument("--image", help="default: tensorflow/serving matching the installed TensorFlow")
-    d.add_argument("--canary-traffic-percent", type=int, default=10)
+    d.add_argument(
+        "--canary-traffic-percent",
+        type=int,
+        default=10,
+        help="KServe: share of requests a new revision gets first (default 10)",
+    )
     d.add_argument("--client-label", default="tfserve-client=true",
                    help="key=value: only pods with this label may reach the server's ports (NetworkPolicy)")
     d.add_argument("--sync-target", help="where the sync command copies to (the mounted volume)")
@@ -141,7 +164,7 @@ def main(argv: list[str]) -> int:
         else:
             report = sync(source, args.target_dir, models=args.names or None, force=args.force)
     except DeployError as exc:
-        print(f"tfserve {args.command}: error: {exc}", file=sys.stderr)
+        print(f"tfserve {args.command}: error: {exc.cli_message()}", file=sys.stderr)
         return 2
     print(report)
     return 0

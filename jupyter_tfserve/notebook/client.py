@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.signatures import DEFAULT_SIGNATURE, SignatureInfo
+from ..core.signatures import DEFAULT_SIGNATURE, SignatureInfo, shape_mismatches
 from ..core.status import HTTP_STATUS, Code, ServingError
 from . import data as data_lib
 
@@ -155,14 +155,20 @@ class Client:
     def status(self, name: str, version: int | None = None) -> list[dict]:
         """TF Serving's model status: ``[{"version": "2", "state": "AVAILABLE", "status": {...}}, ...]``."""
         path = f"models/{_quote(name)}" + (f"/versions/{int(version)}" if version is not None else "")
-        return self._v1("GET", path).get("model_version_status", [])
+        try:
+            return self._v1("GET", path).get("model_version_status", [])
+        except ServingError as exc:
+            raise self._name_served_models(exc, name) from None
 
     def metadata(self, name: str, version: int | None = None, label: str | None = None) -> tuple[int, dict[str, SignatureInfo]]:
         """The served version and its signatures (``__saved_model_init_op`` and friends left out)."""
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2
 
-        document = self._v1("GET", _model_path(name, version, label) + "/metadata")
+        try:
+            document = self._v1("GET", _model_path(name, version, label) + "/metadata")
+        except ServingError as exc:
+            raise self._name_served_models(exc, name) from None
         signatures = get_model_metadata_pb2.SignatureDefMap()
         json_format.ParseDict(document["metadata"]["signature_def"], signatures, ignore_unknown_fields=True)
         served = int(document["model_spec"].get("version") or 0)
@@ -215,10 +221,11 @@ class Client:
                 inputs = data_lib.named_inputs(data, list(sig.inputs))
             except data_lib.InputMismatch as exc:
                 raise ServingError(Code.INVALID_ARGUMENT, f"{name}: {exc}") from None
-        if grpc:
-            outputs = self._predict_grpc(name, sig, inputs, version, label)
-        else:
-            outputs = self._predict_rest(name, sig, inputs, version, label)
+        send = self._predict_grpc if grpc else self._predict_rest
+        try:
+            outputs = send(name, sig, inputs, version, label)
+        except ServingError as exc:
+            raise _explain_shapes(exc, sig, inputs) from None
         if data_lib.is_dataframe(data):
             try:
                 return data_lib.outputs_frame(outputs, data.index)
@@ -299,6 +306,22 @@ class Client:
         if self._channel is not None:
             self._channel.close()
             self._channel = self._stub = None
+
+    def _name_served_models(self, exc: ServingError, name: str) -> ServingError:
+        """A NOT_FOUND error for a ``name`` that is not served, with the names that are served appended.
+
+        The server's words stay first (clients grep for them); a server without
+        the management API (the official one) gets its error back unchanged.
+        """
+        if exc.code != Code.NOT_FOUND:
+            return exc
+        try:
+            served = sorted(m["name"] for m in self.models())
+        except ServingError:
+            return exc
+        if name in served:  # the model is served; the version or label is what is missing
+            return exc
+        return ServingError(exc.code, f"{exc.message} (served: {', '.join(served) or 'none'})")
 
     # ------------------------------------------------------------------ management (jupyter-tfserve)
     def models(self) -> list[dict]:
@@ -415,6 +438,18 @@ def policy_json(text: str) -> dict:
     from ..core.source import parse_policy
 
     return json_format.MessageToDict(parse_policy(text), preserving_proto_field_name=True)
+
+
+def _explain_shapes(exc: ServingError, sig: SignatureInfo, inputs: dict[str, np.ndarray]) -> ServingError:
+    """The server's refusal restated from the signature when an input's shape cannot fit: ``x expects [?, 2], got (1, 3)``.
+
+    The request was sent as given (TF Serving answers some shapes that differ from
+    the signature's, e.g. ``[1]`` for ``[-1, 1]``); only a failure is explained.
+    """
+    conflicts = shape_mismatches(sig, {alias: np.shape(value) for alias, value in inputs.items()})
+    if not conflicts or exc.code not in (Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNKNOWN, Code.INTERNAL):
+        return exc
+    return ServingError(exc.code, "; ".join(f"{alias} expects {want}, got {got}" for alias, want, got in conflicts))
 
 
 def _failed(status: dict) -> bool:

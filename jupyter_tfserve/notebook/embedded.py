@@ -116,7 +116,9 @@ def start(
             # where the port's browser rules (Host, JSON only, same Origin) keep web pages out.
             enable_management_api=True,
         )
-        _server = ModelServer(options).start(wait_for_models=False)
+        _server = ModelServer(options)
+        _server.rest.management.host = "kernel"  # its /info says so: advice names the magic's settings
+        _server.start(wait_for_models=False)
         _info = EmbeddedInfo(
             rest_port=_server.rest_port,
             grpc_port=_server.grpc_port or 0,

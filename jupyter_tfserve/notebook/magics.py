@@ -6,6 +6,7 @@ One line magic (plus a cell form of ``predict``) with argparse subcommands::
     %tfserve serve mnist
     preds = %tfserve predict mnist x_test[:5]
     %tfserve label mnist stable 1 ; %tfserve label mnist canary 2
+    %tfserve compare mnist stable 2 --data x_test[:512]
 
 Configuration is traitlets (``%config TFServeMagics.rest_port = 9501``, or
 ``c.TFServeMagics.*`` in an IPython profile). The magic talks to the server it
@@ -28,6 +29,7 @@ from traitlets import Bool, Enum, Float, Int, Unicode, observe
 from traitlets.config import Configurable
 
 from ..core.status import ServingError
+from ..suggest import unknown_command
 from . import render
 from .client import Client
 from .optimize import OPTIMIZATIONS
@@ -135,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", type=_unquote)
 
     sub.add_parser("dashboard", help="a live table of models with unload/label/rollback/reload buttons")
+
+    p = sub.add_parser("compare", help="send the same DATA to two versions or labels of NAME: agreement, latency")
+    p.add_argument("name", type=_unquote)
+    p.add_argument("a", metavar="A", type=_unquote, help="a version number or a label (the reference)")
+    p.add_argument("b", metavar="B", type=_unquote, help="a version number or a label (the candidate)")
+    p.add_argument("--data", required=True, metavar="EXPR", help="rows to send: a Python expression")
+    p.add_argument("--signature", type=_unquote, help="signature name (default serving_default)")
+    p.add_argument("--grpc", action="store_true", help="send over gRPC instead of REST")
+    p.add_argument("--requests", type=int, default=20, help="one-row requests per side for latency (default 20)")
 
     p = sub.add_parser("deploy", help="Kubernetes or KServe manifests for the served models (nothing applied)")
     p.add_argument("names", nargs="*", metavar="NAME", type=_unquote)
@@ -256,6 +267,9 @@ class TFServeMagics(Magics, Configurable):
         return result
 
     def _run(self, tokens: list[str], cell: str | None):
+        commands = _subcommands(self._parser)
+        if tokens and not tokens[0].startswith("-") and tokens[0] not in commands:
+            raise TFServeError(unknown_command(tokens[0], commands))
         try:
             args = self._parser.parse_args(tokens)
         except _HelpShown:
@@ -516,7 +530,7 @@ class TFServeMagics(Magics, Configurable):
         from google.protobuf import text_format
 
         from ..core.config import ModelServerConfig
-        from ..deploy import deploy
+        from ..deploy import DeployError, deploy
 
         client = self.client()
         config = text_format.Parse(client.config(), ModelServerConfig())
@@ -524,19 +538,22 @@ class TFServeMagics(Magics, Configurable):
             m["name"]: [int(v["version"]) for v in m.get("versions", []) if v["state"] == "AVAILABLE"]
             for m in client.models()
         }
-        return deploy(
-            config,
-            out_dir=args.out,
-            target=args.target,
-            models=args.names or None,
-            storage_uri=args.storage_uri,
-            pvc=args.pvc,
-            min_replicas=args.min_replicas,
-            max_replicas=args.max_replicas,
-            batching=args.batching_parameters_file,
-            served_versions={name: versions for name, versions in served.items() if versions},
-            force=args.force,
-        )
+        try:
+            return deploy(
+                config,
+                out_dir=args.out,
+                target=args.target,
+                models=args.names or None,
+                storage_uri=args.storage_uri,
+                pvc=args.pvc,
+                min_replicas=args.min_replicas,
+                max_replicas=args.max_replicas,
+                batching=args.batching_parameters_file,
+                served_versions={name: versions for name, versions in served.items() if versions},
+                force=args.force,
+            )
+        except DeployError as exc:  # said with the magic's flags, not deploy()'s keyword arguments
+            raise TFServeError(exc.cli_message()) from None
 
     def _cmd_inspect(self, args, cell):
         from .export import signature_table
@@ -619,6 +636,15 @@ class TFServeMagics(Magics, Configurable):
             self._display(result.plot(args.plot))
         return result
 
+    def _cmd_compare(self, args, cell):
+        from .compare import compare
+        from .progress import widgets_available
+
+        data = self._eval(args.data, "--data")
+        result = compare(args.name, args.a, args.b, data, client=self.client(), grpc=args.grpc,
+                         signature=args.signature, requests=args.requests)
+        return result.widget() if widgets_available() else result
+
     def _cmd_dashboard(self, args, cell):
         from .widgets import Dashboard
 
@@ -639,6 +665,11 @@ def _one_line(exc: BaseException) -> str:
     useful = [line for line in lines if not line.startswith(_TF_NOISE)]
     text = " ".join(useful or lines)
     return text if len(text) <= 600 else text[:600] + " ..."
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    """The subcommand names of ``parser``, in the order they were added."""
+    return next(list(a.choices) for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def _labels_text(labels: dict) -> str:

@@ -24,6 +24,30 @@ def widgets_available() -> bool:
     return True
 
 
+class ShownWidget:
+    """A widget displayed with a one-line ``text/plain`` fallback that says how the step ended.
+
+    A saved notebook keeps each output's text beside the widget's view; without
+    the widget's state (GitHub, a notebook reopened after its kernel is gone) that
+    text is what readers see. ipywidgets' own is the widget's ``repr``
+    (``HBox(children=(FloatProgress(value=0.0, ...``); this one is the step's last message.
+    """
+
+    def __init__(self, widget, text: str):
+        from IPython.display import display
+
+        self.widget = widget
+        self.handle = display(self._bundle(text), raw=True, display_id=True)
+
+    def _bundle(self, text: str) -> dict:
+        return {**self.widget._repr_mimebundle_(), "text/plain": text}
+
+    def set_text(self, text: str) -> None:
+        """Replace the fallback text (the widget's view stays the same model); outside IPython there is none."""
+        if self.handle is not None:
+            self.handle.update(self._bundle(text), raw=True)
+
+
 class Progress:
     """``update(fraction, message)`` while working, then ``done(message)`` or ``fail(message)``."""
 
@@ -34,12 +58,11 @@ class Progress:
         self.bar = self.label = None
         if self.mode == "widget":
             import ipywidgets as widgets
-            from IPython.display import display
 
             self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description=title)
             self.label = widgets.Label("")
             self.box = widgets.HBox([self.bar, self.label])
-            display(self.box)
+            self.shown = ShownWidget(self.box, f"{title}: started")
 
     def __call__(self, fraction: float, message: str) -> None:
         self.update(fraction, message)
@@ -56,9 +79,11 @@ class Progress:
         self.update(1.0, message)
         if self.bar is not None:
             self.bar.bar_style = "success"
+            self.shown.set_text(f"{self.title}: {message}")
 
     def fail(self, message: str) -> None:
         if self.bar is not None:
             self.bar.bar_style = "danger"
             self.label.value = message
+            self.shown.set_text(f"{self.title}: failed: {message}")
         self.last_message = message

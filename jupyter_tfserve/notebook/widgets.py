@@ -2,7 +2,7 @@
 
 The dashboard is an ipywidgets ``VBox``: an HTML table of models (versions,
 states, labels, errors), a model/version/label selection, and buttons to
-unload, set a label, roll back, reload and refresh. Every action goes through
+unload (after a confirmation), set a label, roll back, reload and refresh. Every action goes through
 the same :class:`~jupyter_tfserve.notebook.client.Client` as the magic, so the
 dashboard works against the Jupyter extension and the embedded server alike.
 
@@ -66,7 +66,15 @@ class Dashboard(widgets.VBox):
         self.reload_button = widgets.Button(description="Reload", icon="refresh")
         self.refresh_button = widgets.Button(description="Refresh", icon="sync")
         self.message = widgets.HTML()
-        self.unload_button.on_click(lambda _: self._act(self._unload))
+        # Unloading stops a model from answering: asked first, as the JupyterLab panel does.
+        self.confirm_text = widgets.HTML()
+        self.confirm_button = widgets.Button(description="Unload", button_style="danger")
+        self.cancel_button = widgets.Button(description="Cancel")
+        self.confirm = widgets.HBox([self.confirm_text, self.confirm_button, self.cancel_button],
+                                    layout=widgets.Layout(display="none"))
+        self.unload_button.on_click(lambda _: self._ask_unload())
+        self.confirm_button.on_click(lambda _: self._confirmed(self._unload))
+        self.cancel_button.on_click(lambda _: self._confirmed(None))
         self.label_button.on_click(lambda _: self._act(self._set_label))
         self.rollback_button.on_click(lambda _: self._act(self._rollback))
         self.reload_button.on_click(lambda _: self._act(self._reload))
@@ -79,10 +87,12 @@ class Dashboard(widgets.VBox):
                 widgets.HBox([self.model, self.version, self.label]),
                 widgets.HBox([self.unload_button, self.label_button, self.rollback_button,
                               self.reload_button, self.refresh_button]),
+                self.confirm,
                 self.message,
             ],
             **kwargs,
         )
+        self._pending_unload = ""
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self.refresh_seconds = refresh_seconds
@@ -128,6 +138,10 @@ class Dashboard(widgets.VBox):
     def _selected(self) -> dict | None:
         return next((m for m in self.models if m["name"] == self.model.value), None)
 
+    def __repr__(self) -> str:  # the text a saved notebook keeps beside the widget
+        names = ", ".join(m["name"] for m in self.models) or "no models"
+        return f"tfserve dashboard at {self.client.url}: {names}"
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -147,6 +161,25 @@ class Dashboard(widgets.VBox):
             if message:
                 self._say(message)
 
+    def _ask_unload(self) -> None:
+        """Show the confirmation row for the selected model; nothing is unloaded yet."""
+        name = self.model.value
+        if not name:
+            self._say("No model selected", error=True)
+            return
+        self._pending_unload = name
+        self.confirm_text.value = (
+            f"Unload <b>{escape(name)}</b>? Clients calling it get \"not found\" until it is loaded again."
+        )
+        self.confirm_button.description = f"Unload {name}"
+        self.confirm.layout.display = "flex"
+
+    def _confirmed(self, action) -> None:
+        """Hide the confirmation row, then run ``action`` (None: the user cancelled)."""
+        self.confirm.layout.display = "none"
+        if action is not None:
+            self._act(action)
+
     def _say(self, text: str, *, error: bool = False) -> None:
         color = "#cf222e" if error else "#1a7f37"
         self.message.value = f"<span style='color:{color}'>{escape(text)}</span>"
@@ -157,7 +190,7 @@ class Dashboard(widgets.VBox):
         return self.model.value
 
     def _unload(self) -> str:
-        name = self._name()
+        name = self._pending_unload  # the model the user confirmed, even if the selection moved since
         self.client.unload(name)
         return f"{name} unloaded"
 
@@ -179,3 +212,41 @@ class Dashboard(widgets.VBox):
         name = self._name()
         self.client.reload(name)
         return f"{name} reloaded"
+
+
+class ComparisonWidget(widgets.VBox):
+    """A :class:`~jupyter_tfserve.notebook.compare.Comparison` with a button that points a label at side b.
+
+    The label defaults to side a's when a was named by label (``compare(m, "stable", 2)``
+    then offers to move ``stable`` to version 2), else to ``stable``.
+    """
+
+    def __init__(self, comparison, **kwargs):
+        self.comparison = comparison
+        target = comparison.b.version if comparison.b.version is not None else comparison.b.label
+        self.label = widgets.Text(value=comparison.a.label or "stable", description="label")
+        self.move_button = widgets.Button(description=f"Point label at {target}", icon="tag")
+        self.message = widgets.HTML()
+        self.move_button.on_click(lambda _: self._move())
+        super().__init__(
+            [widgets.HTML(comparison._repr_html_()), widgets.HBox([self.label, self.move_button]), self.message],
+            **kwargs,
+        )
+
+    def _move(self) -> None:
+        label = self.label.value.strip()
+        if not label:
+            self.message.value = "<span style='color:#cf222e'>Type a label first</span>"
+            return
+        try:
+            version = self.comparison.move_label(label)
+        except ServingError as exc:
+            self.message.value = f"<span style='color:#cf222e'>{escape(exc.message)}</span>"
+            return
+        self.message.value = (
+            f"<span style='color:#1a7f37'>{escape(self.comparison.model)}: label {escape(label)!r} "
+            f"now points at version {version}</span>"
+        )
+
+    def __repr__(self) -> str:  # the text a saved notebook keeps beside the widget
+        return self.comparison.summary()

@@ -48,12 +48,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'TF Serving: Reload config',
       caption: 'Re-read the model config file and realize it',
       execute: async () => {
-        const ok = await panel.store.reloadConfig();
-        const message = panel.store.state.messages.panel?.text ?? '';
-        if (ok) {
-          Notification.success(message, { autoClose: 3000 });
-        } else {
-          Notification.error(message, { autoClose: false });
+        // A success is notified by the store; a refusal is shown in the panel, which may be closed.
+        if (!(await panel.store.reloadConfig())) {
+          Notification.error(panel.store.state.messages.panel?.text ?? 'The config was not reloaded', {
+            autoClose: false
+          });
         }
       }
     });

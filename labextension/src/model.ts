@@ -43,6 +43,8 @@ export interface IModelInfo {
   basePath: string;
   platform: string;
   labels: { [label: string]: number };
+  /** The version policy as users write it: `latest:2`, `all`, `specific:3`. */
+  policy: string;
   /** Why the model's base path could not be read (missing directory, no versions). */
   sourceError: string;
   versions: IVersionInfo[];
@@ -184,6 +186,7 @@ export function parseModel(value: unknown): IModelInfo {
     basePath: str(value.base_path),
     platform: str(value.platform, 'tensorflow'),
     labels,
+    policy: policyText(value.policy),
     sourceError: str(value.source_error),
     versions
   };
@@ -251,6 +254,37 @@ export function parseBatching(body: unknown): Pick<IModelStats, 'avgBatchSize' |
     avgBatchSize: batches > 0 ? total('rows') / batches : undefined,
     queueDepth: total('queued_rows')
   };
+}
+
+/**
+ * `latest:2`, `all` or `specific:1,3` for TF Serving's `ServableVersionPolicy` in JSON
+ * (no policy is TF Serving's default, `latest:1`), as `%tfserve` and `tfserve` spell it.
+ */
+export function policyText(policy: unknown): string {
+  if (!isObject(policy) || Object.keys(policy).length === 0) {
+    return 'latest:1';
+  }
+  if (isObject(policy.latest)) {
+    return `latest:${num(policy.latest.num_versions) ?? 1}`;
+  }
+  if (isObject(policy.specific)) {
+    const versions = Array.isArray(policy.specific.versions) ? policy.specific.versions : [];
+    return `specific:${versions.map(v => num(v)).filter(v => v !== undefined).join(',')}`;
+  }
+  return 'all' in policy ? 'all' : 'latest:1';
+}
+
+/** A policy that pins versions (as a rollback does): "serve latest" undoes it. */
+export function isPinned(model: IModelInfo): boolean {
+  return model.policy.startsWith('specific:');
+}
+
+/** Labels whose version does not answer now: requests naming them fail. */
+export function unavailableLabels(model: IModelInfo): string[] {
+  const available = new Set(model.versions.filter(v => v.state === 'AVAILABLE').map(v => v.version));
+  return Object.keys(model.labels)
+    .filter(label => !available.has(model.labels[label]))
+    .sort();
 }
 
 /** The version "latest" resolves to: the newest AVAILABLE one. */

@@ -7,7 +7,7 @@
  * stale and a closed one costs the server nothing.
  */
 
-import { Clipboard, Dialog, ReactWidget, UseSignal, showDialog } from '@jupyterlab/apputils';
+import { Clipboard, Dialog, Notification, ReactWidget, UseSignal, showDialog } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
@@ -15,10 +15,14 @@ import * as React from 'react';
 import { TfServeClient } from './api';
 import { tfserveIcon } from './icon';
 import { IEndpoint, SNIPPET_LABELS, SnippetKind, snippet } from './snippets';
-import { IPanelState, TfServeStore } from './store';
+import { IPanelState, Notifier, TfServeStore } from './store';
 import { IViewActions, PanelView } from './view';
 
 export const PANEL_ID = 'jp-tfserve-panel';
+
+/** How an action ended, as a JupyterLab notification: successes close themselves, errors stay until closed. */
+export const notify: Notifier = outcome =>
+  void Notification.emit(outcome.text, outcome.kind, { autoClose: outcome.kind === 'success' ? 4000 : false });
 
 export interface IPanelOptions {
   client?: TfServeClient;
@@ -35,7 +39,8 @@ export class TfServePanel extends ReactWidget {
     this.store = new TfServeStore({
       client: options.client ?? new TfServeClient(),
       pollInterval: options.pollInterval,
-      isVisible: () => this.isVisible
+      isVisible: () => this.isVisible,
+      notifier: notify
     });
     void this.store.start();
   }
@@ -89,7 +94,7 @@ export class TfServePanel extends ReactWidget {
       return;
     }
     Clipboard.copyToSystem(snippet(kind, model, this.store.state.info, this._endpoint()));
-    this.store.note(name, `Copied a ${SNIPPET_LABELS[kind]} example to the clipboard`);
+    this.store.note(`Copied a ${SNIPPET_LABELS[kind]} example for ${name} to the clipboard`);
   }
 
   private _actions: IViewActions = {
@@ -98,6 +103,8 @@ export class TfServePanel extends ReactWidget {
     load: (name, basePath, policy) =>
       void this.store.load(basePath ? { name, base_path: basePath, policy } : { name, policy }),
     unload: name => void this._confirmUnload(name),
+    serveLatest: (name, basePath) =>
+      void this.store.load({ name, base_path: basePath, policy: { latest: { num_versions: 1 } } }),
     rollback: name => void this.store.rollback(name),
     setLabel: (name, label, version) => void this.store.setLabel(name, label, version),
     removeLabel: (name, label) => void this.store.removeLabel(name, label),

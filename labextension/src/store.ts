@@ -20,13 +20,20 @@
  * A refresh that takes longer than `slowAfterMs` marks the state `slow`, so
  * the view can say it is waiting; the client's deadline turns a server that
  * never answers into an error, never an endless spinner.
+ *
+ * Actions (load, unload, rollback) are accepted by the server before they are
+ * done. The store keeps such an action pending until the model list shows its
+ * effect, and only then tells the notifier it is done ("Unloaded half_plus_two"),
+ * so nothing says "Loading" beside an AVAILABLE badge or "Rolling back" after
+ * the rollback. Outcomes are transient (the notifier shows them and they go);
+ * `messages` keeps only what the server refused, beside what it concerns.
  */
 
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ApiError, ILoadRequest, TfServeClient } from './api';
-import { IModelInfo, IModelStats, IServerInfo, servingVersion } from './model';
+import { IModelInfo, IModelStats, IServerInfo, isFailed, policyText, servingVersion } from './model';
 import { IModelCounters, RateWindow } from './rates';
 
 export type Phase = 'loading' | 'ready' | 'error';
@@ -52,6 +59,19 @@ export interface IPanelState {
   updatedAt: number | null;
 }
 
+/**
+ * Where transient feedback goes (JupyterLab's notifications in the panel): how
+ * an action ended, once it has. While it runs, the panel itself shows it (a
+ * "Loading…" button, a LOADING badge), so nothing needs to be taken back.
+ */
+export type Notifier = (outcome: IMessage) => void;
+
+/** Says nothing: for a store nobody looks at. */
+export const SILENT: Notifier = () => undefined;
+
+/** What an accepted action waits for: its outcome once the model list shows it, else null. */
+type Settled = (models: IModelInfo[]) => IMessage | null;
+
 export interface IStoreOptions {
   client: TfServeClient;
   /** Milliseconds between refreshes while visible. */
@@ -61,6 +81,11 @@ export interface IStoreOptions {
   slowAfterMs?: number;
   /** Whether anybody is looking; the poll stands by while this is false. */
   isVisible?: () => boolean;
+  notifier?: Notifier;
+  /** How often an accepted action re-reads the model list until it shows the effect. */
+  settleIntervalMs?: number;
+  /** How long an accepted action may take before the store says it is still not done. */
+  settleTimeoutMs?: number;
 }
 
 const INITIAL: IPanelState = {
@@ -79,6 +104,9 @@ export class TfServeStore {
   constructor(options: IStoreOptions) {
     this.client = options.client;
     this._slowAfterMs = options.slowAfterMs ?? 1500;
+    this._notifier = options.notifier ?? SILENT;
+    this._settleIntervalMs = options.settleIntervalMs ?? 500;
+    this._settleTimeoutMs = options.settleTimeoutMs ?? 300000;
     const isVisible = options.isVisible ?? (() => true);
     this._poll = new Poll({
       auto: false,
@@ -128,52 +156,62 @@ export class TfServeStore {
 
   // ------------------------------------------------------------------ actions
   load(request: ILoadRequest): Promise<boolean> {
+    const wanted = policyText(request.policy);
     return this._act('load', 'load', async () => {
       await this.client.load(request);
-      return `Loading ${request.name}`;
+      return { started: `Loading ${request.name}`, settled: loaded(request.name, wanted) };
     });
   }
 
   unload(name: string): Promise<boolean> {
     return this._act(`unload:${name}`, name, async () => {
       await this.client.unload(name);
-      return `Unloaded ${name}`;
+      return {
+        started: `Unloading ${name}`,
+        settled: models =>
+          models.some(m => m.name === name) ? null : { kind: 'success', text: `Unloaded ${name}` }
+      };
     });
   }
 
   rollback(name: string): Promise<boolean> {
     return this._act(`rollback:${name}`, name, async () => {
       const version = await this.client.rollback(name);
-      return version === undefined
-        ? `Rolling ${name} back`
-        : `Rolling ${name} back to version ${version}`;
+      return {
+        started: `Rolling ${name} back${version === undefined ? '' : ` to version ${version}`}`,
+        settled: models => {
+          const serving = servingVersion(models.find(m => m.name === name) ?? NO_MODEL);
+          const done = serving !== undefined && (version === undefined || serving.version === version);
+          return done ? { kind: 'success', text: `Rolled ${name} back to version ${serving!.version}` } : null;
+        }
+      };
     });
   }
 
   setLabel(name: string, label: string, version: number): Promise<boolean> {
     return this._act(`label:${name}`, name, async () => {
       await this.client.setLabel(name, label, version);
-      return `Label "${label}" now points at version ${version}`;
+      return { done: `Label "${label}" of ${name} now points at version ${version}` };
     });
   }
 
   removeLabel(name: string, label: string): Promise<boolean> {
     return this._act(`label:${name}`, name, async () => {
       await this.client.removeLabel(name, label);
-      return `Removed label "${label}"`;
+      return { done: `Removed label "${label}" of ${name}` };
     });
   }
 
   reloadConfig(): Promise<boolean> {
     return this._act('reload', 'panel', async () => {
       const models = await this.client.reloadConfig();
-      return `Reloaded the model config: ${models.length} model${models.length === 1 ? '' : 's'}`;
+      return { done: `Reloaded the model config: ${models.length} model${models.length === 1 ? '' : 's'}` };
     });
   }
 
   /** Tell the user something that happened in the browser alone (a copied snippet). */
-  note(scope: string, text: string): void {
-    this._set({ messages: { ...this._state.messages, [scope]: { kind: 'success', text } } });
+  note(text: string): void {
+    this._notifier({ kind: 'success', text });
   }
 
   /** Forget an action's message (the user closed it). */
@@ -185,25 +223,55 @@ export class TfServeStore {
 
   // ------------------------------------------------------------------ internals
   /**
-   * Run one action, record its outcome under `scope` (the action's own words
-   * on success, the server's on failure), then refresh so the panel shows its
-   * effect. Resolves to whether the action succeeded.
+   * Run one action under `key`. A refusal is recorded under `scope` (the
+   * server's words, beside what it concerns). An accepted action that takes
+   * effect later stays pending until the model list shows it (`settled`),
+   * re-reading the list meanwhile; then its outcome goes to the notifier.
+   * Resolves to whether the action succeeded.
    */
-  private async _act(key: string, scope: string, action: () => Promise<string>): Promise<boolean> {
+  private async _act(key: string, scope: string, action: () => Promise<IAccepted>): Promise<boolean> {
     const messages = { ...this._state.messages };
     delete messages[scope];
     this._set({ pending: { ...this._state.pending, [key]: true }, messages });
-    let message: IMessage;
+    let outcome: IMessage;
     try {
-      message = { kind: 'success', text: await action() };
+      const accepted = await action();
+      outcome = accepted.settled
+        ? await this._settle(accepted.settled, accepted.started ?? '')
+        : { kind: 'success', text: accepted.done ?? '' };
+      this._notifier(outcome);
     } catch (error) {
-      message = { kind: 'error', text: errorText(error) };
+      outcome = { kind: 'error', text: errorText(error) };
+      this._set({ messages: { ...this._state.messages, [scope]: outcome } });
     }
     const pending = { ...this._state.pending };
     delete pending[key];
-    this._set({ pending, messages: { ...this._state.messages, [scope]: message } });
+    this._set({ pending });
     void this.refresh();
-    return message.kind === 'success';
+    return outcome.kind === 'success';
+  }
+
+  /** Re-read the model list until `settled` says how the action ended, or the time is up. */
+  private async _settle(settled: Settled, what: string): Promise<IMessage> {
+    const deadline = Date.now() + this._settleTimeoutMs;
+    for (;;) {
+      try {
+        await this._refresh();
+      } catch {
+        // the panel shows the failed refresh; keep waiting for the effect
+      }
+      const outcome = settled(this._state.models);
+      if (outcome) {
+        return outcome;
+      }
+      if (Date.now() >= deadline) {
+        return {
+          kind: 'error',
+          text: `${what}: not done after ${Math.round(this._settleTimeoutMs / 1000)} s; the panel shows where it is`
+        };
+      }
+      await new Promise(resolve => setTimeout(resolve, this._settleIntervalMs));
+    }
   }
 
   private async _refresh(): Promise<void> {
@@ -286,10 +354,58 @@ export class TfServeStore {
   }
 
   private _state: IPanelState = INITIAL;
+  private _notifier: Notifier;
+  private _settleIntervalMs: number;
+  private _settleTimeoutMs: number;
   private _rates = new RateWindow();
   private _changed = new Signal<this, IPanelState>(this);
   private _poll: Poll;
   private _slowAfterMs: number;
+}
+
+/** What an action's server call answered: done already, or `started` (in words) and done once `settled` says so. */
+interface IAccepted {
+  done?: string;
+  started?: string;
+  settled?: Settled;
+}
+
+const NO_MODEL: IModelInfo = {
+  name: '',
+  basePath: '',
+  platform: '',
+  labels: {},
+  policy: 'latest:1',
+  sourceError: '',
+  versions: []
+};
+
+/**
+ * A load is done when the model has the policy asked for and nothing left loading:
+ * serving (success) or with no version that serves and a failed one (error).
+ */
+function loaded(name: string, policy: string): Settled {
+  return models => {
+    const model = models.find(m => m.name === name);
+    if (!model || model.policy !== policy) {
+      return null;
+    }
+    if (model.versions.some(v => v.state === 'START' || v.state === 'LOADING')) {
+      return null;
+    }
+    const serving = servingVersion(model);
+    if (serving) {
+      return { kind: 'success', text: `Serving ${name} version ${serving.version}` };
+    }
+    const failed = model.versions.find(isFailed);
+    if (failed || model.sourceError) {
+      return {
+        kind: 'error',
+        text: `${name} did not load: ${failed ? `version ${failed.version}: ${failed.errorMessage}` : model.sourceError}`
+      };
+    }
+    return null;
+  };
 }
 
 /** The request numbers of a stats entry (kept when a reading of the counters fails). */

@@ -20,7 +20,9 @@ import {
   ITensorInfo,
   IVersionInfo,
   isFailed,
+  isPinned,
   servingVersion,
+  unavailableLabels,
   visibleVersions
 } from './model';
 import { SNIPPET_LABELS, SnippetKind } from './snippets';
@@ -33,6 +35,8 @@ export interface IViewActions {
   /** An empty `basePath` lets the server use `{models_root}/{name}`. */
   load(name: string, basePath: string, policy: VersionPolicy): void;
   unload(name: string): void;
+  /** Load `name` again with `latest:1` (after a rollback pinned a version). */
+  serveLatest(name: string, basePath: string): void;
   rollback(name: string): void;
   setLabel(name: string, label: string, version: number): void;
   removeLabel(name: string, label: string): void;
@@ -268,9 +272,10 @@ export function ModelCard({
           {model.sourceError}
         </div>
       )}
+      <Policy model={model} />
       <Message scope={model.name} message={message} actions={actions} />
       {serving && stats && hasNumbers(stats) && <Stats stats={stats} />}
-      <Versions model={model} versions={versions} />
+      <Versions versions={versions} />
       <Labels model={model} pending={!!pending[`label:${model.name}`]} actions={actions} />
       {serving && serving.signatures.map(sig => <Signature key={sig.key} signature={sig} />)}
       {serving && (
@@ -290,6 +295,16 @@ export function ModelCard({
         </div>
       )}
       <div className={`${CLASS}-actions`}>
+        {isPinned(model) && (
+          <Button
+            small
+            title={`Serve the newest version again (policy latest:1 instead of ${model.policy})`}
+            disabled={busy || !!pending.load}
+            onClick={() => actions.serveLatest(model.name, model.basePath)}
+          >
+            Serve latest
+          </Button>
+        )}
         <Button
           small
           title="Serve the previous version again"
@@ -365,11 +380,25 @@ function Stats({ stats }: { stats: IModelStats }): JSX.Element {
   );
 }
 
-function Versions({ model, versions }: { model: IModelInfo; versions: IVersionInfo[] }): JSX.Element {
-  const labelsOf = (version: number) =>
-    Object.keys(model.labels)
-      .filter(label => model.labels[label] === version)
-      .sort();
+/**
+ * The version policy and the version that answers requests naming none
+ * (TF Serving's `Latest`: the newest AVAILABLE one).
+ */
+export function Policy({ model }: { model: IModelInfo }): JSX.Element {
+  const serving = servingVersion(model);
+  return (
+    <div className={`${CLASS}-policy-line`} data-policy={model.policy}>
+      policy <code>{model.policy}</code>
+      {' · '}
+      <span title="The version that answers requests that name no version or label">
+        {serving ? `requests without a version → v${serving.version}` : 'no version answers requests yet'}
+      </span>
+    </div>
+  );
+}
+
+/** Each version and its state; labels are listed once, under Labels. */
+function Versions({ versions }: { versions: IVersionInfo[] }): JSX.Element {
   return (
     <ul className={`${CLASS}-versions`}>
       {versions.map(v => (
@@ -381,11 +410,6 @@ function Versions({ model, versions }: { model: IModelInfo; versions: IVersionIn
               {v.platform}
             </span>
           )}
-          {labelsOf(v.version).map(label => (
-            <span key={label} className={`${CLASS}-label`}>
-              {label}
-            </span>
-          ))}
           {isFailed(v) && (
             <div className={`${CLASS}-model-error`} role="alert">
               {v.errorCode !== 'OK' && <strong>{v.errorCode}: </strong>}
@@ -415,11 +439,22 @@ function Labels({
     return null;
   }
   const target = version !== null && available.includes(version) ? version : available[0];
+  const broken = unavailableLabels(model);
   return (
     <div className={`${CLASS}-labels`}>
       {labels.map(name => (
-        <span key={name} className={`${CLASS}-label`}>
+        <span
+          key={name}
+          data-label={name}
+          className={`${CLASS}-label${broken.includes(name) ? ` ${CLASS}-label-warning` : ''}`}
+          title={
+            broken.includes(name)
+              ? `v${model.labels[name]} is not AVAILABLE: requests for label "${name}" fail`
+              : `Requests for label "${name}" go to v${model.labels[name]}`
+          }
+        >
           {name} → v{model.labels[name]}
+          {broken.includes(name) && <span className={`${CLASS}-warning`}> (not available)</span>}
           <button
             className={`${CLASS}-dismiss`}
             aria-label={`Remove label ${name}`}
@@ -586,7 +621,7 @@ function LoadForm({
             />
           )}
         </div>
-        <Button type="submit" small disabled={pending || !valid}>
+        <Button type="submit" small className={`${CLASS}-primary`} disabled={pending || !valid}>
           {pending ? 'Loading…' : 'Load'}
         </Button>
         <Message scope="load" message={message} actions={actions} />

@@ -1,5 +1,5 @@
 import { TfServeClient } from '../src/api';
-import { TfServeStore } from '../src/store';
+import { IMessage, Notifier, TfServeStore } from '../src/store';
 import * as fixtures from './fixtures';
 import { gate, IRecorded, IReply, TestServer, waitFor } from './server';
 
@@ -30,12 +30,19 @@ describe('TfServeStore', () => {
   let store: TfServeStore | null = null;
   let visible = true;
 
-  const makeStore = (timeoutMs = 5000) => {
+  /** What the notifier was told, in order: `success: ...` or `error: ...`. */
+  let notes: string[] = [];
+  const notifier: Notifier = (outcome: IMessage) => notes.push(`${outcome.kind}: ${outcome.text}`);
+
+  const makeStore = (timeoutMs = 5000, settleTimeoutMs = 5000) => {
     store = new TfServeStore({
       client: new TfServeClient({ serverSettings: server.settings('t'), timeoutMs }),
       pollInterval: 60000, // ticks come from the tests, not the clock
       slowAfterMs: 50,
-      isVisible: () => visible
+      isVisible: () => visible,
+      notifier,
+      settleIntervalMs: 10,
+      settleTimeoutMs
     });
     return store;
   };
@@ -44,6 +51,7 @@ describe('TfServeStore', () => {
     await server.start();
     server.reset();
     visible = true;
+    notes = [];
   });
 
   afterEach(async () => {
@@ -185,36 +193,91 @@ describe('TfServeStore', () => {
     expect(s.state.messages.half_plus_two).toBeUndefined();
   });
 
-  it('marks an action pending while it runs', async () => {
+  it('keeps an accepted unload pending until the model is gone, then says it is done', async () => {
     const held = gate();
-    server.route = request =>
-      request.method === 'DELETE' ? { json: {}, after: held.promise } : healthy(request);
+    let listingsAfterDelete = -1;
+    let gone = false; // the server unloads in the background: the listing shows the model until then
+    server.route = request => {
+      if (request.method === 'DELETE') {
+        listingsAfterDelete = 0;
+        return { json: {}, after: held.promise };
+      }
+      if (request.method === 'GET' && request.path.split('?')[0].endsWith('/models') && listingsAfterDelete >= 0) {
+        listingsAfterDelete += 1;
+        if (gone) {
+          return { json: { models: fixtures.modelList.models.filter(m => m.name !== 'half_plus_two') } };
+        }
+      }
+      return healthy(request);
+    };
     const s = makeStore();
     await s.start();
     await waitFor(() => s.state.phase === 'ready');
     const done = s.unload('half_plus_two');
     expect(s.state.pending['unload:half_plus_two']).toBe(true);
     held.open();
+    await waitFor(() => listingsAfterDelete >= 2);
+    // Accepted, but the list still shows the model: still pending, nothing said to be done.
+    expect(s.state.pending['unload:half_plus_two']).toBe(true);
+    expect(notes).toEqual([]);
+    gone = true;
     expect(await done).toBe(true);
+    expect(s.state.models.map(m => m.name)).not.toContain('half_plus_two');
     expect(s.state.pending).toEqual({});
-    expect(s.state.messages.half_plus_two).toEqual({ kind: 'success', text: 'Unloaded half_plus_two' });
+    expect(notes).toEqual(['success: Unloaded half_plus_two']);
+    expect(s.state.messages).toEqual({}); // transient: notified, not kept beside the card
   });
 
-  it("words a success with the server's answer", async () => {
+  it('says a rollback is done once the older version serves', async () => {
+    let rolledBack = false;
+    const pinned = {
+      ...fixtures.halfPlusTwo,
+      policy: { specific: { versions: [1] } },
+      versions: [{ ...fixtures.halfPlusTwo.versions[0], version: 1, path: '/models/half_plus_two/1' }]
+    };
     server.route = request => {
       if (request.path.includes('/rollback')) {
+        rolledBack = true;
         return { status: 202, json: { name: 'half_plus_two', version: 1, from_version: 2, policy: {} } };
       }
       if (request.path.includes('/config/reload')) {
         return { json: { models: ['a', 'b'] } };
+      }
+      if (rolledBack && request.method === 'GET' && request.path.split('?')[0].endsWith('/models')) {
+        return { json: { models: [pinned] } };
       }
       return healthy(request);
     };
     const s = makeStore();
     await s.start();
     expect(await s.rollback('half_plus_two')).toBe(true);
-    expect(s.state.messages.half_plus_two.text).toBe('Rolling half_plus_two back to version 1');
+    expect(s.state.models[0].policy).toBe('specific:1');
     expect(await s.reloadConfig()).toBe(true);
-    expect(s.state.messages.panel.text).toBe('Reloaded the model config: 2 models');
+    expect(notes).toEqual([
+      'success: Rolled half_plus_two back to version 1',
+      'success: Reloaded the model config: 2 models'
+    ]);
+  });
+
+  it('says a load that fails did not load, with the version error', async () => {
+    server.route = healthy; // the listing has "broken" with a failed version 3
+    const s = makeStore();
+    await s.start();
+    expect(await s.load({ name: 'broken', base_path: '/models/broken' })).toBe(false);
+    expect(notes).toEqual([
+      'error: broken did not load: version 3: SavedModel file does not exist at: /models/broken/3'
+    ]);
+    expect(s.state.pending).toEqual({});
+  });
+
+  it('says when an accepted action is still not done after the time allowed', async () => {
+    server.route = healthy; // the model never goes away
+    const s = makeStore(5000, 1000);
+    await s.start();
+    expect(await s.unload('half_plus_two')).toBe(false);
+    expect(notes[0]).toBe(
+      'error: Unloading half_plus_two: not done after 1 s; the panel shows where it is'
+    );
+    expect(s.state.pending).toEqual({});
   });
 });

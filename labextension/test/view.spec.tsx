@@ -38,6 +38,7 @@ function recorder(): { calls: unknown[][]; actions: IViewActions } {
     reloadConfig: record('reloadConfig'),
     load: record('load'),
     unload: record('unload'),
+    serveLatest: record('serveLatest'),
     rollback: record('rollback'),
     setLabel: record('setLabel'),
     removeLabel: record('removeLabel'),
@@ -126,9 +127,14 @@ describe('PanelView', () => {
     const hpt = card('half_plus_two');
     expect(text(hpt.querySelector('.jp-TfServe-model-header'))).toBe('half_plus_twoAVAILABLE');
     const versions = Array.from(hpt.querySelectorAll('.jp-TfServe-versions li'));
-    expect(versions.map(text)).toEqual(['v2AVAILABLEtensorflowstable']); // v1 ended cleanly: not shown
+    expect(versions.map(text)).toEqual(['v2AVAILABLEtensorflow']); // v1 ended cleanly: not shown
     expect(text(versions[0].querySelector('.jp-TfServe-platform'))).toBe('tensorflow');
+    // Labels are listed once, under Labels, not again beside the version.
     expect(text(hpt.querySelector('.jp-TfServe-labels'))).toContain('stable → v2');
+    expect(text(hpt).split('stable').length - 1).toBe(1);
+    expect(text(hpt.querySelector('.jp-TfServe-policy-line'))).toBe(
+      'policy latest:1 · requests without a version → v2'
+    );
     expect(text(hpt.querySelector('.jp-TfServe-stats'))).toBe(
       'req/s120p502 msp998 msbatch4queue3'
     );
@@ -139,6 +145,33 @@ describe('PanelView', () => {
       ['in', 'x', 'float', '[?, 1]'],
       ['out', 'y', 'float', '[?, 1]']
     ]);
+  });
+
+  it('warns about a label whose version does not answer, and offers to serve latest when pinned', () => {
+    const { calls, actions } = recorder();
+    const pinned = parseModels({
+      models: [
+        {
+          ...fixtures.halfPlusTwo,
+          policy: { specific: { versions: [2] } },
+          labels: { stable: 2, canary: 3 }
+        }
+      ]
+    });
+    render({ ...ready, models: pinned }, actions);
+    const hpt = card('half_plus_two');
+    expect(text(hpt.querySelector('.jp-TfServe-policy-line'))).toBe(
+      'policy specific:2 · requests without a version → v2'
+    );
+    const canary = hpt.querySelector('[data-label="canary"]') as HTMLElement;
+    expect(canary.classList).toContain('jp-TfServe-label-warning');
+    expect(text(canary)).toContain('canary → v3 (not available)');
+    expect(canary.title).toBe('v3 is not AVAILABLE: requests for label "canary" fail');
+    expect(hpt.querySelector('[data-label="stable"]')!.classList).not.toContain('jp-TfServe-label-warning');
+    act(() => button(hpt, 'Serve latest').click());
+    expect(calls).toEqual([['serveLatest', 'half_plus_two', '/models/half_plus_two']]);
+    render(ready, actions); // latest:1 pins nothing
+    expect(button(card('half_plus_two'), 'Serve latest')).toBeUndefined();
   });
 
   it('shows a failed model with its error code and message', () => {
@@ -213,6 +246,8 @@ describe('PanelView', () => {
     const submit = button(form, 'Load');
     expect(submit.disabled).toBe(true);
     act(() => type(name, 'mnist'));
+    expect(submit.disabled).toBe(false);
+    expect(submit.classList).toContain('jp-TfServe-primary'); // filled: it reads as pressable
     expect(basePath.placeholder).toBe('/models/mnist'); // where the server looks by default
     act(() => type(basePath, '/elsewhere/mnist'));
     act(() => type(form.querySelector('select')!, 'specific'));

@@ -8,6 +8,7 @@
  */
 import { expect, IJupyterLabPageFixture, test as base } from '@jupyterlab/galata';
 import type { APIResponse } from '@playwright/test';
+import * as fs from 'fs';
 import * as path from 'path';
 
 // Galata makes a working folder for each test with requests that carry no
@@ -41,6 +42,11 @@ async function api(
     data,
     headers: xsrf ? { 'X-XSRFToken': xsrf } : {}
   });
+}
+
+/** JupyterLab's notification toast that says `text` (an updated toast keeps the class of its first kind). */
+function toast(page: IJupyterLabPageFixture, text: string | RegExp) {
+  return page.locator('.Toastify__toast').filter({ hasText: text });
 }
 
 async function modelNames(page: IJupyterLabPageFixture): Promise<string[]> {
@@ -85,23 +91,53 @@ test('serve a model, see it in the panel, unload it from the panel', async ({ pa
   // A model that cannot load shows its error where the user looks.
   await panel.locator('.jp-TfServe-load summary').click();
   const form = panel.locator('.jp-TfServe-load form');
+  const loadButton = form.getByRole('button', { name: 'Load' });
+  await expect(loadButton).toBeDisabled();
   await form.getByLabel('Name').fill('broken');
   await form.getByLabel('Base path').fill(path.join(MODELS, 'broken'));
-  await form.getByRole('button', { name: 'Load' }).click();
+  await expect(loadButton).toBeEnabled();
+  await expect(loadButton).toHaveClass(/jp-TfServe-primary/); // filled: it reads as pressable
+  await loadButton.click();
   const broken = panel.locator('[data-model="broken"]');
   await expect(broken.locator('.jp-TfServe-model-header .jp-TfServe-badge')).toHaveText('ERROR');
+  await expect(toast(page, /broken did not load: version 1: /)).toBeVisible();
   await expect(broken.locator('.jp-TfServe-versions [role="alert"]')).toContainText('broken/1');
 
-  // Steer it: point a label at the serving version, copy a snippet; a rollback
-  // with no older version on disk is refused, and the panel says why, in the card.
+  // Its policy, and the version that answers requests naming none.
+  const policy = card.locator('.jp-TfServe-policy-line');
+  await expect(policy).toHaveText('policy latest:1 · requests without a version → v1');
+
+  // Steer it: point a label at the serving version (listed once), copy a snippet;
+  // a rollback with no older version on disk is refused, and the card says why.
   await card.getByLabel('New label for half_plus_two').fill('stable');
   await card.getByRole('button', { name: 'Set label' }).click();
-  await expect(card.locator('.jp-TfServe-labels')).toContainText('stable → v1');
-  await expect(card.locator('.jp-TfServe-versions li[data-version="1"]')).toContainText('stable');
+  await expect(card.locator('[data-label="stable"]')).toHaveText(/^stable → v1/);
+  await expect(card.locator('.jp-TfServe-versions')).not.toContainText('stable');
   await card.getByRole('button', { name: 'curl' }).click();
-  await expect(card.locator('.jp-TfServe-message-success')).toContainText('Copied a curl example');
+  await expect(toast(page, 'Copied a curl example for half_plus_two')).toBeVisible();
   await card.getByRole('button', { name: 'Roll back' }).click();
-  await expect(card.locator('.jp-TfServe-message-error')).not.toBeEmpty();
+  await expect(card.locator('.jp-TfServe-message-error')).toContainText('half_plus_two');
+
+  // Version 2 arrives on disk and replaces version 1 (latest:1); the label left on v1 is flagged.
+  fs.cpSync(path.join(MODELS, 'half_plus_two', '1'), path.join(MODELS, 'half_plus_two', '2'), {
+    recursive: true
+  });
+  await expect(policy).toHaveText('policy latest:1 · requests without a version → v2');
+  await expect(card.locator('[data-label="stable"]')).toHaveText(/stable → v1 \(not available\)/);
+
+  // A rollback: one toast that turns from "Rolling back…" into "Rolled back" once v1 serves,
+  // nothing left in the card; then "Serve latest" undoes the pin.
+  await card.locator('.jp-TfServe-message [aria-label="Dismiss"]').click();
+  await card.getByRole('button', { name: 'Roll back' }).click();
+  await expect(toast(page, 'Rolled half_plus_two back to version 1')).toBeVisible();
+  await expect(policy).toHaveText('policy specific:1 · requests without a version → v1');
+  await expect(card.getByRole('button', { name: 'Roll back' })).toBeEnabled();
+  await expect(card.locator('.jp-TfServe-message')).toHaveCount(0);
+  await expect(card.locator('[data-label="stable"]')).not.toContainText('not available');
+  await card.getByRole('button', { name: 'Serve latest' }).click();
+  await expect(toast(page, 'Serving half_plus_two version 2')).toBeVisible();
+  await expect(policy).toHaveText('policy latest:1 · requests without a version → v2');
+  await expect(card.getByRole('button', { name: 'Serve latest' })).toHaveCount(0);
 
   await panel.locator('.jp-TfServe-load summary').click(); // fold the form away for the picture
   await panel.screenshot({ path: path.join(ARTIFACTS, 'sidebar.png') });
@@ -112,8 +148,14 @@ test('serve a model, see it in the panel, unload it from the panel', async ({ pa
   // 3. Unload it from the panel (after confirming) and see it go.
   await card.getByRole('button', { name: 'Unload' }).click();
   await page.locator('.jp-Dialog').getByRole('button', { name: 'Unload' }).click();
+  await expect(toast(page, 'Unloaded half_plus_two')).toBeVisible();
   await expect(card).toHaveCount(0);
   expect(await modelNames(page)).not.toContain('half_plus_two');
+});
+
+test("the panel's tab icon is its own, not the table of contents' look-alike", async ({ page }) => {
+  const icon = (id: string) => page.locator(`.jp-SideBar [data-id="${id}"] svg`).first().innerHTML();
+  expect(await icon('jp-tfserve-panel')).not.toEqual(await icon('table-of-contents'));
 });
 
 test('the palette opens the panel', async ({ page }) => {
