@@ -45,7 +45,7 @@ def test_a_mistyped_subcommand_gets_one_line_with_the_command_meant(typed, meant
 
 def test_a_word_that_is_no_command_lists_the_commands():
     done = tfserve("frobnicate")
-    assert done.stderr == "tfserve: unknown command 'frobnicate' (commands: demo, deploy, sync, bench)\n"
+    assert done.stderr == "tfserve: unknown command 'frobnicate' (commands: demo, deploy, sync, bench, token)\n"
 
 
 def test_a_taken_rest_port_is_named_with_its_flag_and_owner(listener, tmp_path):

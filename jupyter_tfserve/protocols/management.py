@@ -339,6 +339,7 @@ class ManagementApi:
             "policy": policy,
             "labels": self.manager.labels(name),
             "source_error": self.manager.source_error(name),
+            "logging": self.server.request_log.status(name),
             "versions": versions,
         }
 

@@ -1,6 +1,6 @@
 /**
  * The jupyter-tfserve JupyterLab plugin: a "TF Serving" panel in the left
- * sidebar and two commands in the palette.
+ * sidebar, two commands in the palette, and a launcher card that opens the panel.
  */
 
 import {
@@ -9,6 +9,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { ILauncher } from '@jupyterlab/launcher';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { DEFAULT_TIMEOUT_MS, TfServeClient } from './api';
@@ -26,12 +27,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'See and steer the models served by jupyter-tfserve.',
   autoStart: true,
-  optional: [ICommandPalette, ILayoutRestorer, ISettingRegistry],
+  optional: [ICommandPalette, ILayoutRestorer, ISettingRegistry, ILauncher],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
-    settingRegistry: ISettingRegistry | null
+    settingRegistry: ISettingRegistry | null,
+    launcher: ILauncher | null
   ) => {
     const client = new TfServeClient({ serverSettings: app.serviceManager.serverSettings });
     const panel = new TfServePanel({ client });
@@ -39,7 +41,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer?.add(panel, PANEL_ID);
 
     app.commands.addCommand(CommandIDs.open, {
-      label: 'TF Serving: Open panel',
+      label: args => (args.isLauncher ? 'TF Serving' : 'TF Serving: Open panel'),
       caption: 'Show the served models',
       icon: tfserveIcon,
       execute: () => app.shell.activateById(panel.id)
@@ -58,6 +60,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     palette?.addItem({ command: CommandIDs.open, category: 'TF Serving' });
     palette?.addItem({ command: CommandIDs.reloadConfig, category: 'TF Serving' });
+    // Where new users look first: the launcher's "Other" section opens the panel.
+    launcher?.add({ command: CommandIDs.open, category: 'Other', rank: 50, args: { isLauncher: true } });
 
     if (settingRegistry) {
       settingRegistry

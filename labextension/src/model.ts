@@ -47,6 +47,8 @@ export interface IModelInfo {
   policy: string;
   /** Why the model's base path could not be read (missing directory, no versions). */
   sourceError: string;
+  /** The share of requests written to the model's request log (0: not logging). */
+  loggingRate: number;
   versions: IVersionInfo[];
 }
 
@@ -188,6 +190,7 @@ export function parseModel(value: unknown): IModelInfo {
     labels,
     policy: policyText(value.policy),
     sourceError: str(value.source_error),
+    loggingRate: isObject(value.logging) && value.logging.enabled === true ? (num(value.logging.sampling_rate) ?? 0) : 0,
     versions
   };
 }

@@ -377,6 +377,7 @@ const NO_MODEL: IModelInfo = {
   labels: {},
   policy: 'latest:1',
   sourceError: '',
+  loggingRate: 0,
   versions: []
 };
 

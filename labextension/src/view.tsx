@@ -393,6 +393,14 @@ export function Policy({ model }: { model: IModelInfo }): JSX.Element {
       <span title="The version that answers requests that name no version or label">
         {serving ? `requests without a version → v${serving.version}` : 'no version answers requests yet'}
       </span>
+      {model.loggingRate > 0 && (
+        <>
+          {' · '}
+          <span className={`${CLASS}-logging`} title="Sampled requests and their answers go to the model's request log">
+            logging {Number((model.loggingRate * 100).toPrecision(3))}% of requests
+          </span>
+        </>
+      )}
     </div>
   );
 }

@@ -31,6 +31,15 @@ describe('parseModels', () => {
     expect(sigs[0].outputs).toEqual([{ name: 'sum', dtype: 'DT_FLOAT', shape: null }]);
   });
 
+  it("reads whether a model logs its requests, and at what rate", () => {
+    const logging = { enabled: true, sampling_rate: 0.25, type: 'tfrecord', filename_prefix: '/logs/m' };
+    const [on] = parseModels({ models: [{ ...fixtures.loading, logging }] });
+    expect(on.loggingRate).toBe(0.25);
+    const [paused] = parseModels({ models: [{ ...fixtures.loading, logging: { ...logging, enabled: false } }] });
+    expect(paused.loggingRate).toBe(0);
+    expect(parseModels({ models: [fixtures.loading] })[0].loggingRate).toBe(0); // an older server says nothing
+  });
+
   it('accepts int64 version numbers sent as strings', () => {
     const model = { ...fixtures.loading, versions: [{ version: '12', state: 'AVAILABLE' }] };
     const [parsed] = parseModels({ models: [model] });

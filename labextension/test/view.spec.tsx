@@ -147,6 +147,16 @@ describe('PanelView', () => {
     ]);
   });
 
+  it('says when a model logs its requests, and at what rate', () => {
+    const logged = parseModels({
+      models: [{ ...fixtures.halfPlusTwo, logging: { enabled: true, sampling_rate: 0.1 } }]
+    });
+    render({ ...ready, models: logged });
+    expect(text(card('half_plus_two').querySelector('.jp-TfServe-policy-line'))).toBe(
+      'policy latest:1 · requests without a version → v2 · logging 10% of requests'
+    );
+  });
+
   it('warns about a label whose version does not answer, and offers to serve latest when pinned', () => {
     const { calls, actions } = recorder();
     const pinned = parseModels({

@@ -169,3 +169,14 @@ test('the palette opens the panel', async ({ page }) => {
   await items.filter({ hasText: 'TF Serving: Open panel' }).click();
   await expect(page.locator(PANEL)).toBeVisible();
 });
+
+test('the launcher has a card that opens the panel', async ({ page }) => {
+  await page.sidebar.close('left');
+  await expect(page.locator(PANEL)).toBeHidden();
+  await page.menu.clickMenuItem('File>New Launcher');
+  // Only the launcher in the current tab is visible (JupyterLab may have opened one at start too).
+  const card = page.locator('.jp-Launcher:visible .jp-LauncherCard').filter({ hasText: 'TF Serving' });
+  await expect(card).toHaveCount(1);
+  await card.click();
+  await expect(page.locator(PANEL)).toBeVisible();
+});
