@@ -76,6 +76,11 @@ def build_parser(prog: str = "tfserve") -> argparse.ArgumentParser:
     flag("enable_batching", False, "batch requests server-side")
     flag("batching_parameters_file", "", "BatchingParameters text proto")
     flag("enable_per_model_batching_parameters", False, "read batching_params.pbtxt from each SavedModel")
+    flag(
+        "max_request_tensor_bytes",
+        256 * 1024 * 1024,
+        "most bytes of input tensors one request may make the server allocate (not in TF Serving)",
+    )
     add("--version", action="version", version=f"tfserve {__version__}")
     return parser
 

@@ -40,6 +40,7 @@ from .core.manager import ModelManager
 from .core.metrics import ServingMetrics
 from .core.scheduling import mark_as_background_work
 from .core.status import invalid_argument
+from .core.tensors.budget import DEFAULT_MAX_REQUEST_TENSOR_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class ServerOptions:
     batching_parameters_file: str = ""
     enable_per_model_batching_parameters: bool = False
     num_inference_threads: int = 0
+    max_request_tensor_bytes: int = DEFAULT_MAX_REQUEST_TENSOR_BYTES
     extra: dict = field(default_factory=dict)
 
     def model_server_config(self) -> ModelServerConfig:
@@ -137,7 +139,12 @@ class ModelServer:
         )
         self.batcher = self._batcher() if self.options.enable_batching else None
         self.service = InferenceService(
-            self.manager, self.executor, batcher=self.batcher, metrics=self.metrics, max_concurrent_runs=threads
+            self.manager,
+            self.executor,
+            batcher=self.batcher,
+            metrics=self.metrics,
+            max_concurrent_runs=threads,
+            max_request_tensor_bytes=self.options.max_request_tensor_bytes,
         )
         self.monitoring = self.options.monitoring_config()
         self.started_at: float | None = None

@@ -33,6 +33,7 @@ from jupyter_tfserve.server import ModelServer, ServerOptions
 FRONT_KINDS = ("tornado", "asgi")
 SERVE = {"tornado": http_tornado.serve, "asgi": http_asgi.serve}
 SMALL_BODY_LIMIT = 16 * 1024
+TENSOR_LIMIT = 4 * 1024 * 1024  # max_request_tensor_bytes
 METRICS_PATH = "/monitoring/prometheus/metrics"
 TIMEOUT = 30
 
@@ -141,6 +142,7 @@ def server(model_store, tmp_path_factory):
         file_system_poll_wait_seconds=0,
         max_num_load_retries=0,
         monitoring_config_file=str(monitoring),
+        max_request_tensor_bytes=TENSOR_LIMIT,
     )
     model_server = ModelServer(options, config=config).start(timeout=120)
     yield model_server
@@ -322,6 +324,57 @@ def test_gzip_request_bodies(url):
     )
     assert broken.status == 400
     assert broken.error.startswith("Failed to decompress gzip request body")
+
+
+# ---------------------------------------------------------------------- hostile input
+def test_tensors_over_the_request_limit_are_refused_naming_the_shape(url):
+    floats = TENSOR_LIMIT // 4 + 1
+    reply = predict(url, "half_plus_two", '{"inputs": [' + "1," * (floats - 1) + "1]}")
+    assert reply.status == 429
+    assert reply.error.startswith(f"tensor of shape [{floats}] and type float needs {floats * 4} bytes")
+    assert reply.error.endswith(f"limit of {TENSOR_LIMIT} bytes (max_request_tensor_bytes)")
+    strings = TENSOR_LIMIT // 40 + 1
+    body = '{"instances": [' + '{"b64": "eA=="},' * (strings - 1) + '{"b64": "eA=="}]}'
+    reply = predict(url, "strings", body)
+    assert reply.status == 429 and f"shape [{strings}] and type string" in reply.error
+
+
+def test_a_version_of_thousands_of_digits_is_a_400(url):
+    """int() refuses more than 4300 digits: this was a 500 with a traceback in the log."""
+    for digits in ("9" * 5000, "1" * 100):
+        reply = call(url, "/v1/models/half_plus_two/versions/" + digits)
+        assert reply.status == 400
+        assert reply.error.startswith("Failed to convert version: " + digits[:100])
+        assert len(reply.error) < 1100
+    leading_zeros = call(url, "/v1/models/half_plus_two/versions/" + "0" * 5000 + "1")
+    assert leading_zeros.status == 200 and leading_zeros.json()["model_version_status"][0]["version"] == "1"
+
+
+def test_an_integer_of_thousands_of_digits_in_a_body_is_a_400(url):
+    reply = predict(url, "half_plus_two", '{"instances": [' + "7" * 5000 + "]}")
+    assert reply.status == 400
+    assert reply.error == "JSON Parse error: Number too big to be stored in double. at offset: 15"
+
+
+def test_an_error_quoting_a_huge_value_is_small(url):
+    """The issue's 60 KB body: its error quoted the value pretty-printed in full, 24.8 MB."""
+    nested = "[" * 200 + "1" + "]" * 200
+    body = '{"inputs": 1, "instances": [' + ",".join([nested] * 150) + "]}"
+    assert len(body) > 60_000
+    reply = predict(url, "half_plus_two", body)
+    assert reply.status == 400
+    assert reply.error.startswith('JSON Value: {\n    "inputs": 1,')
+    assert reply.error.endswith("keys to exist ") and len(reply.body) < 2048
+
+
+@pytest.mark.parametrize("depth", [300, 1000, 5000])
+def test_deep_nesting_is_a_400(url, depth):
+    """Past ~255 levels, quoting the value raised "Recursion limit reached": a 500."""
+    value = "[" * depth + '"s"' + "]" * depth
+    for body in ('{"inputs": 1, "instances": ' + value + "}", '{"instances": [' + value + ", 1]}"):
+        reply = predict(url, "half_plus_two", body)
+        assert reply.status == 400, reply.body[:200]
+        assert len(reply.body) < len(body) + 2048
 
 
 # ---------------------------------------------------------------------- status / metadata

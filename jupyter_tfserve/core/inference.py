@@ -90,13 +90,19 @@ class InferenceService:
         batcher=None,
         metrics=None,
         max_concurrent_runs: int = 4,
+        max_request_tensor_bytes: int = tensors.DEFAULT_MAX_REQUEST_TENSOR_BYTES,
     ):
         self.manager = manager
+        self.max_request_tensor_bytes = max_request_tensor_bytes
         self.executor = executor
         self.batcher = batcher
         self.metrics = metrics
         # Held for every unbatched model run, pooled or inline.
         self.run_slots = threading.BoundedSemaphore(max_concurrent_runs)
+
+    def tensor_budget(self) -> tensors.TensorBudget:
+        """A fresh budget for decoding one request's tensors (``max_request_tensor_bytes``)."""
+        return tensors.TensorBudget(self.max_request_tensor_bytes)
 
     # ------------------------------------------------------------------ resolution
     def resolve(self, spec: ModelSpec) -> Target:

@@ -210,7 +210,7 @@ class PredictionService:
     def _predict(self, request, context) -> predict_pb2.PredictResponse:
         service = self.service
         with service.resolve(model_spec(request)) as target:
-            inputs = decode_inputs(request.inputs)
+            inputs = decode_inputs(request.inputs, service.tensor_budget())
             outputs = _wait(service.predict(target, inputs, request.output_filter, inline=True), context)
         return predict_response(target, outputs)
 
@@ -280,9 +280,9 @@ class PredictionService:
         return response
 
 
-def decode_inputs(input_protos) -> dict:
-    """A Predict request's ``inputs`` map as numpy arrays (the codec, per tensor)."""
-    return {alias: tensors.tensor_proto_to_ndarray(t) for alias, t in input_protos.items()}
+def decode_inputs(input_protos, budget: tensors.TensorBudget | None = None) -> dict:
+    """A Predict request's ``inputs`` map as numpy arrays (the codec, per tensor, one budget)."""
+    return {alias: tensors.tensor_proto_to_ndarray(t, budget) for alias, t in input_protos.items()}
 
 
 def predict_response(target: Target, outputs: dict) -> predict_pb2.PredictResponse:

@@ -40,7 +40,7 @@ from ..core import tensors
 from ..core.inference import ModelSpec
 from ..core.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
 from ..core.servable import SignatureNotFound
-from ..core.status import Code, ServingError, from_exception, invalid_argument
+from ..core.status import Code, ServingError, clip, from_exception, invalid_argument
 from . import futures
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ _STATUS_RE = re.compile(
     re.IGNORECASE,
 )
 _INT64_MAX = 2**63 - 1
+_INT64_DIGITS = len(str(_INT64_MAX))
 _ORIGIN_RE = re.compile(r"https?://")
 
 _CORS_HEADERS = (
@@ -133,18 +134,26 @@ def parse_v1_path(method: str, path: str) -> _Route:
             action = "metadata" if match.group(4) == "metadata" else "status"
     # The verb matches case-insensitively but dispatches only when spelled in lower case.
     if match is None or action not in ("predict", "classify", "regress", "status", "metadata"):
-        raise invalid_argument(f"Malformed request: {method} {path}")
+        raise invalid_argument(f"Malformed request: {method} {clip(path)}")
     name = unquote(match.group(1) or "")
     version_text, label_text = match.group(2), match.group(3)
-    version = None
-    if version_text is not None:
-        version = int(version_text)
-        if version > _INT64_MAX:
-            raise invalid_argument(f"Failed to convert version: {version_text} to numeric.")
+    version = None if version_text is None else _version_number(version_text)
     label = unquote(label_text) if label_text is not None else None
     if not name:
         raise invalid_argument("Missing model name in request.")
     return _Route(action, name, version, label)
+
+
+def _version_number(text: str) -> int:
+    """A URL's version digits as an int64; TF Serving's 400 when they do not fit.
+
+    Leading zeros are allowed, and never reach ``int()``: it refuses (with a
+    ValueError, a 500) strings of more than 4300 digits.
+    """
+    digits = text.lstrip("0") or "0"
+    if len(digits) > _INT64_DIGITS or int(digits) > _INT64_MAX:
+        raise invalid_argument(f"Failed to convert version: {clip(text)} to numeric.")
+    return int(digits)
 
 
 class RestApp:
@@ -269,7 +278,10 @@ class RestApp:
         target = self._resolve(route, _signature_name(request))
         try:
             inputs, row_format = tensors.decode_predict_request(
-                request, target.signature, bool_free=tensors.bool_free(body)
+                request,
+                target.signature,
+                bool_free=tensors.bool_free(body),
+                budget=self.service.tensor_budget(),
             )
         except BaseException:
             target.release()
