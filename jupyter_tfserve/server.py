@@ -121,7 +121,6 @@ class ModelServer:
     def __init__(self, options: ServerOptions | None = None, *, config: ModelServerConfig | None = None):
         self.options = options or ServerOptions()
         self._initial_config = config
-        self.metrics = ServingMetrics()
         servable_lib.configure_tensorflow(
             self.options.tensorflow_intra_op_parallelism, self.options.tensorflow_inter_op_parallelism
         )
@@ -133,6 +132,7 @@ class ModelServer:
             allow_version_labels_for_unavailable_models=self.options.allow_version_labels_for_unavailable_models,
             on_load=self._on_load,
         )
+        self.metrics = ServingMetrics(is_served=self.manager.serves)
         threads = self.options.num_inference_threads or max(4, (os.cpu_count() or 1) * 2)
         self.executor = ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="tfserve-infer", initializer=mark_as_background_work

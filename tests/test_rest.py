@@ -26,6 +26,7 @@ import tornado.httpserver
 import tornado.web
 from tensorflow_serving.config import model_server_config_pb2
 
+from jupyter_tfserve.core.metrics import LATENCY_BUCKETS_US as LATENCY_BUCKETS
 from jupyter_tfserve.protocols import http_asgi, http_tornado
 from jupyter_tfserve.protocols.rest import RestApp
 from jupyter_tfserve.server import ModelServer, ServerOptions
@@ -605,7 +606,7 @@ def test_prometheus_metrics_count_rest_requests(url):
     assert before.headers["content-type"].startswith("text/plain")
     ok = dict(model_name="half_plus_two", status="OK")
     latency = dict(API="predict", entrypoint="REST", model_name="half_plus_two")
-    missing = dict(model_name="nope", status="NOT_FOUND")
+    missing = dict(model_name="", status="NOT_FOUND")  # every unknown name counts here
     predict(url, "half_plus_two", {"instances": [1.0]})
     predict(url, "nope", {"instances": [1.0]})
     call(url, "/v1/models/half_plus_two")
@@ -620,6 +621,22 @@ def test_prometheus_metrics_count_rest_requests(url):
     )
     status_api = dict(API="GetModelStatus", entrypoint="REST", model_name="half_plus_two")
     assert metric(after, histogram, **status_api) >= 1
+
+
+def test_unknown_model_names_add_no_metric_series(url):
+    """Each made-up name was a new request_count and request_latency series, without limit."""
+    series_before = call(url, METRICS_PATH).body.decode().count("\n")
+    count = ":tensorflow:serving:request_count"
+    missing = dict(model_name="", status="NOT_FOUND")
+    before = metric(call(url, METRICS_PATH).body.decode(), count, **missing)
+    for index in range(40):
+        assert predict(url, f"made-up-{index}", {"instances": [1.0]}).status == 404
+        assert call(url, f"/v1/models/made-up-{index}/metadata").status == 404
+    after = call(url, METRICS_PATH).body.decode()
+    assert "made-up" not in after
+    assert metric(after, count, **missing) == before + 80
+    # At most the unknown-model series themselves are new (one latency histogram per API).
+    assert after.count("\n") - series_before <= 2 * (len(LATENCY_BUCKETS) + 4)
 
 
 def test_management_lists_models(url):

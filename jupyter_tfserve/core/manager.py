@@ -459,6 +459,12 @@ class ModelManager:
         with self._cond:
             return sorted(n for n, m in self._models.items() if not m.removed)
 
+    def serves(self, name: str) -> bool:
+        """Whether ``name`` is a model of the current config (whatever its versions' states)."""
+        with self._cond:
+            model = self._models.get(name)
+            return model is not None and not model.removed
+
     def model_config(self, name: str) -> ModelConfig:
         with self._cond:
             return _copy(self._live_model(name).config)
