@@ -33,7 +33,7 @@ from __future__ import annotations
 from .budget import DEFAULT_MAX_REQUEST_TENSOR_BYTES, TensorBudget
 from .dtypes import datatype_name, datatype_of, numpy_dtype
 from .examples import decode_examples, input_to_serialized_examples
-from .json_decode import decode_predict_request
+from .json_decode import ExactPathNeeded, decode_predict_request
 from .json_encode import (
     dumps,
     encode_classify_response,
@@ -45,6 +45,7 @@ from .proto import ndarray_to_tensor_proto, tensor_proto_to_ndarray
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_TENSOR_BYTES",
+    "ExactPathNeeded",
     "TensorBudget",
     "bool_free",
     "datatype_name",

@@ -352,19 +352,23 @@ _NUMERIC_LIMITS = {
 }
 
 
-def _fast_tensor(value, datatype: int, bool_free: bool = False) -> np.ndarray | None:
+def _fast_tensor(
+    value, datatype: int, bool_free: bool = False, exact: bool = True
+) -> np.ndarray | None:
     """Vectorised conversion of well-formed numeric input; None means "take the exact path".
 
     ``bool_free`` says the document holds no JSON ``true``/``false``. numpy then
     tells numbers from everything else by itself (strings, nulls and ragged
     lists give another dtype or an error), so the per-element type check,
-    the costliest step for a row of floats, is skipped.
+    the costliest step for a row of floats, is skipped. Strings always take
+    the per-value path: without ``exact``, that raises :class:`ExactPathNeeded`.
     """
     if bool_free and datatype in _NUMERIC_LIMITS:
         arr = _numbers_only(value, datatype)
         if arr is not None:
             return arr
     if datatype == _T.DT_STRING:
+        _exact_path(exact)
         try:
             values, shape = _fill_tensor(value, datatype)
         except ServingError:
@@ -421,14 +425,33 @@ def _numbers_only(value, datatype: int) -> np.ndarray | None:
     return arr.astype(numpy_dtype(datatype))
 
 
+class ExactPathNeeded(Exception):
+    """Only the per-value path can decode this request, and the caller said not to take it.
+
+    That path costs about a microsecond per value (it words every error), so an
+    event loop decodes a mid-sized body with ``exact=False`` and moves to a
+    worker thread on this exception instead of holding the loop.
+    """
+
+
+def _exact_path(exact: bool) -> None:
+    if not exact:
+        raise ExactPathNeeded
+
+
 def _to_tensor(
-    value, datatype: int, bool_free: bool = False, budget: TensorBudget | None = None
+    value,
+    datatype: int,
+    bool_free: bool = False,
+    budget: TensorBudget | None = None,
+    exact: bool = True,
 ) -> np.ndarray:
     shape = tuple(_dense_shape(value))
     charge(budget, shape, datatype)
-    arr = _fast_tensor(value, datatype, bool_free)
+    arr = _fast_tensor(value, datatype, bool_free, exact)
     if arr is not None and arr.shape == shape:
         return arr
+    _exact_path(exact)
     values, shape = _fill_tensor(value, datatype)
     return _build_array(values, shape, datatype)
 
@@ -520,7 +543,7 @@ def _charge_instances(instances: list, inputs: dict, budget: TensorBudget | None
 
 
 def _instances(
-    instances: list, inputs: dict, bool_free: bool, budget: TensorBudget | None
+    instances: list, inputs: dict, bool_free: bool, budget: TensorBudget | None, exact: bool
 ) -> dict[str, np.ndarray]:
     _charge_instances(instances, inputs, budget)
     first = instances[0]
@@ -531,16 +554,17 @@ def _instances(
             result = {}
             for name in names:
                 column = [r[name] for r in instances]
-                arr = _fast_tensor(column, inputs[name].dtype, bool_free)
+                arr = _fast_tensor(column, inputs[name].dtype, bool_free, exact)
                 if arr is None or arr.shape != tuple(_dense_shape(column)):
                     break
                 result[name] = arr
             else:
                 return result
     elif len(names) == 1:
-        arr = _fast_tensor(instances, inputs[names[0]].dtype, bool_free)
+        arr = _fast_tensor(instances, inputs[names[0]].dtype, bool_free, exact)
         if arr is not None and arr.shape == tuple(_dense_shape(instances)):
             return {names[0]: arr}
+    _exact_path(exact)
     return _instances_exact(instances, inputs)
 
 
@@ -550,6 +574,7 @@ def decode_predict_request(
     *,
     bool_free: bool = False,
     budget: TensorBudget | None = None,
+    exact: bool = True,
 ) -> tuple[dict[str, np.ndarray], bool]:
     """Tensors of a REST predict body, by input alias, and whether it used the row format.
 
@@ -562,6 +587,8 @@ def decode_predict_request(
     (a bare value for a single input, or an object keyed by alias).
 
     A request's *budget* is charged for each tensor before it is built.
+    With ``exact=False``, a request that only the per-value path can decode
+    (strings, mixed or malformed values) raises :class:`ExactPathNeeded`.
     """
     if type(request) is not dict:
         raise _format_error(request, "Is not object")
@@ -583,7 +610,7 @@ def decode_predict_request(
             raise _format_error(request, "Excepting 'instances' to be an list/array")
         if not instances:
             raise _format_error(request, "No values in 'instances' array")
-        return _instances(instances, inputs, bool_free, budget), True
+        return _instances(instances, inputs, bool_free, budget, exact), True
     if has_inputs:
         value = request["inputs"]
         names = sorted(inputs)
@@ -593,12 +620,12 @@ def decode_predict_request(
                     "inputs is a plain value/list, but expecting an object as multiple input "
                     "tensors required as per tensorinfo_map"
                 )
-            tensor = _to_tensor(value, inputs[names[0]].dtype, bool_free, budget)
+            tensor = _to_tensor(value, inputs[names[0]].dtype, bool_free, budget, exact)
             return {names[0]: tensor}, False
         result = {}
         for name in names:
             if name not in value:
                 raise invalid_argument(f"Missing named input: {name} in 'inputs' object.")
-            result[name] = _to_tensor(value[name], inputs[name].dtype, bool_free, budget)
+            result[name] = _to_tensor(value[name], inputs[name].dtype, bool_free, budget, exact)
         return result, False
     raise invalid_argument("Missing 'inputs' or 'instances' key")
