@@ -81,6 +81,11 @@ def build_parser(prog: str = "tfserve") -> argparse.ArgumentParser:
         256 * 1024 * 1024,
         "most bytes of input tensors one request may make the server allocate (not in TF Serving)",
     )
+    flag(
+        "max_requests_in_flight",
+        256,
+        "requests handled at once per port; more are refused at once (not in TF Serving)",
+    )
     add("--version", action="version", version=f"tfserve {__version__}")
     return parser
 

@@ -82,6 +82,7 @@ class ServerOptions:
     enable_per_model_batching_parameters: bool = False
     num_inference_threads: int = 0
     max_request_tensor_bytes: int = DEFAULT_MAX_REQUEST_TENSOR_BYTES
+    max_requests_in_flight: int = 256
     extra: dict = field(default_factory=dict)
 
     def model_server_config(self) -> ModelServerConfig:

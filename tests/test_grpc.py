@@ -28,6 +28,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 from tensorflow_serving.config import model_server_config_pb2
+from waiting import wait_until
 
 from jupyter_tfserve.core.manager import State
 from jupyter_tfserve.core.status import ServingError
@@ -786,6 +787,37 @@ def test_a_batched_call_whose_client_gives_up_leaves_its_batch(tmp_path, model_r
             answered = prediction.Predict(predict_request(x=[[4.0]]), timeout=TIMEOUT)
             assert list(answered.outputs["y"].float_val) == [4.0]
         assert sum(series["sum"] for series in batch_runs(server)) == 1  # the abandoned call's three rows never ran
+    finally:
+        server.stop()
+
+
+def test_calls_past_max_requests_in_flight_are_refused_at_once(tmp_path, model_repo):
+    """With --grpc_max_threads=0 nothing bounded the calls queued for a handler."""
+    base = model_repo("half_plus_two", "hpt")
+    parameters = tmp_path / "batching.config"
+    parameters.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 2000000 }\n")
+    server = start_server(
+        model_config(hpt=base),
+        enable_batching=True,
+        batching_parameters_file=str(parameters),
+        max_requests_in_flight=2,
+    )
+
+    def queued_rows() -> int:
+        signatures = server.batcher.stats("hpt")["signatures"]
+        return signatures["serving_default"]["queued_rows"] if signatures else 0
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            prediction = stubs(channel)[0]
+            waiting = [prediction.Predict.future(predict_request(x=[[1.0]]), timeout=TIMEOUT) for _ in range(2)]
+            assert wait_until(lambda: queued_rows() == 2, TIMEOUT)
+            refused = rpc_error(prediction.Predict, predict_request(x=[[3.0]]))
+            assert (refused.code(), refused.details()) == (
+                StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
+            )
+            assert [list(call.result().outputs["y"].float_val) for call in waiting] == [[2.5], [2.5]]
+            assert prediction.Predict(predict_request(x=[[4.0]]), timeout=TIMEOUT).outputs["y"].float_val == [4.0]
     finally:
         server.stop()
 

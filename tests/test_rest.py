@@ -25,6 +25,7 @@ import savedmodels
 import tornado.httpserver
 import tornado.web
 from tensorflow_serving.config import model_server_config_pb2
+from waiting import wait_until
 
 from jupyter_tfserve.core.metrics import LATENCY_BUCKETS_US as LATENCY_BUCKETS
 from jupyter_tfserve.protocols import http_asgi, http_tornado
@@ -95,15 +96,6 @@ def metric(text: str, name: str, **labels) -> float:
         if line.startswith(prefix):
             return float(line[len(prefix) :])
     return 0.0
-
-
-def wait_until(predicate, timeout: float = TIMEOUT, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def port_refuses(port: int) -> bool:
@@ -344,6 +336,80 @@ def test_mid_sized_bodies_leave_the_loop_when_only_the_per_value_path_decodes_th
     calls.clear()
     assert predict(url, "half_plus_two", {"instances": ["x"]}).status == 400  # small: on the loop
     assert calls == [("loop", True)]
+
+
+def test_requests_past_the_in_flight_bound_are_refused_at_once(server, io_loop, kind):
+    """Nothing bounded work in flight: every request was taken and queued, however many."""
+    app = RestApp(server, max_requests_in_flight=2)
+    front = io_loop.run(SERVE[kind](app, "127.0.0.1", 0, server.options))
+    base = f"http://127.0.0.1:{front.port}"
+    held = []
+    try:
+        for _ in range(2):  # two requests whose bodies never come: in flight until they close
+            sock = socket.create_connection(("127.0.0.1", front.port), timeout=TIMEOUT)
+            sock.sendall(
+                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: 100\r\n\r\n"
+            )
+            held.append(sock)
+        assert wait_until(lambda: predict(base, "half_plus_two", {"instances": [1.0]}).status == 503)
+        refused = predict(base, "half_plus_two", {"instances": [1.0]})
+        assert refused.status == 503 and refused.headers["connection"] == "close"
+        assert refused.error == (
+            "Too many requests in flight on this port (max_requests_in_flight=2); try again later"
+        )
+        assert call(base, "/v1/models/half_plus_two").status == 503  # every route counts
+        held.pop().close()
+        assert wait_until(lambda: predict(base, "half_plus_two", {"instances": [1.0]}).status == 200)
+    finally:
+        for sock in held:
+            sock.close()
+        io_loop.run(front.stop(5))
+
+
+@pytest.fixture(scope="module")
+def batched(model_store, tmp_path_factory):
+    """half_plus_two behind --enable_batching with a 2 s batch timeout: requests wait in their batch."""
+    root = tmp_path_factory.mktemp("batched_models")
+    shutil.copytree(model_store["half_plus_two"], root / "half_plus_two" / "1")
+    parameters = root / "batching.config"
+    parameters.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 2000000 }\n")
+    options = ServerOptions(
+        port=0,
+        rest_api_port=0,
+        model_name="half_plus_two",
+        model_base_path=str(root / "half_plus_two"),
+        file_system_poll_wait_seconds=0,
+        enable_batching=True,
+        batching_parameters_file=str(parameters),
+    )
+    model_server = ModelServer(options).start(timeout=120)
+    yield model_server
+    model_server.stop()
+
+
+def test_a_client_that_disconnects_leaves_its_queued_work(batched, io_loop, kind):
+    """Its request stayed queued and ran for nobody: here, its rows never reach the model."""
+    front = io_loop.run(SERVE[kind](batched.rest, "127.0.0.1", 0, batched.options))
+
+    def batching(key: str) -> int:
+        signatures = batched.batcher.stats("half_plus_two")["signatures"]
+        return signatures["serving_default"][key] if signatures else 0
+
+    try:
+        rows_before = batching("rows")
+        body = b'{"instances": [[1.0], [2.0], [3.0]]}'
+        with socket.create_connection(("127.0.0.1", front.port), timeout=TIMEOUT) as gone:
+            gone.sendall(
+                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            assert wait_until(lambda: batching("queued_rows") == 3)
+        answered = predict(f"http://127.0.0.1:{front.port}", "half_plus_two", {"instances": [[4.0]]})
+        assert answered.json() == {"predictions": [[4.0]]}
+        assert batching("rows") - rows_before == 1  # the three rows of the closed request never ran
+    finally:
+        io_loop.run(front.stop(5))
 
 
 def test_gzip_request_bodies(url):
@@ -797,6 +863,7 @@ class GatedApp:
     def __init__(self, app: RestApp):
         self.app = app
         self.max_body_bytes = app.max_body_bytes
+        self.max_requests_in_flight = app.max_requests_in_flight
         self.body_too_large = app.body_too_large
         self.entered = threading.Event()
         self.gate = asyncio.Event()

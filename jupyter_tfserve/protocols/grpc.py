@@ -465,7 +465,10 @@ async def serve(model_server, options) -> Front:
         ssl_config = await loop.run_in_executor(None, parse_text_file, options.ssl_config_file, SSLConfig)
         credentials = server_credentials(ssl_config)
     # --grpc_max_threads is the handler pool and the bound on concurrent calls: calls past it
-    # are refused with RESOURCE_EXHAUSTED rather than queued behind a busy pool.
+    # are refused with RESOURCE_EXHAUSTED rather than queued behind a busy pool. Without it,
+    # --max_requests_in_flight bounds the calls admitted (running or queued for a handler).
+    # gRPC refuses them from its poller thread, with RESOURCE_EXHAUSTED: the sync server
+    # gives no way to answer UNAVAILABLE without first queueing the call for a handler.
     threads = options.grpc_max_threads or (DEFAULT_THREADS_BATCHING if options.enable_batching else DEFAULT_THREADS)
     # Handlers run models, so like the inference threads they yield to the threads that move
     # bytes (gRPC's poller, the REST loop) instead of preempting them: +6% calls/s at C=32.
@@ -475,7 +478,7 @@ async def serve(model_server, options) -> Front:
     server = grpc.server(
         pool,
         options=server_options(options),
-        maximum_concurrent_rpcs=options.grpc_max_threads or None,
+        maximum_concurrent_rpcs=options.grpc_max_threads or options.max_requests_in_flight,
     )
     server.add_generic_rpc_handlers(
         [generic_handler(service, model_server) for service in (PredictionService(model_server), ModelService(model_server))]

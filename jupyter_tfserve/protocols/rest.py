@@ -40,7 +40,14 @@ from ..core import tensors
 from ..core.inference import ModelSpec
 from ..core.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
 from ..core.servable import SignatureNotFound
-from ..core.status import Code, ServingError, clip, from_exception, invalid_argument
+from ..core.status import (
+    Code,
+    ServingError,
+    clip,
+    from_exception,
+    invalid_argument,
+    unavailable,
+)
 from . import futures
 
 log = logging.getLogger(__name__)
@@ -113,6 +120,64 @@ def error_response(error: ServingError) -> Response:
     return json_response({"error": error.message}, error.http_status)
 
 
+# The cancel message of a request whose client disconnected before its answer.
+CLIENT_GONE = "tfserve: client disconnected"
+
+
+async def unless_client_gone(awaitable):
+    """``await awaitable``, or None once its front cancelled it with :data:`CLIENT_GONE`.
+
+    A front that sees its client go cancels the request's task: the inference
+    (or decode) future it awaits is cancelled with it, so work still queued on
+    the executor or in a batch is dropped instead of run for nobody.
+    """
+    try:
+        return await awaitable
+    except asyncio.CancelledError as exc:
+        if exc.args != (CLIENT_GONE,):
+            raise
+        task = asyncio.current_task()
+        if hasattr(task, "uncancel"):  # Python 3.11+: the cancel was consumed here
+            task.uncancel()
+        return None
+
+
+class InFlight:
+    """The requests one port is handling, bounded: past ``limit`` a request is refused at once.
+
+    Queued work is what makes an overloaded server slow for everyone, so a
+    port takes at most ``max_requests_in_flight`` requests at a time and
+    answers the rest with an immediate 503, before reading their bodies.
+    A front counts on its one event loop, so no lock is needed.
+    """
+
+    __slots__ = ("limit", "count")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.count = 0
+
+    def enter(self) -> bool:
+        """Admit one more request, or say no (the caller answers :meth:`refusal`)."""
+        if self.count >= self.limit:
+            return False
+        self.count += 1
+        return True
+
+    def leave(self) -> None:
+        self.count -= 1
+
+    def refusal(self) -> Response:
+        """The 503 for a request over the bound; its body was not read, so the connection closes."""
+        error = unavailable(
+            f"Too many requests in flight on this port (max_requests_in_flight={self.limit}); "
+            "try again later"
+        )
+        response = error_response(error)
+        response.headers.append(("Connection", "close"))
+        return response
+
+
 class _Route:
     """A parsed ``/v1/`` path."""
 
@@ -164,12 +229,20 @@ def _version_number(text: str) -> int:
 class RestApp:
     """TF Serving's REST API (plus our management API and the Prometheus page) for one ModelServer.
 
-    ``cors`` and ``max_body_bytes`` default to the server's options; they are
-    parameters so that one server can be exposed through differently
-    configured fronts (tests, a CORS-enabled port next to a private one).
+    ``cors``, ``max_body_bytes`` and ``max_requests_in_flight`` default to the
+    server's options; they are parameters so that one server can be exposed
+    through differently configured fronts (tests, a CORS-enabled port next to
+    a private one).
     """
 
-    def __init__(self, server, *, cors: bool | None = None, max_body_bytes: int | None = None):
+    def __init__(
+        self,
+        server,
+        *,
+        cors: bool | None = None,
+        max_body_bytes: int | None = None,
+        max_requests_in_flight: int | None = None,
+    ):
         from .management import ManagementApi
 
         self.server = server
@@ -180,6 +253,11 @@ class RestApp:
         self.cors = options.rest_api_enable_cors_support if cors is None else cors
         self.max_body_bytes = (
             options.rest_api_max_body_bytes if max_body_bytes is None else max_body_bytes
+        )
+        self.max_requests_in_flight = (
+            options.max_requests_in_flight
+            if max_requests_in_flight is None
+            else max_requests_in_flight
         )
         timeout_ms = options.rest_api_timeout_in_ms
         self.timeout = timeout_ms / 1000.0 if timeout_ms and timeout_ms > 0 else None
@@ -251,6 +329,10 @@ class RestApp:
             log.exception("REST %s %s failed", method, path)
             error = from_exception(exc)
             response, status = error_response(error), error.code.name
+        except asyncio.CancelledError:
+            status = Code.CANCELLED.name  # the client left (or the front stopped)
+            self.metrics.observe_request(model, api, "REST", status, time.perf_counter() - started)
+            raise
         self.metrics.observe_request(model, api, "REST", status, time.perf_counter() - started)
         if self.cors:
             response.headers.extend(_CORS_HEADERS)
