@@ -249,6 +249,8 @@ def _proto(dtype, shape, **fields):
         ),
         (_proto(DT.DT_RESOURCE, [1]), "unsupported dtype DT_RESOURCE"),
         (_proto(DT.DT_FLOAT, [-1]), "invalid tensor shape [-1]"),
+        # Empty, but numpy cannot size it: was a ValueError (found by test_tensor_properties).
+        (_proto(DT.DT_FLOAT, [0, 1 << 61]), "invalid tensor shape [0,2305843009213693952]"),
         (_proto(DT.DT_COMPLEX64, [1], scomplex_val=[1.0]), "real/imaginary pairs"),
     ],
 )

@@ -90,7 +90,10 @@ def tensor_proto_to_ndarray(
     count = math.prod(shape)
     if count == 0:
         # Nothing to read: values, if any, are ignored like the runtime does.
-        return np.empty(shape, dtype=dtype)
+        try:
+            return np.empty(shape, dtype=dtype)
+        except ValueError:  # numpy refuses an empty shape whose other dims overflow its sizes
+            raise _proto_error(f"invalid tensor shape {_shape_string(shape)}") from None
 
     if datatype == _T.DT_STRING:
         if proto.tensor_content:
