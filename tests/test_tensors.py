@@ -1130,3 +1130,11 @@ def test_integers_up_to_64_bits_stay_integers():
     parsed = T.parse_json(b"[18446744073709551615, -9223372036854775808]")
     assert parsed == [2**64 - 1, -(2**63)] and all(type(v) is int for v in parsed)
     assert T.parse_json(b"[" + b"7" * 21 + b"]") == [7.777777777777778e20]
+
+
+def test_a_huge_feature_name_is_clipped_in_errors():
+    name = "f" * 100_000
+    err = error_of(T.decode_examples, {"examples": [{name: [1, "a"]}]})
+    assert err.code == Code.INVALID_ARGUMENT
+    assert err.message.startswith("Unexpected element type in feature: fff")
+    assert err.message.endswith("... expecting type: int64") and len(err.message) < 1100
