@@ -37,7 +37,7 @@ import logging
 import socket
 import time
 
-from .rest import CLIENT_GONE, InFlight, RestApp, json_response, unless_client_gone
+from .rest import CLIENT_GONE, AdmissionLimit, RestApp, json_response, unless_client_gone
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class AsgiApp:
     def __init__(self, rest_app: RestApp, max_body_bytes: int | None = None):
         self.rest_app = rest_app
         self.max_body_bytes = rest_app.max_body_bytes if max_body_bytes is None else max_body_bytes
-        self.in_flight = InFlight(rest_app.max_requests_in_flight)
+        self.admission = AdmissionLimit(rest_app.max_requests_in_flight)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -65,14 +65,14 @@ class AsgiApp:
                     await send({"type": "lifespan.startup.complete"})
                 await send({"type": "lifespan.shutdown.complete"})
             return
-        in_flight = self.in_flight
-        if not in_flight.enter():
-            await _send(send, in_flight.refusal())
+        admission = self.admission
+        if not admission.enter():
+            await _send(send, admission.refusal())
             return
         try:
             await self._http(scope, receive, send)
         finally:
-            in_flight.leave()
+            admission.leave()
 
     async def _http(self, scope, receive, send) -> None:
         headers: dict[str, str] = {}

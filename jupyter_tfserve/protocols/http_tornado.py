@@ -29,7 +29,7 @@ import tornado.netutil
 import tornado.web
 
 from .http_asgi import BODY_TIMEOUT_SECONDS, KEEP_ALIVE_SECONDS
-from .rest import CLIENT_GONE, InFlight, RestApp, unless_client_gone
+from .rest import CLIENT_GONE, AdmissionLimit, RestApp, unless_client_gone
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def rest_handlers(
     """
     prefix = prefix.rstrip("/")
     limit = rest_app.max_body_bytes if max_body_bytes is None else max_body_bytes
-    admitted = InFlight(rest_app.max_requests_in_flight)
+    admitted = AdmissionLimit(rest_app.max_requests_in_flight)
 
     @tornado.web.stream_request_body
     class TFServeRestHandler(handler_base):

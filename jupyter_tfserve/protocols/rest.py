@@ -142,7 +142,7 @@ async def unless_client_gone(awaitable):
         return None
 
 
-class InFlight:
+class AdmissionLimit:
     """The requests one port is handling, bounded: past ``limit`` a request is refused at once.
 
     Queued work is what makes an overloaded server slow for everyone, so a
