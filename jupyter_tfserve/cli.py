@@ -120,6 +120,16 @@ def build_parser(prog: str = "tfserve", only: tuple[str, ...] | None = None) -> 
         False,
         "serve a version folder's model.tflite (platform tflite) instead of its SavedModel where it has one",
     )
+    flag(
+        "max_request_tensor_bytes",
+        256 * 1024 * 1024,
+        "most bytes of input tensors one request may make the server allocate (not in TF Serving)",
+    )
+    flag(
+        "max_requests_in_flight",
+        256,
+        "requests handled at once per port; more are refused at once (not in TF Serving)",
+    )
     add("--version", action="version", version=f"tfserve {__version__}")
     return parser
 

@@ -46,6 +46,7 @@ from .core.metrics import ServingMetrics
 from .core.request_log import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILE_SECONDS, RequestLogger
 from .core.scheduling import mark_as_background_work
 from .core.status import invalid_argument
+from .core.tensors.budget import DEFAULT_MAX_REQUEST_TENSOR_BYTES
 from .paths import default_models_root
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ class ServerOptions:
     request_log_max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     request_log_max_file_seconds: int = int(DEFAULT_MAX_FILE_SECONDS)
     prefer_tflite_model: bool = False
+    max_request_tensor_bytes: int = DEFAULT_MAX_REQUEST_TENSOR_BYTES
+    max_requests_in_flight: int = 256
     extra: dict = field(default_factory=dict)
 
     def model_server_config(self) -> ModelServerConfig:
@@ -192,13 +195,6 @@ class ModelServer:
         self.options = options or ServerOptions()
         self.host = host or HostSettings()
         self._initial_config = config
-        self.metrics = ServingMetrics()
-        self.request_log = RequestLogger(
-            self.metrics,
-            saved_model_tags=tuple(t for t in self.options.saved_model_tags.split(",") if t),
-            max_file_bytes=self.options.request_log_max_file_bytes,
-            max_file_seconds=self.options.request_log_max_file_seconds,
-        )
         from .core.platforms.tensorflow import configure_tensorflow
 
         configure_tensorflow(self.options.tensorflow_intra_op_parallelism, self.options.tensorflow_inter_op_parallelism)
@@ -210,7 +206,15 @@ class ModelServer:
             allow_version_labels_for_unavailable_models=self.options.allow_version_labels_for_unavailable_models,
             on_load=self._on_load,
             version_source=lambda name, base_path: self.admin.versions_of(name, base_path),
-            on_config=self.request_log.configure,
+            on_config=lambda config: self.request_log.configure(config),
+        )
+        # Metric series are bounded: names the manager does not serve count under one label value.
+        self.metrics = ServingMetrics(is_served=self.manager.serves)
+        self.request_log = RequestLogger(
+            self.metrics,
+            saved_model_tags=tuple(t for t in self.options.saved_model_tags.split(",") if t),
+            max_file_bytes=self.options.request_log_max_file_bytes,
+            max_file_seconds=self.options.request_log_max_file_seconds,
         )
         threads = self.options.num_inference_threads or max(4, (os.cpu_count() or 1) * 2)
         self.executor = ThreadPoolExecutor(
@@ -232,6 +236,7 @@ class ModelServer:
             max_concurrent_runs=threads,
             check_signature_method_name=self.options.enable_signature_method_name_check,
             request_log=self.request_log,
+            max_request_tensor_bytes=self.options.max_request_tensor_bytes,
         )
         self.monitoring = self.options.monitoring_config()
         self.started_at: float | None = None

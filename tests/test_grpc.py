@@ -28,6 +28,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 from tensorflow_serving.config import model_server_config_pb2
+from waiting import wait_until
 
 from jupyter_tfserve.core.manager import State
 from jupyter_tfserve.core.status import ServingError
@@ -36,6 +37,7 @@ from jupyter_tfserve.server import ModelServer, ServerOptions
 
 StatusCode = grpc.StatusCode
 TIMEOUT = 30.0
+TENSOR_LIMIT = 8 * 1024 * 1024  # the shared server's max_request_tensor_bytes
 
 
 # ---------------------------------------------------------------------- helpers
@@ -116,7 +118,12 @@ def served(tmp_path_factory, model_store):
         strings=copy_versions(model_store["strings"], root / "strings", (1,)),
     )
     socket_path = str(tmp_path_factory.mktemp("sock") / "grpc.sock")
-    server = start_server(config, grpc_socket_path=socket_path, enable_grpc_healthcheck_service=True)
+    server = start_server(
+        config,
+        grpc_socket_path=socket_path,
+        enable_grpc_healthcheck_service=True,
+        max_request_tensor_bytes=TENSOR_LIMIT,
+    )
     channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
     yield server, channel, socket_path
     channel.close()
@@ -434,6 +441,45 @@ def test_long_messages_are_truncated_like_tf_serving(prediction):
     assert (error.code(), error.details()) == (StatusCode.FAILED_PRECONDITION, expected)
 
 
+def _filled_request(model: str, alias: str, dtype, shape, **values) -> predict_pb2.PredictRequest:
+    """A Predict whose TensorProto declares ``shape`` but carries a value or two, as a hostile client sends."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    tensor = request.inputs[alias]
+    tensor.dtype = dtype
+    for size in shape:
+        tensor.tensor_shape.dim.add(size=size)
+    for field, value in values.items():
+        getattr(tensor, field).extend(value)
+    return request
+
+
+@pytest.mark.parametrize(
+    "model, alias, dtype, shape, values",
+    [
+        # The issue's 41-byte request took the server to a 5.1 GB peak; [2^40] was INTERNAL.
+        ("hpt", "x", tf.float32.as_datatype_enum, (100_000_000, 1), {"float_val": [1.0]}),
+        ("hpt", "x", tf.float32.as_datatype_enum, (1 << 40, 1), {"float_val": [1.0]}),
+        ("hpt", "x", tf.float32.as_datatype_enum, (TENSOR_LIMIT // 4 + 1, 1), {}),
+        ("strings", "text", tf.string.as_datatype_enum, (10_000_000_000,), {"string_val": [b"abc"]}),
+    ],
+)
+def test_a_small_request_declaring_a_huge_tensor_is_refused_before_allocating(
+    prediction, model, alias, dtype, shape, values
+):
+    request = _filled_request(model, alias, dtype, shape, **values)
+    assert request.ByteSize() < 64
+    error = rpc_error(prediction.Predict, request)
+    assert error.code() == StatusCode.RESOURCE_EXHAUSTED
+    assert f"tensor of shape [{','.join(map(str, shape))}]" in error.details()
+    assert error.details().endswith(f"limit of {TENSOR_LIMIT} bytes (max_request_tensor_bytes)")
+
+
+def test_a_filled_tensor_within_the_limit_is_served(prediction):
+    request = _filled_request("hpt", "x", tf.float32.as_datatype_enum, (1000, 1), float_val=[2.0])
+    assert prediction.Predict(request, timeout=TIMEOUT).outputs["y"].float_val == [3.0] * 1000
+
+
 def test_unparsable_request_is_refused_and_the_server_keeps_serving(served, prediction):
     raw_predict = served[1].unary_unary(
         "/tensorflow.serving.PredictionService/Predict",
@@ -700,6 +746,37 @@ def test_a_batched_call_whose_client_gives_up_leaves_its_batch(tmp_path, model_r
             answered = prediction.Predict(predict_request(x=[[4.0]]), timeout=TIMEOUT)
             assert list(answered.outputs["y"].float_val) == [4.0]
         assert sum(series["sum"] for series in batch_runs(server)) == 1  # the abandoned call's three rows never ran
+    finally:
+        server.stop()
+
+
+def test_calls_past_max_requests_in_flight_are_refused_at_once(tmp_path, model_repo):
+    """With --grpc_max_threads=0 nothing bounded the calls queued for a handler."""
+    base = model_repo("half_plus_two", "hpt")
+    parameters = tmp_path / "batching.config"
+    parameters.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 2000000 }\n")
+    server = start_server(
+        model_config(hpt=base),
+        enable_batching=True,
+        batching_parameters_file=str(parameters),
+        max_requests_in_flight=2,
+    )
+
+    def queued_rows() -> int:
+        signatures = server.batcher.stats("hpt")["signatures"]
+        return signatures["serving_default"]["queued_rows"] if signatures else 0
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            prediction = stubs(channel)[0]
+            waiting = [prediction.Predict.future(predict_request(x=[[1.0]]), timeout=TIMEOUT) for _ in range(2)]
+            assert wait_until(lambda: queued_rows() == 2, TIMEOUT)
+            refused = rpc_error(prediction.Predict, predict_request(x=[[3.0]]))
+            assert (refused.code(), refused.details()) == (
+                StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
+            )
+            assert [list(call.result().outputs["y"].float_val) for call in waiting] == [[2.5], [2.5]]
+            assert prediction.Predict(predict_request(x=[[4.0]]), timeout=TIMEOUT).outputs["y"].float_val == [4.0]
     finally:
         server.stop()
 

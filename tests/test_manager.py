@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import threading
@@ -9,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 from tensorflow_serving.config import model_server_config_pb2
+from waiting import wait_until
 
 from jupyter_tfserve.core import source
 from jupyter_tfserve.core.config import (
@@ -181,3 +183,79 @@ def test_missing_saved_model_is_a_clear_error(tmp_path):
     with pytest.raises(ServingError, match="SavedModel not found in export directory") as err:
         load_servable("x", 1, str(tmp_path))
     assert err.value.code == Code.NOT_FOUND
+
+
+def _broken_version(base) -> str:
+    """A version directory whose saved_model.pb is not a protobuf: every load of it fails."""
+    os.makedirs(os.path.join(base, "1"))
+    with open(os.path.join(base, "1", "saved_model.pb"), "wb") as f:
+        f.write(b"\x00not a protobuf at all\xff")
+    return str(base)
+
+
+def test_retries_wait_on_timers_and_hold_up_no_other_load(tmp_path, model_repo):
+    """The 2 load threads slept between retries: two broken models held a good one ~60 s."""
+    attempts: collections.Counter = collections.Counter()
+
+    def loader(name, version, path):
+        attempts[name] += 1
+        return load_servable(name, version, path)
+
+    manager = ModelManager(
+        loader,
+        file_system_poll_wait_seconds=0,
+        max_num_load_retries=5,
+        load_retry_interval_seconds=600,
+        num_load_threads=2,
+    )
+    config = model_server_config_pb2.ModelServerConfig()
+    for name, base in (
+        ("broken1", _broken_version(tmp_path / "broken1")),
+        ("broken2", _broken_version(tmp_path / "broken2")),
+        ("good", model_repo("half_plus_two", name="good")),
+    ):
+        config.model_config_list.config.add(name=name, base_path=base, model_platform="tensorflow")
+    try:
+        manager.reload_config(config, wait_timeout=None)
+        good_serves = lambda: manager.version_status("good")[0].state == State.AVAILABLE  # noqa: E731
+        assert manager.wait_for(good_serves, 60)
+        assert predict_y(manager, "good") == (1, 2.5)
+        # While it waits for its retry, the status shows the version LOADING with its last error.
+        assert manager.wait_for(lambda: manager.version_status("broken1")[0].error is not None, 60)
+        (status,) = manager.version_status("broken1")
+        assert status.state == State.LOADING and status.error.code != Code.OK
+        assert attempts == {"broken1": 1, "broken2": 1, "good": 1}
+        # Unloading the model cancels its pending retry.
+        manager.remove_model("broken1")
+        assert wait_until(
+            lambda: not any(t.name == "tfserve-retry-broken1-1" for t in threading.enumerate())
+        )
+        assert manager.model_names() == ["broken2", "good"] and attempts["broken1"] == 1
+    finally:
+        manager.stop()
+    assert wait_until(
+        lambda: not any(t.name.startswith("tfserve-retry-") for t in threading.enumerate())
+    )
+
+
+def test_an_unload_waiting_on_a_hung_request_gives_up_after_its_bound(model_repo):
+    """An unload waited forever for a run that hung, and every other unload waited behind it."""
+    unloaded: list[tuple[str, int]] = []
+    manager = make_manager(unload_wait_seconds=0.5, on_unload=lambda *key: unloaded.append(key))
+    config = model_server_config_pb2.ModelServerConfig()
+    for name in ("a", "b"):
+        base = model_repo("half_plus_two", name=name)
+        config.model_config_list.config.add(name=name, base_path=base, model_platform="tensorflow")
+    manager.reload_config(config)
+    hung = manager.acquire("a")  # a request whose run never returns
+    try:
+        manager.reload_config(model_server_config_pb2.ModelServerConfig(), wait_timeout=None)
+        assert wait_until(lambda: sorted(unloaded) == [("a", 1), ("b", 1)])
+        # The hung request still runs on its servable; it closes when that request ends.
+        out = hung.servable.run("serving_default", {"x": np.array([[2.0]], np.float32)})
+        assert float(out["y"][0][0]) == 3.0
+    finally:
+        hung.release()
+    with pytest.raises(Exception):  # noqa: B017 - closed: whatever the runner raises
+        hung.servable.run("serving_default", {"x": np.array([[2.0]], np.float32)})
+    manager.stop()

@@ -25,7 +25,9 @@ import savedmodels
 import tornado.httpserver
 import tornado.web
 from tensorflow_serving.config import model_server_config_pb2
+from waiting import wait_until
 
+from jupyter_tfserve.core.metrics import LATENCY_BUCKETS_US as LATENCY_BUCKETS
 from jupyter_tfserve.protocols import http_asgi, http_tornado
 from jupyter_tfserve.protocols.rest import RestApp
 from jupyter_tfserve.server import ModelServer, ServerOptions
@@ -33,6 +35,7 @@ from jupyter_tfserve.server import ModelServer, ServerOptions
 FRONT_KINDS = ("tornado", "asgi")
 SERVE = {"tornado": http_tornado.serve, "asgi": http_asgi.serve}
 SMALL_BODY_LIMIT = 16 * 1024
+TENSOR_LIMIT = 4 * 1024 * 1024  # max_request_tensor_bytes
 METRICS_PATH = "/monitoring/prometheus/metrics"
 TIMEOUT = 30
 
@@ -95,15 +98,6 @@ def metric(text: str, name: str, **labels) -> float:
     return 0.0
 
 
-def wait_until(predicate, timeout: float = TIMEOUT, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 def port_refuses(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -141,6 +135,7 @@ def server(model_store, tmp_path_factory):
         file_system_poll_wait_seconds=0,
         max_num_load_retries=0,
         monitoring_config_file=str(monitoring),
+        max_request_tensor_bytes=TENSOR_LIMIT,
     )
     model_server = ModelServer(options, config=config).start(timeout=120)
     yield model_server
@@ -311,6 +306,112 @@ def test_big_bodies_are_decoded_off_the_event_loop(url, monkeypatch):
     assert threads[1].startswith("tfserve-infer")
 
 
+def test_mid_sized_bodies_leave_the_loop_when_only_the_per_value_path_decodes_them(
+    url, monkeypatch
+):
+    """That path costs ~1 us a value: 10 KB of it held the loop ~10 ms (64 KB of it, 70 ms)."""
+    from jupyter_tfserve.core import tensors
+
+    calls = []
+    real = tensors.decode_predict_request
+
+    def recording(*args, **kwargs):
+        on_worker = threading.current_thread().name.startswith("tfserve-infer")
+        calls.append(("worker" if on_worker else "loop", kwargs["exact"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tensors, "decode_predict_request", recording)
+    numbers = json.dumps({"instances": [1.0] * 2000})
+    assert 1024 < len(numbers) < 32 * 1024
+    assert predict(url, "half_plus_two", numbers).json() == {"predictions": [2.5] * 2000}
+    assert calls == [("loop", False)]
+    calls.clear()
+    strings = predict(url, "strings", json.dumps({"instances": ["abc"] * 2000}))
+    assert strings.json()["predictions"][0]["upper"] == "ABC"
+    assert calls == [("loop", False), ("worker", True)]
+    calls.clear()
+    bad = predict(url, "half_plus_two", json.dumps({"instances": [1.0] * 1999 + ["x"]}))
+    assert bad.status == 400 and bad.error.startswith("Failed to process element: 1999 of")
+    assert calls == [("loop", False), ("worker", True)]
+    calls.clear()
+    assert predict(url, "half_plus_two", {"instances": ["x"]}).status == 400  # small: on the loop
+    assert calls == [("loop", True)]
+
+
+def test_requests_past_the_in_flight_bound_are_refused_at_once(server, io_loop, kind):
+    """Nothing bounded work in flight: every request was taken and queued, however many."""
+    app = RestApp(server, max_requests_in_flight=2)
+    front = io_loop.run(SERVE[kind](app, "127.0.0.1", 0, server.options))
+    base = f"http://127.0.0.1:{front.port}"
+    held = []
+    try:
+        for _ in range(2):  # two requests whose bodies never come: in flight until they close
+            sock = socket.create_connection(("127.0.0.1", front.port), timeout=TIMEOUT)
+            sock.sendall(
+                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: 100\r\n\r\n"
+            )
+            held.append(sock)
+        assert wait_until(lambda: predict(base, "half_plus_two", {"instances": [1.0]}).status == 503)
+        refused = predict(base, "half_plus_two", {"instances": [1.0]})
+        assert refused.status == 503 and refused.headers["connection"] == "close"
+        assert refused.error == (
+            "Too many requests in flight on this port (max_requests_in_flight=2); try again later"
+        )
+        assert call(base, "/v1/models/half_plus_two").status == 503  # every route counts
+        held.pop().close()
+        assert wait_until(lambda: predict(base, "half_plus_two", {"instances": [1.0]}).status == 200)
+    finally:
+        for sock in held:
+            sock.close()
+        io_loop.run(front.stop(5))
+
+
+@pytest.fixture(scope="module")
+def batched(model_store, tmp_path_factory):
+    """half_plus_two behind --enable_batching with a 2 s batch timeout: requests wait in their batch."""
+    root = tmp_path_factory.mktemp("batched_models")
+    shutil.copytree(model_store["half_plus_two"], root / "half_plus_two" / "1")
+    parameters = root / "batching.config"
+    parameters.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 2000000 }\n")
+    options = ServerOptions(
+        port=0,
+        rest_api_port=0,
+        model_name="half_plus_two",
+        model_base_path=str(root / "half_plus_two"),
+        file_system_poll_wait_seconds=0,
+        enable_batching=True,
+        batching_parameters_file=str(parameters),
+    )
+    model_server = ModelServer(options).start(timeout=120)
+    yield model_server
+    model_server.stop()
+
+
+def test_a_client_that_disconnects_leaves_its_queued_work(batched, io_loop, kind):
+    """Its request stayed queued and ran for nobody: here, its rows never reach the model."""
+    front = io_loop.run(SERVE[kind](batched.rest, "127.0.0.1", 0, batched.options))
+
+    def batching(key: str) -> int:
+        signatures = batched.batcher.stats("half_plus_two")["signatures"]
+        return signatures["serving_default"][key] if signatures else 0
+
+    try:
+        rows_before = batching("rows")
+        body = b'{"instances": [[1.0], [2.0], [3.0]]}'
+        with socket.create_connection(("127.0.0.1", front.port), timeout=TIMEOUT) as gone:
+            gone.sendall(
+                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            assert wait_until(lambda: batching("queued_rows") == 3)
+        answered = predict(f"http://127.0.0.1:{front.port}", "half_plus_two", {"instances": [[4.0]]})
+        assert answered.json() == {"predictions": [[4.0]]}
+        assert batching("rows") - rows_before == 1  # the three rows of the closed request never ran
+    finally:
+        io_loop.run(front.stop(5))
+
+
 def test_gzip_request_bodies(url):
     body = gzip.compress(b'{"instances": [1.0, 2.0]}')
     reply = call(
@@ -322,6 +423,57 @@ def test_gzip_request_bodies(url):
     )
     assert broken.status == 400
     assert broken.error.startswith("Failed to decompress gzip request body")
+
+
+# ---------------------------------------------------------------------- hostile input
+def test_tensors_over_the_request_limit_are_refused_naming_the_shape(url):
+    floats = TENSOR_LIMIT // 4 + 1
+    reply = predict(url, "half_plus_two", '{"inputs": [' + "1," * (floats - 1) + "1]}")
+    assert reply.status == 429
+    assert reply.error.startswith(f"tensor of shape [{floats}] and type float needs {floats * 4} bytes")
+    assert reply.error.endswith(f"limit of {TENSOR_LIMIT} bytes (max_request_tensor_bytes)")
+    strings = TENSOR_LIMIT // 40 + 1
+    body = '{"instances": [' + '{"b64": "eA=="},' * (strings - 1) + '{"b64": "eA=="}]}'
+    reply = predict(url, "strings", body)
+    assert reply.status == 429 and f"shape [{strings}] and type string" in reply.error
+
+
+def test_a_version_of_thousands_of_digits_is_a_400(url):
+    """int() refuses more than 4300 digits: this was a 500 with a traceback in the log."""
+    for digits in ("9" * 5000, "1" * 100):
+        reply = call(url, "/v1/models/half_plus_two/versions/" + digits)
+        assert reply.status == 400
+        assert reply.error.startswith("Failed to convert version: " + digits[:100])
+        assert len(reply.error) < 1100
+    leading_zeros = call(url, "/v1/models/half_plus_two/versions/" + "0" * 5000 + "1")
+    assert leading_zeros.status == 200 and leading_zeros.json()["model_version_status"][0]["version"] == "1"
+
+
+def test_an_integer_of_thousands_of_digits_in_a_body_is_a_400(url):
+    reply = predict(url, "half_plus_two", '{"instances": [' + "7" * 5000 + "]}")
+    assert reply.status == 400
+    assert reply.error == "JSON Parse error: Number too big to be stored in double. at offset: 15"
+
+
+def test_an_error_quoting_a_huge_value_is_small(url):
+    """The issue's 60 KB body: its error quoted the value pretty-printed in full, 24.8 MB."""
+    nested = "[" * 200 + "1" + "]" * 200
+    body = '{"inputs": 1, "instances": [' + ",".join([nested] * 150) + "]}"
+    assert len(body) > 60_000
+    reply = predict(url, "half_plus_two", body)
+    assert reply.status == 400
+    assert reply.error.startswith('JSON Value: {\n    "inputs": 1,')
+    assert reply.error.endswith("keys to exist ") and len(reply.body) < 2048
+
+
+@pytest.mark.parametrize("depth", [300, 1000, 5000])
+def test_deep_nesting_is_a_400(url, depth):
+    """Past ~255 levels, quoting the value raised "Recursion limit reached": a 500."""
+    value = "[" * depth + '"s"' + "]" * depth
+    for body in ('{"inputs": 1, "instances": ' + value + "}", '{"instances": [' + value + ", 1]}"):
+        reply = predict(url, "half_plus_two", body)
+        assert reply.status == 400, reply.body[:200]
+        assert len(reply.body) < len(body) + 2048
 
 
 # ---------------------------------------------------------------------- status / metadata
@@ -566,7 +718,7 @@ def test_prometheus_metrics_count_rest_requests(url):
     assert before.headers["content-type"].startswith("text/plain")
     ok = dict(model_name="half_plus_two", status="OK")
     latency = dict(API="predict", entrypoint="REST", model_name="half_plus_two")
-    missing = dict(model_name="nope", status="NOT_FOUND")
+    missing = dict(model_name="", status="NOT_FOUND")  # every unknown name counts here
     predict(url, "half_plus_two", {"instances": [1.0]})
     predict(url, "nope", {"instances": [1.0]})
     call(url, "/v1/models/half_plus_two")
@@ -581,6 +733,22 @@ def test_prometheus_metrics_count_rest_requests(url):
     )
     status_api = dict(API="GetModelStatus", entrypoint="REST", model_name="half_plus_two")
     assert metric(after, histogram, **status_api) >= 1
+
+
+def test_unknown_model_names_add_no_metric_series(url):
+    """Each made-up name was a new request_count and request_latency series, without limit."""
+    series_before = call(url, METRICS_PATH).body.decode().count("\n")
+    count = ":tensorflow:serving:request_count"
+    missing = dict(model_name="", status="NOT_FOUND")
+    before = metric(call(url, METRICS_PATH).body.decode(), count, **missing)
+    for index in range(40):
+        assert predict(url, f"made-up-{index}", {"instances": [1.0]}).status == 404
+        assert call(url, f"/v1/models/made-up-{index}/metadata").status == 404
+    after = call(url, METRICS_PATH).body.decode()
+    assert "made-up" not in after
+    assert metric(after, count, **missing) == before + 80
+    # At most the unknown-model series themselves are new (one latency histogram per API).
+    assert after.count("\n") - series_before <= 2 * (len(LATENCY_BUCKETS) + 4)
 
 
 def test_management_lists_models(url):
@@ -709,6 +877,7 @@ class GatedApp:
     def __init__(self, app: RestApp):
         self.app = app
         self.max_body_bytes = app.max_body_bytes
+        self.max_requests_in_flight = app.max_requests_in_flight
         self.body_too_large = app.body_too_large
         self.entered = threading.Event()
         self.gate = asyncio.Event()

@@ -11,6 +11,7 @@ import json
 import math
 import struct
 import time
+import tracemalloc
 
 import ml_dtypes
 import numpy as np
@@ -248,6 +249,8 @@ def _proto(dtype, shape, **fields):
         ),
         (_proto(DT.DT_RESOURCE, [1]), "unsupported dtype DT_RESOURCE"),
         (_proto(DT.DT_FLOAT, [-1]), "invalid tensor shape [-1]"),
+        # Empty, but numpy cannot size it: was a ValueError (found by test_tensor_properties).
+        (_proto(DT.DT_FLOAT, [0, 1 << 61]), "invalid tensor shape [0,2305843009213693952]"),
         (_proto(DT.DT_COMPLEX64, [1], scomplex_val=[1.0]), "real/imaginary pairs"),
     ],
 )
@@ -979,3 +982,159 @@ def test_bool_free_sees_bool_literals_anywhere():
     assert T.bool_free(b'{"instances": [1.0, 2.0]}')
     assert not T.bool_free(b'{"inputs": {"x": [1], "flag": false}}')
     assert T.bool_free(b'{"inputs": [null, 1.5], "signature_name": "u"}')
+
+
+# ---------------------------------------------------------------------------
+# Bounds: what one request can make the codec allocate, and what its errors cost
+# ---------------------------------------------------------------------------
+
+MiB = 1024 * 1024
+
+
+def _peak_allocated(fn, *args) -> tuple[int, BaseException | None]:
+    """Peak bytes traced (numpy's buffers included) while ``fn`` runs, and what it raised."""
+    tracemalloc.start()
+    try:
+        fn(*args)
+        raised = None
+    except BaseException as exc:  # noqa: BLE001 - returned to the test
+        raised = exc
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak, raised
+
+
+@pytest.mark.parametrize(
+    "proto, shape_text",
+    [
+        (_proto(DT.DT_FLOAT, [1 << 40], float_val=[1.0]), "shape [1099511627776] and type float"),
+        (_proto(DT.DT_FLOAT, [1 << 20, 1 << 20]), "shape [1048576,1048576] and type float"),
+        (_proto(DT.DT_INT64, [100_000_000], int64_val=[1, 2]), "shape [100000000] and type int64"),
+        (
+            _proto(DT.DT_STRING, [10_000_000], string_val=[b"x" * 100]),
+            "shape [10000000] and type string",
+        ),
+    ],
+)
+def test_proto_fill_over_the_budget_is_refused_before_allocating(proto, shape_text):
+    peak, raised = _peak_allocated(T.tensor_proto_to_ndarray, proto, T.TensorBudget(64 * MiB))
+    assert isinstance(raised, ServingError), raised
+    assert raised.code == Code.RESOURCE_EXHAUSTED
+    assert shape_text in raised.message and "max_request_tensor_bytes" in raised.message
+    assert peak < MiB
+
+
+def test_proto_budget_counts_every_tensor_of_a_request():
+    budget = T.TensorBudget(1000)
+    first = T.tensor_proto_to_ndarray(_proto(DT.DT_FLOAT, [200], float_val=[1.0]), budget)
+    assert first.shape == (200,) and budget.remaining == 200
+    wrapped = _proto(DT.DT_FLOAT, [60], tensor_content=b"\x00" * 240)
+    err = error_of(T.tensor_proto_to_ndarray, wrapped, budget)
+    assert err.code == Code.RESOURCE_EXHAUSTED
+    assert "200 left of the request's limit of 1000" in err.message
+    last = _proto(DT.DT_FLOAT, [50], tensor_content=b"\x00" * 200)
+    assert T.tensor_proto_to_ndarray(last, budget).size == 50 and budget.remaining == 0
+
+
+def test_proto_string_fill_is_charged_for_its_content():
+    strings = _proto(DT.DT_STRING, [1000], string_val=[b"a", b"x" * 1000])
+    # 1000 elements: their slots, plus the last value's 1000 bytes 999 times over.
+    err = error_of(T.tensor_proto_to_ndarray, strings, T.TensorBudget(1_000_000))
+    assert err.code == Code.RESOURCE_EXHAUSTED and "shape [1000] and type string" in err.message
+    result = T.tensor_proto_to_ndarray(strings, T.TensorBudget(2 * MiB))
+    assert result.tolist() == [b"a"] + [b"x" * 1000] * 999
+
+
+@pytest.mark.parametrize(
+    "body, shape_text",
+    [
+        (b'{"inputs": [' + b"1," * 99 + b"1]}", "shape [100] and type float"),
+        (b'{"instances": [' + b"[1,1]," * 49 + b"[1,1]]}", "shape [50,2] and type float"),
+        (
+            b'{"instances": [' + b'{"x": [1,1]},' * 49 + b'{"x": [1,1]}]}',
+            "shape [50,2] and type float",
+        ),
+        (
+            b'{"inputs": [' + b'{"b64": "eA=="},' * 9 + b'{"b64": "eA=="}]}',
+            "shape [10] and type string",
+        ),
+    ],
+)
+def test_json_tensors_over_the_budget_are_refused(body, shape_text):
+    string = b"b64" in body
+    signature = sig(x=DT.DT_STRING if string else DT.DT_FLOAT)
+    request = T.parse_json(body)
+    limit = 399 if string else 396  # one byte short / one float short of the tensor
+    err = error_of(
+        lambda: T.decode_predict_request(request, signature, budget=T.TensorBudget(limit))
+    )
+    assert err.code == Code.RESOURCE_EXHAUSTED and shape_text in err.message
+    inputs, _ = T.decode_predict_request(request, signature, budget=T.TensorBudget(400))
+    assert inputs["x"].size in (10, 100)
+
+
+def _nested(depth: int, leaf: str = "1") -> str:
+    return "[" * depth + leaf + "]" * depth
+
+
+def test_error_quoting_a_huge_value_is_bounded_and_cheap():
+    """The issue's body: quoted in full, this value was an 11 MB message and 0.4 s of printing."""
+    body = ('{"inputs": 1, "instances": [' + ",".join([_nested(200)] * 70) + "]}").encode()
+    err = error_of(decode, body, sig(x=DT.DT_FLOAT))
+    assert err.code == Code.INVALID_ARGUMENT
+    assert err.message.startswith(
+        'JSON Value: {\n    "inputs": 1,\n    "instances": [\n        [\n'
+    )
+    assert err.message.endswith(
+        "... Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist "
+    )
+    assert len(err.message) < 2 * 1024
+
+
+def test_error_quoting_a_long_string_is_clipped():
+    err = error_of(decode, b'{"inputs": ["' + b"s" * 1_000_000 + b'"]}', sig(x=DT.DT_FLOAT))
+    assert err.message.startswith('JSON Value: "sss') and "...Type: String" not in err.message
+    assert err.message.endswith("... Type: String is not of expected type: float")
+    assert len(err.message) < 1100
+
+
+@pytest.mark.parametrize("depth", [300, 900, 5000])
+def test_deep_nesting_is_a_clean_invalid_argument(depth):
+    body = ('{"instances": [' + _nested(depth) + ", 1]}").encode()
+    err = error_of(decode, body, sig(x=DT.DT_FLOAT))
+    assert err.code == Code.INVALID_ARGUMENT
+    assert len(err.message) < len(body) + 200
+
+
+@pytest.mark.parametrize("depth", [300, 600, 900])
+def test_deep_value_in_an_error_is_quoted_without_recursion(depth):
+    """Quoting a value nested past ~255 levels raised "Recursion limit reached" (a 500)."""
+    body = ('{"inputs": 1, "instances": ' + _nested(depth) + "}").encode()
+    err = error_of(decode, body, sig(x=DT.DT_FLOAT))
+    assert err.code == Code.INVALID_ARGUMENT
+    assert err.message.startswith('JSON Value: {\n    "inputs": 1,\n    "instances": [\n')
+    assert err.message.endswith(
+        "... Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist "
+    )
+
+
+@pytest.mark.parametrize("digits", [400, 5000, 100_000])
+def test_integers_of_thousands_of_digits_are_a_parse_error(digits):
+    """Past 4300 digits, int() raised ValueError: a 500 with a traceback."""
+    err = error_of(T.parse_json, b'{"inputs": [' + b"7" * digits + b"]}")
+    assert err.code == Code.INVALID_ARGUMENT
+    assert err.message == "JSON Parse error: Number too big to be stored in double. at offset: 12"
+
+
+def test_integers_up_to_64_bits_stay_integers():
+    parsed = T.parse_json(b"[18446744073709551615, -9223372036854775808]")
+    assert parsed == [2**64 - 1, -(2**63)] and all(type(v) is int for v in parsed)
+    assert T.parse_json(b"[" + b"7" * 21 + b"]") == [7.777777777777778e20]
+
+
+def test_a_huge_feature_name_is_clipped_in_errors():
+    name = "f" * 100_000
+    err = error_of(T.decode_examples, {"examples": [{name: [1, "a"]}]})
+    assert err.code == Code.INVALID_ARGUMENT
+    assert err.message.startswith("Unexpected element type in feature: fff")
+    assert err.message.endswith("... expecting type: int64") and len(err.message) < 1100

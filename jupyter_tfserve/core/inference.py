@@ -94,6 +94,7 @@ class InferenceService:
         max_concurrent_runs: int = 4,
         check_signature_method_name: bool = False,
         request_log=None,
+        max_request_tensor_bytes: int = tensors.DEFAULT_MAX_REQUEST_TENSOR_BYTES,
     ):
         self.manager = manager
         # core.request_log.RequestLogger: models with a logging_config log a sample of their requests.
@@ -101,11 +102,16 @@ class InferenceService:
         # TF Serving's --enable_signature_method_name_check (off by default: TF2 exports
         # label every signature tensorflow/serving/predict, classify and regress ones too).
         self.check_signature_method_name = check_signature_method_name
+        self.max_request_tensor_bytes = max_request_tensor_bytes
         self.executor = executor
         self.batcher = batcher
         self.metrics = metrics
         # Held for every unbatched model run, pooled or inline.
         self.run_slots = threading.BoundedSemaphore(max_concurrent_runs)
+
+    def tensor_budget(self) -> tensors.TensorBudget:
+        """A fresh budget for decoding one request's tensors (``max_request_tensor_bytes``)."""
+        return tensors.TensorBudget(self.max_request_tensor_bytes)
 
     # ------------------------------------------------------------------ resolution
     def resolve(self, spec: ModelSpec) -> Target:

@@ -9,7 +9,12 @@ It follows TF Serving's manager semantics, because clients depend on them:
   only once an aspired one is AVAILABLE (or none can become so);
 * requests hold ref-counted handles, so an unload waits for in-flight requests;
 * a failed load is retried, then reported in the status with its error, and
-  never disturbs the version already serving;
+  never disturbs the version already serving; retries are timers, so a load
+  thread never sleeps while other models wait, and the status shows the last
+  error while the version is still LOADING (as TF Serving's does);
+* an unload waits for in-flight requests up to ``unload_wait_seconds``; past
+  it, the version leaves anyway and its servable closes when the last request
+  releases it, so a hung run never holds up the unloads behind it;
 * labels point only at AVAILABLE versions unless explicitly allowed.
 
 All state lives behind one lock; loads run on a small thread pool and the
@@ -70,6 +75,8 @@ class _Version:
     servable: Servable | None = None
     refcount: int = 0
     loaded_at: float = 0.0
+    retry: threading.Timer | None = None  # the next load attempt, while one is pending
+    close_on_release: bool = False  # an unload gave up waiting: the last release closes it
 
 
 @dataclass(eq=False)
@@ -104,10 +111,16 @@ class Handle:
         if self._released:
             return
         self._released = True
+        entry = self._entry
+        servable = None
         with self._manager._cond:
-            self._entry.refcount -= 1
-            if self._entry.refcount == 0:
+            entry.refcount -= 1
+            if entry.refcount == 0:
                 self._manager._cond.notify_all()
+                if entry.close_on_release:
+                    servable, entry.servable, entry.close_on_release = entry.servable, None, False
+        if servable is not None:
+            servable.close()
 
     def __enter__(self) -> Handle:
         return self
@@ -130,6 +143,7 @@ class ModelManager:
         load_retry_interval_seconds: float = 60.0,
         allow_version_labels_for_unavailable_models: bool = False,
         num_load_threads: int = 2,
+        unload_wait_seconds: float = 30.0,
         on_load: LoadListener | None = None,
         on_unload: Callable[[str, int], None] | None = None,
         version_source: Callable[[str, str], dict[int, str]] | None = None,
@@ -143,6 +157,7 @@ class ModelManager:
         self.max_num_load_retries = max_num_load_retries
         self.load_retry_interval_seconds = load_retry_interval_seconds
         self.allow_unavailable_labels = allow_version_labels_for_unavailable_models
+        self.unload_wait_seconds = unload_wait_seconds
         self._on_load = on_load
         self._on_unload = on_unload
         # Told each config realized (the server's request log follows the models' logging_config).
@@ -179,6 +194,8 @@ class ModelManager:
         self._loads.shutdown(wait=True, cancel_futures=True)
         with self._cond:
             entries = [(name, v) for name, m in self._models.items() for v in m.versions.values()]
+        for name, entry in entries:
+            self._cancel_retry(name, entry)
         for name, entry in entries:
             self._unload(name, entry, timeout)
         self._unloads.shutdown(wait=True)
@@ -333,6 +350,7 @@ class ModelManager:
     def _retire(self, name: str, model: _Model, aspired: dict[int, str]) -> None:
         to_load: list[_Version] = []
         to_unload: list[_Version] = []
+        to_cancel: list[_Version] = []
         with self._cond:
             for version, path in aspired.items():
                 entry = model.versions.get(version)
@@ -344,6 +362,8 @@ class ModelManager:
                 model.versions[v].state == State.AVAILABLE for v in aspired if v in model.versions
             )
             for version, entry in model.versions.items():
+                if entry.retry is not None and (model.removed or version not in aspired):
+                    to_cancel.append(entry)
                 if version in aspired or entry.state not in (State.AVAILABLE, State.START):
                     continue
                 # Availability-preserving: keep the old version until a new one serves. A new
@@ -356,47 +376,89 @@ class ModelManager:
                 if self._models.get(name) is model:
                     del self._models[name]
             self._cond.notify_all()
+        for entry in to_cancel:
+            self._cancel_retry(name, entry)
         for entry in to_load:
             entry.state = State.LOADING
             self._loads.submit(self._load, name, model, entry)
         for entry in to_unload:
             self._unloads.submit(self._unload, name, entry)
 
-    def _load(self, name: str, model: _Model, entry: _Version) -> None:
+    def _retry_now(self, name: str, model: _Model, entry: _Version, attempt: int) -> None:
+        """The retry timer fired: back to the load threads, unless it was cancelled meanwhile."""
+        with self._cond:
+            if entry.retry is None:
+                return
+            entry.retry = None
+        try:
+            self._loads.submit(self._load, name, model, entry, attempt)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            self._finish_load(name, entry, _load_cancelled(), 0.0)
+
+    def _load(self, name: str, model: _Model, entry: _Version, attempt: int = 0) -> None:
+        """One load attempt; a failure with retries left schedules the next one and returns."""
         attempts = 1 + max(0, self.max_num_load_retries)
-        error: ServingError | None = None
+        if self._stop.is_set() or model.removed:
+            self._finish_load(name, entry, _load_cancelled(), 0.0)
+            return
         started = time.monotonic()
-        for attempt in range(attempts):
+        try:
+            servable = self._loader(name, entry.version, entry.path)
+        except Exception as exc:
+            error = from_exception(exc)
+            log.warning(
+                "Loading %s version %s failed (attempt %d of %d): %s",
+                name, entry.version, attempt + 1, attempts, error.message,
+            )
+            if attempt + 1 < attempts and self._schedule_retry(name, model, entry, attempt + 1, error):
+                return
+            self._finish_load(name, entry, error, time.monotonic() - started)
+            return
+        with self._cond:
+            entry.servable = servable
+            entry.error = None
+            entry.loaded_at = time.time()
+            entry.state = State.AVAILABLE
+            self._cond.notify_all()
+        log.info("Successfully loaded servable version {name: %s version: %s}", name, entry.version)
+        self._finish_load(name, entry, None, time.monotonic() - started)
+
+    def _schedule_retry(
+        self, name: str, model: _Model, entry: _Version, attempt: int, error: ServingError
+    ) -> bool:
+        """Try again after the retry interval, on a timer; the status shows ``error`` meanwhile."""
+        with self._cond:
             if self._stop.is_set() or model.removed:
-                error = ServingError(Code.CANCELLED, "Load cancelled: model removed or server stopping")
-                break
-            try:
-                servable = self._loader(name, entry.version, entry.path)
-            except Exception as exc:
-                error = from_exception(exc)
-                log.warning(
-                    "Loading %s version %s failed (attempt %d of %d): %s",
-                    name, entry.version, attempt + 1, attempts, error.message,
-                )
-                if attempt + 1 < attempts and self._stop.wait(self.load_retry_interval_seconds):
-                    break
-                continue
-            with self._cond:
-                entry.servable = servable
-                entry.error = None
-                entry.loaded_at = time.time()
-                entry.state = State.AVAILABLE
-                self._cond.notify_all()
-            log.info("Successfully loaded servable version {name: %s version: %s}", name, entry.version)
-            error = None
-            break
+                return False
+            entry.error = error
+            timer = threading.Timer(
+                self.load_retry_interval_seconds, self._retry_now, (name, model, entry, attempt)
+            )
+            timer.daemon = True
+            timer.name = f"tfserve-retry-{name}-{entry.version}"
+            entry.retry = timer
+            self._cond.notify_all()
+        timer.start()
+        return True
+
+    def _cancel_retry(self, name: str, entry: _Version) -> None:
+        """Drop a pending retry (the version is no longer aspired, or the server stops)."""
+        with self._cond:
+            timer, entry.retry = entry.retry, None
+        if timer is not None:
+            timer.cancel()
+            self._finish_load(name, entry, _load_cancelled(), 0.0)
+
+    def _finish_load(
+        self, name: str, entry: _Version, error: ServingError | None, seconds: float
+    ) -> None:
         if error is not None:
             with self._cond:
                 entry.error = error
                 entry.state = State.END
                 self._cond.notify_all()
         if self._on_load is not None:
-            self._on_load(name, entry.version, entry.path, time.monotonic() - started, error)
+            self._on_load(name, entry.version, entry.path, seconds, error)
         if not self._stop.is_set():
             self.poll()  # a new AVAILABLE version may release an old one
 
@@ -406,9 +468,18 @@ class ModelManager:
                 return
             entry.state = State.UNLOADING
             self._cond.notify_all()
-            # In-flight requests finish on the version they started on.
-            self._cond.wait_for(lambda: entry.refcount == 0, timeout)
-            servable, entry.servable = entry.servable, None
+            # In-flight requests finish on the version they started on, within a bound: a
+            # run that hangs must not hold up every unload behind this one.
+            bound = self.unload_wait_seconds if timeout is None else timeout
+            if self._cond.wait_for(lambda: entry.refcount == 0, bound):
+                servable, entry.servable = entry.servable, None
+            else:
+                log.warning(
+                    "Unloading %s version %s: %d request(s) still running after %g s; "
+                    "it closes when they finish",
+                    name, entry.version, entry.refcount, bound,
+                )
+                servable, entry.close_on_release = None, True
         if servable is not None:
             servable.close()
         with self._cond:
@@ -473,6 +544,12 @@ class ModelManager:
         with self._cond:
             return sorted(n for n, m in self._models.items() if not m.removed)
 
+    def serves(self, name: str) -> bool:
+        """Whether ``name`` is a model of the current config (whatever its versions' states)."""
+        with self._cond:
+            model = self._models.get(name)
+            return model is not None and not model.removed
+
     def model_config(self, name: str) -> ModelConfig:
         with self._cond:
             return _copy(self._live_model(name).config)
@@ -505,6 +582,10 @@ class ModelManager:
         if model is None or model.removed:
             raise not_found(f"Model {name} is not being served")
         return model
+
+
+def _load_cancelled() -> ServingError:
+    return ServingError(Code.CANCELLED, "Load cancelled: model removed or server stopping")
 
 
 def _servable_not_found(name: str, version: int | None) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
@@ -49,10 +50,20 @@ class _Histogram:
         return {"buckets": list(self.buckets), "counts": list(self.counts), "sum": self.sum, "count": self.count}
 
 
-class ServingMetrics:
-    """All series of one model server. ``observe_*`` are called on the request path."""
+# The model_name of requests that name no served model: one series however many names
+# clients make up, shared with requests that name none at all.
+UNKNOWN_MODEL = ""
 
-    def __init__(self):
+
+class ServingMetrics:
+    """All series of one model server. ``observe_*`` are called on the request path.
+
+    ``is_served(name)`` bounds the request series: names it refuses count
+    under :data:`UNKNOWN_MODEL`, so a client cannot add series by inventing names.
+    """
+
+    def __init__(self, is_served: Callable[[str], bool] | None = None):
+        self.is_served = is_served
         self._lock = threading.Lock()
         self._counters: dict[str, dict[tuple, float]] = defaultdict(lambda: defaultdict(float))
         self._histograms: dict[str, dict[tuple, _Histogram]] = defaultdict(dict)
@@ -87,6 +98,8 @@ class ServingMetrics:
 
     def observe_request(self, model_name: str, api: str, entrypoint: str, status: str, seconds: float) -> None:
         """One finished request: TF Serving's request_count and request_latency (microseconds)."""
+        if self.is_served is not None and not self.is_served(model_name):
+            model_name = UNKNOWN_MODEL
         self.inc(
             PREFIX + "request_count",
             {"model_name": model_name, "status": status},

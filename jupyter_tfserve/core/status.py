@@ -71,6 +71,16 @@ class ServingError(Exception):
         return f"ServingError({self.code.name}, {self.message!r})"
 
 
+# Error messages quote what a client sent up to this many characters, then "...": a
+# message costs no more to build than the request took to read, however big.
+QUOTE_LIMIT = 1024
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` as an error message quotes it: cut at ``limit`` characters, "..." marking the cut."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def invalid_argument(message: str) -> ServingError:
     return ServingError(Code.INVALID_ARGUMENT, message)
 

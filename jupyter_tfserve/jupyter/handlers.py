@@ -99,6 +99,7 @@ class JupyterMount:
     def __init__(self, host):
         self.host = host
         self.max_body_bytes = host.options.rest_api_max_body_bytes
+        self.max_requests_in_flight = host.options.max_requests_in_flight
 
     async def handle(self, method, path, query, headers, body):
         # The engine's modules are imported here, once the server runs: never on Jupyter's startup path.

@@ -214,7 +214,7 @@ class PredictionService:
     def _predict(self, request, context) -> predict_pb2.PredictResponse:
         service = self.service
         with service.resolve(model_spec(request)) as target:
-            inputs = decode_inputs(request.inputs)
+            inputs = decode_inputs(request.inputs, service.tensor_budget())
             outputs = _wait(service.predict(target, inputs, request.output_filter, inline=True), context)
         return predict_response(target, outputs)
 
@@ -294,9 +294,9 @@ class PredictionService:
         return response
 
 
-def decode_inputs(input_protos) -> dict:
-    """A Predict request's ``inputs`` map as numpy arrays (the codec, per tensor)."""
-    return {alias: tensors.tensor_proto_to_ndarray(t) for alias, t in input_protos.items()}
+def decode_inputs(input_protos, budget: tensors.TensorBudget | None = None) -> dict:
+    """A Predict request's ``inputs`` map as numpy arrays (the codec, per tensor, one budget)."""
+    return {alias: tensors.tensor_proto_to_ndarray(t, budget) for alias, t in input_protos.items()}
 
 
 def predict_response(target: Target, outputs: dict) -> predict_pb2.PredictResponse:
@@ -485,7 +485,10 @@ async def serve(model_server, options) -> Front:
         ssl_config = await loop.run_in_executor(None, parse_text_file, options.ssl_config_file, SSLConfig)
         credentials = server_credentials(ssl_config)
     # --grpc_max_threads is the handler pool and the bound on concurrent calls: calls past it
-    # are refused with RESOURCE_EXHAUSTED rather than queued behind a busy pool.
+    # are refused with RESOURCE_EXHAUSTED rather than queued behind a busy pool. Without it,
+    # --max_requests_in_flight bounds the calls admitted (running or queued for a handler).
+    # gRPC refuses them from its poller thread, with RESOURCE_EXHAUSTED: the sync server
+    # gives no way to answer UNAVAILABLE without first queueing the call for a handler.
     threads = options.grpc_max_threads or (DEFAULT_THREADS_BATCHING if options.enable_batching else DEFAULT_THREADS)
     # Handlers run models, so like the inference threads they yield to the threads that move
     # bytes (gRPC's poller, the REST loop) instead of preempting them: +6% calls/s at C=32.
@@ -496,7 +499,7 @@ async def serve(model_server, options) -> Front:
     server = grpc.server(
         pool,
         options=server_options(options),
-        maximum_concurrent_rpcs=options.grpc_max_threads or None,
+        maximum_concurrent_rpcs=options.grpc_max_threads or options.max_requests_in_flight,
         interceptors=[TokenInterceptor(guard)] if guard.token is not None else None,
     )
     server.add_generic_rpc_handlers(

@@ -23,7 +23,10 @@ close after :data:`KEEP_ALIVE_SECONDS`; a client that opens a connection or
 starts a request but does not finish its headers within
 :data:`HEADER_TIMEOUT_SECONDS` is dropped (uvicorn has no header timeout of
 its own, so the protocol class below adds one); a body that does not arrive
-within :data:`BODY_TIMEOUT_SECONDS` gets a 408.
+within :data:`BODY_TIMEOUT_SECONDS` gets a 408. Past
+``options.max_requests_in_flight`` requests at once, a request gets a 503
+before its body is read (uvicorn's own ``limit_concurrency`` is not used: it
+counts idle keep-alive connections too).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import ssl
 import time
 
 from ..core.status import invalid_argument
-from .rest import RestApp, json_response
+from .rest import CLIENT_GONE, AdmissionLimit, RestApp, json_response, unless_client_gone
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +58,25 @@ class AsgiApp:
     def __init__(self, rest_app: RestApp, max_body_bytes: int | None = None):
         self.rest_app = rest_app
         self.max_body_bytes = rest_app.max_body_bytes if max_body_bytes is None else max_body_bytes
+        self.admission = AdmissionLimit(rest_app.max_requests_in_flight)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":  # answer politely if a host enables it
-                while (message := await receive())["type"] != "lifespan.shutdown":
+                while (await receive())["type"] != "lifespan.shutdown":
                     await send({"type": "lifespan.startup.complete"})
                 await send({"type": "lifespan.shutdown.complete"})
             return
+        admission = self.admission
+        if not admission.enter():
+            await _send(send, admission.refusal())
+            return
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            admission.leave()
+
+    async def _http(self, scope, receive, send) -> None:
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
             name = raw_name.decode("latin-1").lower()
@@ -86,8 +100,16 @@ class AsgiApp:
             return
         path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query = scope["query_string"].decode("latin-1")
-        response = await self.rest_app.handle(scope["method"], path, query, headers, body)
-        await _send(send, response)
+        # uvicorn's receive() is a method of the request's cycle: the protocol below
+        # cancels the task through it when the client goes.
+        cycle = getattr(receive, "__self__", None)
+        if cycle is not None:
+            cycle.tfserve_task = asyncio.current_task()
+        response = await unless_client_gone(
+            self.rest_app.handle(scope["method"], path, query, headers, body)
+        )
+        if response is not None:
+            await _send(send, response)
 
 
 class _TooLarge(Exception):
@@ -159,7 +181,11 @@ def _protocol_class():
         return "httptools"
 
     class TimedHttpToolsProtocol(HttpToolsProtocol):
-        """Drops connections whose request headers do not complete in time (slow or idle clients)."""
+        """Drops connections whose request headers do not complete in time (slow or idle clients).
+
+        When a client disconnects before its answer, the request's task is
+        cancelled (see ``rest.unless_client_gone``): its queued work is dropped.
+        """
 
         _header_timer = None
 
@@ -193,7 +219,11 @@ def _protocol_class():
 
         def connection_lost(self, exc) -> None:
             self._disarm_header_timer()
+            cycle = self.cycle
             super().connection_lost(exc)
+            task = getattr(cycle, "tfserve_task", None)
+            if task is not None and cycle.disconnected:  # gone before its answer
+                task.cancel(CLIENT_GONE)
 
     return TimedHttpToolsProtocol
 

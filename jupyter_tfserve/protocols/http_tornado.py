@@ -29,7 +29,7 @@ import tornado.netutil
 import tornado.web
 
 from .http_asgi import BODY_TIMEOUT_SECONDS, KEEP_ALIVE_SECONDS
-from .rest import RestApp
+from .rest import CLIENT_GONE, AdmissionLimit, RestApp, unless_client_gone
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,14 @@ def rest_handlers(
     handler_base: type[tornado.web.RequestHandler] = tornado.web.RequestHandler,
     max_body_bytes: int | None = None,
 ) -> list[tuple]:
-    """URL specs serving ``rest_app`` below ``prefix`` (e.g. ``"/user/me/tfserve"``; "" for the root)."""
+    """URL specs serving ``rest_app`` below ``prefix`` (e.g. ``"/user/me/tfserve"``; "" for the root).
+
+    The routes of one call share one bound on requests in flight
+    (``rest_app.max_requests_in_flight``): past it, a 503 before the body is read.
+    """
     prefix = prefix.rstrip("/")
     limit = rest_app.max_body_bytes if max_body_bytes is None else max_body_bytes
+    admitted = AdmissionLimit(rest_app.max_requests_in_flight)
 
     @tornado.web.stream_request_body
     class TFServeRestHandler(handler_base):
@@ -75,6 +80,8 @@ def rest_handlers(
             self._size = 0
             self._too_large = False
             self._inflight: _InFlight | None = None
+            self._admitted = False
+            self._task: asyncio.Task | None = None
 
         async def prepare(self) -> None:
             result = super().prepare()
@@ -82,6 +89,10 @@ def rest_handlers(
                 await result
             if self._finished:  # the base class answered (auth, origin checks)
                 return
+            if not admitted.enter():
+                await self._respond(admitted.refusal())
+                return
+            self._admitted = True
             self._inflight = self.settings.get("tfserve_inflight")
             if self._inflight is not None:
                 self._inflight.enter()
@@ -111,10 +122,12 @@ def rest_handlers(
             body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
             self._chunks = []
             headers = {name.lower(): value for name, value in self.request.headers.items()}
-            response = await rest_app.handle(
-                self.request.method, path, self.request.query, headers, body
+            self._task = asyncio.current_task()  # cancelled if the client goes first
+            response = await unless_client_gone(
+                rest_app.handle(self.request.method, path, self.request.query, headers, body)
             )
-            await self._respond(response)
+            if response is not None:
+                await self._respond(response)
 
         get = head = post = delete = patch = put = options = _dispatch
 
@@ -138,8 +151,13 @@ def rest_handlers(
         def on_connection_close(self) -> None:
             super().on_connection_close()
             self._leave()
+            if self._task is not None and not self._finished:
+                self._task.cancel(CLIENT_GONE)
 
         def _leave(self) -> None:
+            if self._admitted:
+                self._admitted = False
+                admitted.leave()
             if self._inflight is not None:
                 inflight, self._inflight = self._inflight, None
                 inflight.leave()

@@ -24,11 +24,13 @@ orjson, with pure-Python fallbacks only where exact error messages are needed.
 The package keeps one job per module: ``dtypes`` (the type tables),
 ``json_parse`` and ``json_decode`` (REST bodies in), ``float_text`` and
 ``json_encode`` (REST bodies out), ``examples`` (tf.Example input) and
-``proto`` (TensorProto, for gRPC). Callers import from the package.
+``proto`` (TensorProto, for gRPC), ``budget`` (the bytes one request may
+make the decoders allocate). Callers import from the package.
 """
 
 from __future__ import annotations
 
+from .budget import DEFAULT_MAX_REQUEST_TENSOR_BYTES, TensorBudget
 from .compare import max_abs_diff
 from .dtypes import datatype_name, datatype_of, numpy_dtype
 from .examples import (
@@ -37,7 +39,7 @@ from .examples import (
     fill_regressions,
     input_to_serialized_examples,
 )
-from .json_decode import decode_predict_request
+from .json_decode import ExactPathNeeded, decode_predict_request
 from .json_encode import (
     dumps,
     encode_classify_response,
@@ -48,6 +50,9 @@ from .json_parse import bool_free, parse_json
 from .proto import ndarray_to_tensor_proto, tensor_proto_to_ndarray
 
 __all__ = [
+    "DEFAULT_MAX_REQUEST_TENSOR_BYTES",
+    "ExactPathNeeded",
+    "TensorBudget",
     "bool_free",
     "datatype_name",
     "datatype_of",

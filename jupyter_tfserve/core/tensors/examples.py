@@ -7,7 +7,7 @@ import math
 from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow_serving.apis import input_pb2
 
-from ..status import invalid_argument
+from ..status import clip, invalid_argument
 from .dtypes import _to_bytes
 from .float_text import _FLT_MAX
 from .json_decode import _decode_b64, _format_error, _is_b64, _json_type, _lossy_error
@@ -28,7 +28,8 @@ def _feature(name: str, content) -> feature_pb2.Feature:
             kind = wanted
         elif kind != wanted:
             raise invalid_argument(
-                f"Unexpected element type in feature: {name} expecting type: {_KIND_NAMES[kind]}"
+                f"Unexpected element type in feature: {clip(name)} expecting type: "
+                f"{_KIND_NAMES[kind]}"
             )
 
     for value in values:
@@ -40,7 +41,7 @@ def _feature(name: str, content) -> feature_pb2.Feature:
             expect("int64_list")
             if value > _INT64_MAX:
                 raise invalid_argument(
-                    f"Feature: {name} has uint64 element. Only int64 is supported."
+                    f"Feature: {clip(name)} has uint64 element. Only int64 is supported."
                 )
             items.append(value)
         elif vtype is float:
@@ -56,7 +57,7 @@ def _feature(name: str, content) -> feature_pb2.Feature:
             items.append(_decode_b64(value))
         else:
             raise invalid_argument(
-                f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}"
+                f"Feature: {clip(name)} has element with unexpected JSON type: {_json_type(value)}"
             )
     feature = feature_pb2.Feature()
     if kind is not None:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 
 import ml_dtypes
 import numpy as np
-import orjson
 
 from ..signatures import SignatureInfo
-from ..status import Code, ServingError, invalid_argument
+from ..status import QUOTE_LIMIT, Code, ServingError, clip, invalid_argument
+from .budget import TensorBudget, charge
 from .dtypes import _T, _dtype_string, _shape_string, _to_bytes, numpy_dtype
 from .float_text import _FLT_MAX, _INF, _M_F32, _M_F64, _fmt_float, _to_f32
 from .json_encode import _encode_str
@@ -74,25 +74,56 @@ def _nested_double(value: float) -> str:
     return prefix + text
 
 
-def _pretty(value, depth: int) -> str:
-    kind = type(value)
-    if kind is list:
-        if not value:
-            return "[]"
-        pad = "    " * (depth + 1)
-        inner = (",\n").join(pad + _pretty(v, depth + 1) for v in value)
-        return "[\n" + inner + "\n" + "    " * depth + "]"
-    if kind is dict:
-        if not value:
-            return "{}"
-        pad = "    " * (depth + 1)
-        inner = (",\n").join(
-            pad + _quote(str(k)) + ": " + _pretty(v, depth + 1) for k, v in value.items()
-        )
-        return "{\n" + inner + "\n" + "    " * depth + "}"
-    if kind is float:
-        return _nested_double(value)
-    return _scalar_text(value)
+def _pretty_pieces(value) -> Iterator[str]:
+    """TF Serving's pretty print of a JSON value (4 spaces a level), as lazy text pieces.
+
+    An explicit stack instead of recursion: a value nested thousands of levels
+    deep is printed like any other, and a caller that stops early pays only
+    for what it took.
+    """
+    stack: list[Iterator] = [iter(((value, 0),))]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif type(item) is str:
+            yield item
+        else:
+            value, depth = item
+            if type(value) in (list, dict) and value:
+                stack.append(_members(value, depth))
+            elif type(value) is float:
+                yield _nested_double(value)
+            else:
+                yield _scalar_text(value)
+
+
+def _members(value: list | dict, depth: int) -> Iterator:
+    """A non-empty container's text pieces, with its members as ``(value, depth)`` to print."""
+    is_dict = type(value) is dict
+    pad = "    " * (depth + 1)
+    head = "{\n" if is_dict else "[\n"
+    for member in value.items() if is_dict else value:
+        if is_dict:
+            key, member = member
+            yield head + pad + _scalar_text(str(key)) + ": "
+        else:
+            yield head + pad
+        yield (member, depth + 1)
+        head = ",\n"
+    yield "\n" + "    " * depth + ("}" if is_dict else "]")
+
+
+def _bounded(pieces: Iterable[str]) -> str:
+    """The pieces joined and clipped, taking no more pieces than the clipped text needs."""
+    out = []
+    size = 0
+    for piece in pieces:
+        out.append(piece)
+        size += len(piece)
+        if size > QUOTE_LIMIT:
+            break
+    return clip("".join(out))
 
 
 def _scalar_text(value) -> str:
@@ -103,22 +134,18 @@ def _scalar_text(value) -> str:
     if value is False:
         return "false"
     if isinstance(value, str):
-        return _quote(value)
+        # Only what a bounded message can show is quoted (+1: the cut stays visible).
+        return _quote(value[: QUOTE_LIMIT + 1])
     return str(value)
 
 
 def _json_value(value) -> str:
-    """How TensorFlow Serving prints a JSON value inside an error message."""
+    """How TensorFlow Serving prints a JSON value inside an error message, up to QUOTE_LIMIT."""
     if type(value) is float:
         if -_FLOAT_LIMIT <= value <= _FLOAT_LIMIT:
             return _fmt_float(_to_f32(value), _M_F32)
         return _fmt_float(value, _M_F64)
-    if isinstance(value, (list, dict)):
-        try:
-            return _pretty(value, 0)
-        except RecursionError:
-            return orjson.dumps(value).decode()
-    return _scalar_text(value)
+    return _bounded(_pretty_pieces(value))
 
 
 def _type_error(value, datatype: int) -> ServingError:
@@ -325,19 +352,23 @@ _NUMERIC_LIMITS = {
 }
 
 
-def _fast_tensor(value, datatype: int, bool_free: bool = False) -> np.ndarray | None:
+def _fast_tensor(
+    value, datatype: int, bool_free: bool = False, exact: bool = True
+) -> np.ndarray | None:
     """Vectorised conversion of well-formed numeric input; None means "take the exact path".
 
     ``bool_free`` says the document holds no JSON ``true``/``false``. numpy then
     tells numbers from everything else by itself (strings, nulls and ragged
     lists give another dtype or an error), so the per-element type check,
-    the costliest step for a row of floats, is skipped.
+    the costliest step for a row of floats, is skipped. Strings always take
+    the per-value path: without ``exact``, that raises :class:`ExactPathNeeded`.
     """
     if bool_free and datatype in _NUMERIC_LIMITS:
         arr = _numbers_only(value, datatype)
         if arr is not None:
             return arr
     if datatype == _T.DT_STRING:
+        _exact_path(exact)
         try:
             values, shape = _fill_tensor(value, datatype)
         except ServingError:
@@ -394,10 +425,33 @@ def _numbers_only(value, datatype: int) -> np.ndarray | None:
     return arr.astype(numpy_dtype(datatype))
 
 
-def _to_tensor(value, datatype: int, bool_free: bool = False) -> np.ndarray:
-    arr = _fast_tensor(value, datatype, bool_free)
-    if arr is not None and arr.shape == tuple(_dense_shape(value)):
+class ExactPathNeeded(Exception):
+    """Only the per-value path can decode this request, and the caller said not to take it.
+
+    That path costs about a microsecond per value (it words every error), so an
+    event loop decodes a mid-sized body with ``exact=False`` and moves to a
+    worker thread on this exception instead of holding the loop.
+    """
+
+
+def _exact_path(exact: bool) -> None:
+    if not exact:
+        raise ExactPathNeeded
+
+
+def _to_tensor(
+    value,
+    datatype: int,
+    bool_free: bool = False,
+    budget: TensorBudget | None = None,
+    exact: bool = True,
+) -> np.ndarray:
+    shape = tuple(_dense_shape(value))
+    charge(budget, shape, datatype)
+    arr = _fast_tensor(value, datatype, bool_free, exact)
+    if arr is not None and arr.shape == shape:
         return arr
+    _exact_path(exact)
     values, shape = _fill_tensor(value, datatype)
     return _build_array(values, shape, datatype)
 
@@ -476,7 +530,22 @@ def _instances_exact(instances: list, inputs: dict) -> dict[str, np.ndarray]:
     }
 
 
-def _instances(instances: list, inputs: dict, bool_free: bool) -> dict[str, np.ndarray]:
+def _charge_instances(instances: list, inputs: dict, budget: TensorBudget | None) -> None:
+    """Charge the tensors the row format will build, sized by its first instance (as decoding does)."""
+    first = instances[0]
+    if type(first) is dict and not _is_b64(first):
+        for name, item in first.items():
+            if name in inputs:
+                charge(budget, (len(instances), *_dense_shape(item)), inputs[name].dtype)
+    else:
+        spec = inputs[min(inputs)]
+        charge(budget, _dense_shape(instances), spec.dtype)
+
+
+def _instances(
+    instances: list, inputs: dict, bool_free: bool, budget: TensorBudget | None, exact: bool
+) -> dict[str, np.ndarray]:
+    _charge_instances(instances, inputs, budget)
     first = instances[0]
     names = sorted(inputs)
     if type(first) is dict and not _is_b64(first):
@@ -485,21 +554,27 @@ def _instances(instances: list, inputs: dict, bool_free: bool) -> dict[str, np.n
             result = {}
             for name in names:
                 column = [r[name] for r in instances]
-                arr = _fast_tensor(column, inputs[name].dtype, bool_free)
+                arr = _fast_tensor(column, inputs[name].dtype, bool_free, exact)
                 if arr is None or arr.shape != tuple(_dense_shape(column)):
                     break
                 result[name] = arr
             else:
                 return result
     elif len(names) == 1:
-        arr = _fast_tensor(instances, inputs[names[0]].dtype, bool_free)
+        arr = _fast_tensor(instances, inputs[names[0]].dtype, bool_free, exact)
         if arr is not None and arr.shape == tuple(_dense_shape(instances)):
             return {names[0]: arr}
+    _exact_path(exact)
     return _instances_exact(instances, inputs)
 
 
 def decode_predict_request(
-    request: object, signature: SignatureInfo, *, bool_free: bool = False
+    request: object,
+    signature: SignatureInfo,
+    *,
+    bool_free: bool = False,
+    budget: TensorBudget | None = None,
+    exact: bool = True,
 ) -> tuple[dict[str, np.ndarray], bool]:
     """Tensors of a REST predict body, by input alias, and whether it used the row format.
 
@@ -510,6 +585,10 @@ def decode_predict_request(
     ``{"instances": [...]}`` is the row format (one entry per batch element,
     objects when there are several inputs); ``{"inputs": ...}`` is columnar
     (a bare value for a single input, or an object keyed by alias).
+
+    A request's *budget* is charged for each tensor before it is built.
+    With ``exact=False``, a request that only the per-value path can decode
+    (strings, mixed or malformed values) raises :class:`ExactPathNeeded`.
     """
     if type(request) is not dict:
         raise _format_error(request, "Is not object")
@@ -531,7 +610,7 @@ def decode_predict_request(
             raise _format_error(request, "Excepting 'instances' to be an list/array")
         if not instances:
             raise _format_error(request, "No values in 'instances' array")
-        return _instances(instances, inputs, bool_free), True
+        return _instances(instances, inputs, bool_free, budget, exact), True
     if has_inputs:
         value = request["inputs"]
         names = sorted(inputs)
@@ -541,11 +620,12 @@ def decode_predict_request(
                     "inputs is a plain value/list, but expecting an object as multiple input "
                     "tensors required as per tensorinfo_map"
                 )
-            return {names[0]: _to_tensor(value, inputs[names[0]].dtype, bool_free)}, False
+            tensor = _to_tensor(value, inputs[names[0]].dtype, bool_free, budget, exact)
+            return {names[0]: tensor}, False
         result = {}
         for name in names:
             if name not in value:
                 raise invalid_argument(f"Missing named input: {name} in 'inputs' object.")
-            result[name] = _to_tensor(value[name], inputs[name].dtype, bool_free)
+            result[name] = _to_tensor(value[name], inputs[name].dtype, bool_free, budget, exact)
         return result, False
     raise invalid_argument("Missing 'inputs' or 'instances' key")

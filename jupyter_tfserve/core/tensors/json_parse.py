@@ -17,7 +17,14 @@ class _NumberTooBig(ValueError):
         self.text = text
 
 
+# The most characters a JSON integer within 64 bits takes ("-9223372036854775808").
+_INT64_CHARS = 20
+
+
 def _parse_int(text: str):
+    if len(text) > _INT64_CHARS:
+        # Beyond 64 bits whatever its digits; int() of thousands of digits raises (or is slow).
+        return _parse_float(text)
     value = int(text)
     if -(1 << 63) <= value < (1 << 64):
         return value

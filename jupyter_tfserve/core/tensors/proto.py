@@ -8,6 +8,7 @@ import numpy as np
 from tensorflow.core.framework import tensor_pb2
 
 from ..status import ServingError, invalid_argument
+from .budget import TensorBudget, charge
 from .dtypes import (
     _FLOAT8_TYPES,
     _INT_VAL_TYPES,
@@ -64,13 +65,18 @@ def _typed_values(proto: tensor_pb2.TensorProto, datatype: int, dtype: np.dtype)
     raise _proto_error(f"unsupported dtype {datatype_name(datatype)}")
 
 
-def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
+def tensor_proto_to_ndarray(
+    proto: tensor_pb2.TensorProto, budget: TensorBudget | None = None
+) -> np.ndarray:
     """A numpy array with the TensorProto's dtype, shape and values.
 
     ``tensor_content`` is wrapped without copying (the array is read-only);
     typed ``*_val`` fields are accepted like the serving runtime accepts them:
     no values means zeros, fewer values than elements repeat the last one
     (so one value broadcasts).  More values than elements is an error.
+
+    A request's *budget* is charged for the tensor before anything is
+    allocated: a shape filled from one value costs its whole size.
     """
     datatype = proto.dtype
     dtype = _NUMPY_DTYPES.get(datatype)
@@ -84,7 +90,10 @@ def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     count = math.prod(shape)
     if count == 0:
         # Nothing to read: values, if any, are ignored like the runtime does.
-        return np.empty(shape, dtype=dtype)
+        try:
+            return np.empty(shape, dtype=dtype)
+        except ValueError:  # numpy refuses an empty shape whose other dims overflow its sizes
+            raise _proto_error(f"invalid tensor shape {_shape_string(shape)}") from None
 
     if datatype == _T.DT_STRING:
         if proto.tensor_content:
@@ -92,6 +101,7 @@ def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
         values = list(proto.string_val)
         if len(values) > count:
             raise _proto_error(f"{len(values)} values do not fit shape {_shape_string(shape)}")
+        charge(budget, shape, datatype, _filled_string_bytes(values, count))
         if values and len(values) < count:
             values.extend([values[-1]] * (count - len(values)))
         elif not values:
@@ -108,20 +118,29 @@ def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
                 f"tensor_content has {len(content)} bytes but shape {_shape_string(shape)} "
                 f"of {_dtype_string(datatype)} needs {expected}"
             )
+        charge(budget, shape, datatype)
         return np.frombuffer(content, dtype=dtype).reshape(shape)
 
     values = _typed_values(proto, datatype, dtype)
     have = values.shape[0]
-    if have == count:
-        return values.reshape(shape)
     if have > count:
         raise _proto_error(f"{have} values do not fit shape {_shape_string(shape)}")
+    charge(budget, shape, datatype)
+    if have == count:
+        return values.reshape(shape)
     if have == 0:
         return np.zeros(shape, dtype=dtype)
     out = np.empty(count, dtype=dtype)
     out[:have] = values
     out[have:] = values[-1]
     return out.reshape(shape)
+
+
+def _filled_string_bytes(values: list[bytes], count: int) -> int:
+    """The bytes of a string tensor of ``count`` elements once its last value fills the rest."""
+    if not values:
+        return 0
+    return sum(map(len, values)) + (count - len(values)) * len(values[-1])
 
 
 def _string_list(flat: np.ndarray) -> list[bytes]:
