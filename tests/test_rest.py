@@ -348,7 +348,7 @@ def test_requests_past_the_in_flight_bound_are_refused_at_once(server, io_loop, 
         for _ in range(2):  # two requests whose bodies never come: in flight until they close
             sock = socket.create_connection(("127.0.0.1", front.port), timeout=TIMEOUT)
             sock.sendall(
-                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\n"
+                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: localhost\r\n"
                 b"Content-Length: 100\r\n\r\n"
             )
             held.append(sock)
@@ -401,7 +401,7 @@ def test_a_client_that_disconnects_leaves_its_queued_work(batched, io_loop, kind
         body = b'{"instances": [[1.0], [2.0], [3.0]]}'
         with socket.create_connection(("127.0.0.1", front.port), timeout=TIMEOUT) as gone:
             gone.sendall(
-                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\n"
+                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: localhost\r\n"
                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
             )
             assert wait_until(lambda: batching("queued_rows") == 3)
