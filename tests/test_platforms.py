@@ -17,7 +17,6 @@ import grpc
 import numpy as np
 import pytest
 import requests
-import tensorflow as tf
 import tflitemodels
 from ports import free_port
 from tensorflow_serving.apis import (
@@ -28,6 +27,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 from tensorflow_serving.config import model_server_config_pb2
+from test_grpc import predict_request, stubs
 
 from jupyter_tfserve.core import platforms
 from jupyter_tfserve.core.config import validate_model_server_config
@@ -74,15 +74,8 @@ def rest(server: ModelServer, path: str, body=None) -> requests.Response:
 
 
 def grpc_predict(server: ModelServer, name: str, x, **spec) -> predict_pb2.PredictResponse:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = name
-    if "version" in spec:
-        request.model_spec.version.value = spec["version"]
-    if "label" in spec:
-        request.model_spec.version_label = spec["label"]
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.asarray(x, np.float32)))
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-        return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=TIMEOUT)
+        return stubs(channel)[0].Predict(predict_request(name, x, **spec), timeout=TIMEOUT)
 
 
 def concurrently(call, arguments: list) -> list:

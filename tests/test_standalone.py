@@ -14,12 +14,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
 import savedmodels
+import waiting
 from ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -32,12 +32,8 @@ CLIENTS = 16
 
 
 def wait_until(predicate, timeout: float = TIMEOUT, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+    """The shared poll, with this module's longer default for whole-process servers."""
+    return waiting.wait_until(predicate, timeout, interval)
 
 
 class Tfserve:
