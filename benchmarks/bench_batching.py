@@ -197,7 +197,9 @@ def unbatched(stack: ExitStack, model: str, base: str, concurrencies) -> list[Va
 def batched(stack: ExitStack, model: str, base: str, runs) -> list[Variant]:
     """One batching server; each variant's parameters are applied live before it is measured."""
     port = stack.enter_context(
-        harness.tfserve(f"--model_name={model}", f"--model_base_path={base}", "--enable_batching")
+        harness.tfserve(
+            f"--model_name={model}", f"--model_base_path={base}", "--enable_batching", "--enable_management_api"
+        )
     )
     url = f"http://127.0.0.1:{port}/v1/models/{model}:predict"
     api = f"http://127.0.0.1:{port}/tfserve/api/models/{model}/batching"

@@ -132,7 +132,7 @@ def run_logging() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base = os.path.join(tmp, "mlp")
         models.mlp(base)
-        with harness.tfserve("--model_name=mlp", f"--model_base_path={base}") as port:
+        with harness.tfserve("--model_name=mlp", f"--model_base_path={base}", "--enable_management_api") as port:
             url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
             api = f"http://127.0.0.1:{port}/tfserve/api/models/mlp/logging"
             for rate in (None, 1.0, 0.01):
