@@ -66,9 +66,9 @@ class PortGuard:
     # ------------------------------------------------------------------ tokens
     def token_ok(self, authorization: str) -> bool:
         """Whether an ``Authorization`` value carries the token (``token <t>`` or ``Bearer <t>``)."""
-        scheme, _, value = authorization.strip().partition(" ")
-        if self.token is None:
+        if self.token is None:  # TF Serving's open ports: no header to parse on each request
             return True
+        scheme, _, value = authorization.strip().partition(" ")
         if not self.token or scheme.lower() not in ("token", "bearer"):
             return False
         return hmac.compare_digest(value.strip().encode(), self.token.encode())
