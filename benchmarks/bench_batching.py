@@ -109,8 +109,12 @@ print(json.dumps({"batch1_us": us_per_call[1], "batch32_us_per_row": us_per_call
 
 def raw_by_batch(base_path: str) -> dict:
     """The model alone at batch 1 and 32: how much batching can save it, before any serving cost."""
-    out = subprocess.run([*harness.pinned(0), sys.executable, "-c", RAW_BY_BATCH,
-                          os.path.join(base_path, "1")], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [*harness.pinned(0), sys.executable, "-c", RAW_BY_BATCH, os.path.join(base_path, "1")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["gain"] = result["batch1_us"] / result["batch32_us_per_row"]
     return result
@@ -135,14 +139,18 @@ tf.saved_model.save(module, sys.argv[2], signatures={"serving_default": module.s
 def flat_cnn(base_path: str, scratch: str) -> None:
     """The small CNN behind a flat [-1, 784] input, so one-row JSON bodies reach it unchanged."""
     images = models.small_cnn(os.path.join(scratch, "cnn_images"))
-    subprocess.run([sys.executable, "-c", CNN_FROM_IMAGES, images, os.path.join(base_path, "1")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", CNN_FROM_IMAGES, images, os.path.join(base_path, "1")],
+        check=True,
+        capture_output=True,
+    )
 
 
 def http_json(url: str, body=None, method: str = "GET") -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -158,8 +166,14 @@ class Variant:
     def measure(self) -> None:
         before = http_json(self.api, self.parameters, "PUT") if self.api else None
         result = harness.loadgen(self.url, BODY, concurrency=self.concurrency, duration=DURATION)
-        row = {"variant": self.name, "C": self.concurrency, "req/s": result["throughput_rps"],
-               "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"], "errors": result["errors"]}
+        row = {
+            "variant": self.name,
+            "C": self.concurrency,
+            "req/s": result["throughput_rps"],
+            "p50_ms": result["p50_ms"],
+            "p99_ms": result["p99_ms"],
+            "errors": result["errors"],
+        }
         if before is not None:
             row["avg_batch"] = _average_batch(before, http_json(self.api))
         self.runs.append(row)
@@ -168,7 +182,9 @@ class Variant:
     def best(self) -> dict:
         """The least disturbed run: the fastest at C>1, the lowest p50 at C=1."""
         if self.concurrency == 1:
-            return min(self.runs, key=lambda r: r["p50_ms"] if r["p50_ms"] is not None else float("inf"))
+            return min(
+                self.runs, key=lambda r: r["p50_ms"] if r["p50_ms"] is not None else float("inf")
+            )
         return max(self.runs, key=lambda r: r["req/s"])
 
 
@@ -183,13 +199,18 @@ def _average_batch(before: dict, after: dict) -> float:
 
 def bare(stack: ExitStack, script: str, name: str) -> list[Variant]:
     port = harness.free_port()
-    stack.enter_context(harness.process_on_core([sys.executable, "-c", script, str(port)],
-                                                f"http://127.0.0.1:{port}/ready"))
+    stack.enter_context(
+        harness.process_on_core(
+            [sys.executable, "-c", script, str(port)], f"http://127.0.0.1:{port}/ready"
+        )
+    )
     return [Variant(name, f"http://127.0.0.1:{port}/v1/models/mlp:predict", 32)]
 
 
 def unbatched(stack: ExitStack, model: str, base: str, concurrencies) -> list[Variant]:
-    port = stack.enter_context(harness.tfserve(f"--model_name={model}", f"--model_base_path={base}"))
+    port = stack.enter_context(
+        harness.tfserve(f"--model_name={model}", f"--model_base_path={base}")
+    )
     url = f"http://127.0.0.1:{port}/v1/models/{model}:predict"
     return [Variant(f"{model} unbatched", url, c) for c in concurrencies]
 
@@ -198,14 +219,22 @@ def batched(stack: ExitStack, model: str, base: str, runs) -> list[Variant]:
     """One batching server; each variant's parameters are applied live before it is measured."""
     port = stack.enter_context(
         harness.tfserve(
-            f"--model_name={model}", f"--model_base_path={base}", "--enable_batching", "--enable_management_api"
+            f"--model_name={model}",
+            f"--model_base_path={base}",
+            "--enable_batching",
+            "--enable_management_api",
         )
     )
     url = f"http://127.0.0.1:{port}/v1/models/{model}:predict"
     api = f"http://127.0.0.1:{port}/tfserve/api/models/{model}/batching"
     return [
-        Variant(f"{model} batched {size}/{timeout}us", url, c, api,
-                {"max_batch_size": size, "batch_timeout_micros": timeout})
+        Variant(
+            f"{model} batched {size}/{timeout}us",
+            url,
+            c,
+            api,
+            {"max_batch_size": size, "batch_timeout_micros": timeout},
+        )
         for size, timeout, c in runs
     ]
 
@@ -243,8 +272,10 @@ def summarize(rows: list[dict], raw: dict) -> dict:
         return next(r for r in rows if r["variant"] == variant and r["C"] == c)
 
     def best(prefix: str) -> dict:
-        return max((r for r in rows if r["variant"].startswith(prefix) and r["C"] == 32),
-                   key=lambda r: r["req/s"])
+        return max(
+            (r for r in rows if r["variant"].startswith(prefix) and r["C"] == 32),
+            key=lambda r: r["req/s"],
+        )
 
     mlp_unbatched, cnn_unbatched = one("mlp unbatched", 32), one("cnn unbatched", 32)
     mlp_best, cnn_best = best("mlp batched"), best("cnn batched")
@@ -254,7 +285,11 @@ def summarize(rows: list[dict], raw: dict) -> dict:
         "mlp_batched_over_unbatched": mlp_best["req/s"] / mlp_unbatched["req/s"],
         "cnn_best_variant": cnn_best["variant"],
         "cnn_batched_over_unbatched": cnn_best["req/s"] / cnn_unbatched["req/s"],
-        **{f"{name}_raw_{key}": value for name, costs in raw.items() for key, value in costs.items()},
+        **{
+            f"{name}_raw_{key}": value
+            for name, costs in raw.items()
+            for key, value in costs.items()
+        },
         "mlp_batched_over_bare_tornado": mlp_best["req/s"] / one("bare tornado", 32)["req/s"],
         "mlp_batched_over_bare_asgi": mlp_best["req/s"] / one("bare ASGI (uvicorn)", 32)["req/s"],
         "mlp_p99_batched_minus_unbatched_ms": mlp_best["p99_ms"] - mlp_unbatched["p99_ms"],

@@ -80,15 +80,30 @@ server.stop()
 
 def no_http(base: str) -> dict:
     """Batched REST core called in-process by 32 coroutines: the most any HTTP front could add up to."""
-    out = subprocess.run([*harness.pinned(0), sys.executable, "-c", NO_HTTP, base],
-                         check=True, capture_output=True, text=True).stdout
-    return {"variant": "REST core batched, no HTTP (in-process)", "C": 32,
-            **json.loads(out.strip().splitlines()[-1])}
+    out = subprocess.run(
+        [*harness.pinned(0), sys.executable, "-c", NO_HTTP, base],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {
+        "variant": "REST core batched, no HTTP (in-process)",
+        "C": 32,
+        **json.loads(out.strip().splitlines()[-1]),
+    }
 
 
 def two_fronts(stack: ExitStack, base: str, batching: bool) -> list[Variant]:
     asgi, tornado = harness.free_port(), harness.free_port()
-    cmd = [sys.executable, "-c", TWO_FRONTS, base, str(asgi), str(tornado), "1" if batching else "0"]
+    cmd = [
+        sys.executable,
+        "-c",
+        TWO_FRONTS,
+        base,
+        str(asgi),
+        str(tornado),
+        "1" if batching else "0",
+    ]
     stack.enter_context(harness.process_on_core(cmd, f"http://127.0.0.1:{asgi}/tfserve/api/ready"))
     mode = "batched" if batching else "unbatched"
     return [
@@ -113,11 +128,14 @@ def run(rounds: int = ROUNDS) -> dict:
                 variant.measure()
     rows = {v.name: v.best() for v in variants}
     rows[bound["variant"]] = bound
-    print(harness.table(list(rows.values()), ["variant", "C", "req/s", "p50_ms", "p99_ms", "errors"]))
+    print(
+        harness.table(list(rows.values()), ["variant", "C", "req/s", "p50_ms", "p99_ms", "errors"])
+    )
     rate = {name: row["req/s"] for name, row in rows.items()}
     summary = {
         "asgi_over_tornado_batched": rate["ASGI front batched"] / rate["tornado front batched"],
-        "asgi_over_tornado_unbatched": rate["ASGI front unbatched"] / rate["tornado front unbatched"],
+        "asgi_over_tornado_unbatched": rate["ASGI front unbatched"]
+        / rate["tornado front unbatched"],
         "asgi_batched_over_bare_asgi": rate["ASGI front batched"] / rate["bare ASGI (no model)"],
         "no_http_batched_over_bare_asgi": bound["req/s"] / rate["bare ASGI (no model)"],
     }

@@ -177,15 +177,27 @@ print(json.dumps(result))
 
 
 def grpc_loadgen(port: int, concurrency: int, duration: float = 8.0, warmup: float = 2.0) -> dict:
-    cmd = [*harness.pinned(1), sys.executable, "-c", GRPC_LOADGEN, str(port), str(concurrency),
-           str(duration), str(warmup)]
+    cmd = [
+        *harness.pinned(1),
+        sys.executable,
+        "-c",
+        GRPC_LOADGEN,
+        str(port),
+        str(concurrency),
+        str(duration),
+        str(warmup),
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def cost_split(base_path: str) -> dict:
-    out = subprocess.run([*harness.pinned(0), sys.executable, "-c", COST_SPLIT, base_path],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [*harness.pinned(0), sys.executable, "-c", COST_SPLIT, base_path],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -194,19 +206,29 @@ def ceilings() -> list[dict]:
     grpc_port, rest_port = harness.free_port(), harness.free_port()
     with harness.process_on_core([sys.executable, "-c", BARE_GRPC, str(grpc_port)], grpc_port):
         grpc_result = grpc_loadgen(grpc_port, 32)
-    with harness.process_on_core([sys.executable, "-c", BARE_ASGI, str(rest_port)],
-                                 f"http://127.0.0.1:{rest_port}/ready"):
-        rest_result = harness.loadgen(f"http://127.0.0.1:{rest_port}/v1/models/mlp:predict", BODY,
-                                      concurrency=32)
-    return [_row(f"{variant} ceiling (no model)", 32, result)
-            for variant, result in (("rest", rest_result), ("grpc", grpc_result))]
+    with harness.process_on_core(
+        [sys.executable, "-c", BARE_ASGI, str(rest_port)], f"http://127.0.0.1:{rest_port}/ready"
+    ):
+        rest_result = harness.loadgen(
+            f"http://127.0.0.1:{rest_port}/v1/models/mlp:predict", BODY, concurrency=32
+        )
+    return [
+        _row(f"{variant} ceiling (no model)", 32, result)
+        for variant, result in (("rest", rest_result), ("grpc", grpc_result))
+    ]
 
 
 def _row(variant: str, c: int, result: dict) -> dict:
     if result.get("error_samples"):
         print(f"{variant} C={c} errors: {result['error_samples']}")
-    return {"variant": variant, "C": c, "req/s": result["throughput_rps"],
-            "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"], "errors": result["errors"]}
+    return {
+        "variant": variant,
+        "C": c,
+        "req/s": result["throughput_rps"],
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
+        "errors": result["errors"],
+    }
 
 
 def run() -> dict:
@@ -217,7 +239,9 @@ def run() -> dict:
         bare = ceilings()
         grpc_port = harness.free_port()
         rows = []
-        with harness.tfserve("--model_name=mlp", f"--model_base_path={base}", f"--port={grpc_port}") as port:
+        with harness.tfserve(
+            "--model_name=mlp", f"--model_base_path={base}", f"--port={grpc_port}"
+        ) as port:
             url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
             for c in CONCURRENCY:
                 results = {
@@ -228,7 +252,10 @@ def run() -> dict:
     rows += bare
     by = {(r["variant"], r["C"]): r for r in rows}
     summary = {
-        **{f"grpc_over_rest_c{c}": by["grpc", c]["req/s"] / by["rest", c]["req/s"] for c in CONCURRENCY},
+        **{
+            f"grpc_over_rest_c{c}": by["grpc", c]["req/s"] / by["rest", c]["req/s"]
+            for c in CONCURRENCY
+        },
         "grpc_ceiling_over_rest_ceiling": (
             by["grpc ceiling (no model)", 32]["req/s"] / by["rest ceiling (no model)", 32]["req/s"]
         ),

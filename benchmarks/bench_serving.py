@@ -72,8 +72,12 @@ print(json.dumps({name: measure(call) for name, call in calls.items()}))
 
 
 def raw_call(version_dir: str) -> dict:
-    out = subprocess.run([*harness.pinned(0), sys.executable, "-c", RAW, version_dir],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [*harness.pinned(0), sys.executable, "-c", RAW, version_dir],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -95,9 +99,16 @@ def run() -> dict:
             url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
             for c in (1, 8, 32):
                 result = harness.loadgen(url, BODY, concurrency=c, expect="predictions")
-                rows.append({"variant": "served", "C": c, "req/s": result["throughput_rps"],
-                             "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
-                             "errors": result["errors"]})
+                rows.append(
+                    {
+                        "variant": "served",
+                        "C": c,
+                        "req/s": result["throughput_rps"],
+                        "p50_ms": result["p50_ms"],
+                        "p99_ms": result["p99_ms"],
+                        "errors": result["errors"],
+                    }
+                )
     served_c1 = rows[0]
     served_c32 = rows[-1]
     signature, engine = raw["signature"], raw["engine"]
@@ -132,29 +143,46 @@ def run_logging() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base = os.path.join(tmp, "mlp")
         models.mlp(base)
-        with harness.tfserve("--model_name=mlp", f"--model_base_path={base}", "--enable_management_api") as port:
+        with harness.tfserve(
+            "--model_name=mlp", f"--model_base_path={base}", "--enable_management_api"
+        ) as port:
             url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
             api = f"http://127.0.0.1:{port}/tfserve/api/models/mlp/logging"
             for rate in (None, 1.0, 0.01):
                 if rate is not None:
-                    _logging_api(api, {"filename_prefix": os.path.join(tmp, "logs", "mlp"), "sampling_rate": rate})
+                    _logging_api(
+                        api,
+                        {
+                            "filename_prefix": os.path.join(tmp, "logs", "mlp"),
+                            "sampling_rate": rate,
+                        },
+                    )
                 before = _logging_api(api).get("records", {})
                 result = harness.loadgen(url, BODY, concurrency=32, expect="predictions")
                 after = _logging_api(api).get("records", {})
-                rows.append({
-                    "logging": "off" if rate is None else f"rate {rate:g}",
-                    "req/s": result["throughput_rps"],
-                    "p50_ms": result["p50_ms"],
-                    "p99_ms": result["p99_ms"],
-                    "errors": result["errors"],
-                    **{k: after.get(k, 0) - before.get(k, 0) for k in ("written", "dropped", "failed")},
-                })
+                rows.append(
+                    {
+                        "logging": "off" if rate is None else f"rate {rate:g}",
+                        "req/s": result["throughput_rps"],
+                        "p50_ms": result["p50_ms"],
+                        "p99_ms": result["p99_ms"],
+                        "errors": result["errors"],
+                        **{
+                            k: after.get(k, 0) - before.get(k, 0)
+                            for k in ("written", "dropped", "failed")
+                        },
+                    }
+                )
     off, full, sampled = rows
     summary = {
         "logging_1.0_over_off": full["req/s"] / off["req/s"],
         "logging_0.01_over_off": sampled["req/s"] / off["req/s"],
     }
-    print(harness.table(rows, ["logging", "req/s", "p50_ms", "p99_ms", "errors", "written", "dropped", "failed"]))
+    print(
+        harness.table(
+            rows, ["logging", "req/s", "p50_ms", "p99_ms", "errors", "written", "dropped", "failed"]
+        )
+    )
     print(json.dumps(summary, indent=2))
     return summary
 
@@ -201,30 +229,59 @@ def run_tflite() -> dict:
         with open(os.path.join(tflite_dir, "model.tflite"), "wb") as f:
             f.write(tf.lite.TFLiteConverter.from_saved_model(saved_model).convert())
         sizes = {
-            "tensorflow": sum(os.path.getsize(os.path.join(r, n)) for r, _, ns in os.walk(saved_model) for n in ns),
+            "tensorflow": sum(
+                os.path.getsize(os.path.join(r, n)) for r, _, ns in os.walk(saved_model) for n in ns
+            ),
             "tflite": os.path.getsize(os.path.join(tflite_dir, "model.tflite")),
         }
-        out = subprocess.run([*harness.pinned(0), sys.executable, "-c", RAW_PLATFORMS, saved_model, tflite_dir],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [*harness.pinned(0), sys.executable, "-c", RAW_PLATFORMS, saved_model, tflite_dir],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         raw = json.loads(out.strip().splitlines()[-1])
         rows = []
-        for platform, base in (("tensorflow", os.path.dirname(saved_model)), ("tflite", os.path.dirname(tflite_dir))):
+        for platform, base in (
+            ("tensorflow", os.path.dirname(saved_model)),
+            ("tflite", os.path.dirname(tflite_dir)),
+        ):
             for batching in (False, True):
                 flags = ["--model_name=mlp", f"--model_base_path={base}"]
                 flags += ["--enable_batching"] if batching else []
                 with harness.tfserve(*flags) as port:
                     url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
-                    for c in ((32,) if batching else (1, 32)):
+                    for c in (32,) if batching else (1, 32):
                         result = harness.loadgen(url, BODY, concurrency=c, expect="predictions")
-                        rows.append({"platform": platform, "batching": batching, "C": c,
-                                     "req/s": result["throughput_rps"], "p50_ms": result["p50_ms"]})
+                        rows.append(
+                            {
+                                "platform": platform,
+                                "batching": batching,
+                                "C": c,
+                                "req/s": result["throughput_rps"],
+                                "p50_ms": result["p50_ms"],
+                            }
+                        )
     served = {(r["platform"], r["batching"], r["C"]): r for r in rows}
-    summary = {"size_bytes": sizes, "raw": raw, "tflite_over_savedmodel": {
-        "size": sizes["tflite"] / sizes["tensorflow"],
-        **{f"raw_b{n}_p50": raw["tflite"][f"raw_b{n}_p50_ms"] / raw["tensorflow"][f"raw_b{n}_p50_ms"] for n in (1, 32)},
-        **{f"served_{'batched' if b else 'unbatched'}_c{c}_rps": served["tflite", b, c]["req/s"]
-           / served["tensorflow", b, c]["req/s"] for b, c in ((False, 1), (False, 32), (True, 32))},
-    }}
+    summary = {
+        "size_bytes": sizes,
+        "raw": raw,
+        "tflite_over_savedmodel": {
+            "size": sizes["tflite"] / sizes["tensorflow"],
+            **{
+                f"raw_b{n}_p50": raw["tflite"][f"raw_b{n}_p50_ms"]
+                / raw["tensorflow"][f"raw_b{n}_p50_ms"]
+                for n in (1, 32)
+            },
+            **{
+                f"served_{'batched' if b else 'unbatched'}_c{c}_rps": served["tflite", b, c][
+                    "req/s"
+                ]
+                / served["tensorflow", b, c]["req/s"]
+                for b, c in ((False, 1), (False, 32), (True, 32))
+            },
+        },
+    }
     print(harness.table(rows, ["platform", "batching", "C", "req/s", "p50_ms"]))
     print(json.dumps(summary, indent=2))
     return summary

@@ -54,8 +54,16 @@ def wait_http(url: str, timeout: float = 120.0, expect_status: int = 200) -> Non
 def tfserve(*flags: str, core: int = 0):
     """A ``tfserve`` process on one core; yields its REST port once every model is AVAILABLE."""
     port = free_port()
-    cmd = [*pinned(core), sys.executable, "-m", "jupyter_tfserve.cli", "--port=0",
-           f"--rest_api_port={port}", *TF_THREADS, *flags]
+    cmd = [
+        *pinned(core),
+        sys.executable,
+        "-m",
+        "jupyter_tfserve.cli",
+        "--port=0",
+        f"--rest_api_port={port}",
+        *TF_THREADS,
+        *flags,
+    ]
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_http(f"http://127.0.0.1:{port}/tfserve/api/ready")
@@ -83,7 +91,9 @@ def wait_port(port: int, timeout: float = 60.0) -> None:
 @contextmanager
 def process_on_core(cmd: list[str], ready: str | int, core: int = 0):
     """A process pinned to ``core``, yielded once ``ready`` (a URL answering 200, or a port) is."""
-    process = subprocess.Popen([*pinned(core), *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [*pinned(core), *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         if isinstance(ready, int):
             wait_port(ready)
@@ -95,11 +105,35 @@ def process_on_core(cmd: list[str], ready: str | int, core: int = 0):
         process.wait(30)
 
 
-def loadgen(url: str, body: str, *, concurrency: int, row_dim: int = 784, duration: float = 8.0,
-            warmup: float = 2.0, core: int = 1, expect: str | None = None) -> dict:
+def loadgen(
+    url: str,
+    body: str,
+    *,
+    concurrency: int,
+    row_dim: int = 784,
+    duration: float = 8.0,
+    warmup: float = 2.0,
+    core: int = 1,
+    expect: str | None = None,
+) -> dict:
     """Run the closed-loop load generator pinned to ``core``; returns its JSON result."""
-    cmd = [*pinned(core), sys.executable, LOADGEN, "--url", url, "--body", body,
-           "--row-dim", str(row_dim), "-c", str(concurrency), "-d", str(duration), "-w", str(warmup)]
+    cmd = [
+        *pinned(core),
+        sys.executable,
+        LOADGEN,
+        "--url",
+        url,
+        "--body",
+        body,
+        "--row-dim",
+        str(row_dim),
+        "-c",
+        str(concurrency),
+        "-d",
+        str(duration),
+        "-w",
+        str(warmup),
+    ]
     if expect:
         cmd += ["--expect", expect]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout

@@ -49,7 +49,9 @@ examples:
 """
 
 
-def build_parser(prog: str = "tfserve", only: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    prog: str = "tfserve", only: tuple[str, ...] | None = None
+) -> argparse.ArgumentParser:
     """The server's flags (``only``: just these, for a subcommand that takes a few of them)."""
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -84,36 +86,72 @@ def build_parser(prog: str = "tfserve", only: tuple[str, ...] | None = None) -> 
     flag("rest_api_enable_cors_support", False, "answer CORS preflight and add CORS headers")
     flag("rest_api_ssl_cert_file", "", "PEM certificate (chain) to serve the REST port over HTTPS")
     flag("rest_api_ssl_key_file", "", "PEM private key of --rest_api_ssl_cert_file")
-    flag("auth_token_file", "", "file holding a bearer token that REST and gRPC then require "
-         "(all but health and readiness); also enables /tfserve/api changes for token holders")
-    flag("enable_management_api", False, "accept /tfserve/api changes without a token (loopback only is wise)")
-    flag("rest_api_allowed_hosts", "", "comma-separated further Host names the REST port answers to "
-         "(besides loopback names and the bind address)")
+    flag(
+        "auth_token_file",
+        "",
+        "file holding a bearer token that REST and gRPC then require "
+        "(all but health and readiness); also enables /tfserve/api changes for token holders",
+    )
+    flag(
+        "enable_management_api",
+        False,
+        "accept /tfserve/api changes without a token (loopback only is wise)",
+    )
+    flag(
+        "rest_api_allowed_hosts",
+        "",
+        "comma-separated further Host names the REST port answers to "
+        "(besides loopback names and the bind address)",
+    )
     flag("model_name", "default", "name of the model served with --model_base_path")
     flag("model_base_path", "", "absolute path of a model's version directories")
     flag("model_config_file", "", "ModelServerConfig text proto (models.config)")
-    flag("model_config_file_poll_wait_seconds", 0, "re-read --model_config_file this often (0 = never)")
+    flag(
+        "model_config_file_poll_wait_seconds",
+        0,
+        "re-read --model_config_file this often (0 = never)",
+    )
     flag("monitoring_config_file", "", "MonitoringConfig text proto (Prometheus endpoint)")
     flag("file_system_poll_wait_seconds", 1, "poll model base paths for new versions this often")
-    flag("allow_version_labels_for_unavailable_models", False, "allow new labels on versions not yet loaded")
+    flag(
+        "allow_version_labels_for_unavailable_models",
+        False,
+        "allow new labels on versions not yet loaded",
+    )
     flag("max_num_load_retries", 5, "retries of a failed model load")
     flag("load_retry_interval_micros", 60 * 1000 * 1000, "wait between load retries")
     flag("enable_model_warmup", True, "replay assets.extra/tf_serving_warmup_requests at load")
     flag("num_request_iterations_for_warmup", 1, "replays of each warmup record")
     flag("saved_model_tags", "serve", "comma-separated SavedModel tags to load")
-    flag("tensorflow_intra_op_parallelism", 0, "TensorFlow intra-op threads (0 = TensorFlow's choice)")
-    flag("tensorflow_inter_op_parallelism", 0, "TensorFlow inter-op threads (0 = TensorFlow's choice)")
+    flag(
+        "tensorflow_intra_op_parallelism",
+        0,
+        "TensorFlow intra-op threads (0 = TensorFlow's choice)",
+    )
+    flag(
+        "tensorflow_inter_op_parallelism",
+        0,
+        "TensorFlow inter-op threads (0 = TensorFlow's choice)",
+    )
     flag("tensorflow_session_parallelism", 0, "accepted for compatibility")
     flag("enable_batching", False, "batch requests server-side")
     flag("batching_parameters_file", "", "BatchingParameters text proto")
-    flag("enable_per_model_batching_parameters", False, "read batching_params.pbtxt from each SavedModel")
+    flag(
+        "enable_per_model_batching_parameters",
+        False,
+        "read batching_params.pbtxt from each SavedModel",
+    )
     flag(
         "enable_signature_method_name_check",
         False,
         "require classify/regress signatures to carry those method names "
         "(off: TF2 exports name every signature predict)",
     )
-    flag("request_log_max_file_bytes", 64 * 1024 * 1024, "request logs (logging_config): rotate at this size")
+    flag(
+        "request_log_max_file_bytes",
+        64 * 1024 * 1024,
+        "request logs (logging_config): rotate at this size",
+    )
     flag("request_log_max_file_seconds", 3600, "request logs (logging_config): rotate at this age")
     flag(
         "prefer_tflite_model",
@@ -200,7 +238,9 @@ def serve_forever(options, banner=None) -> int:
     # the process: frozen, the collector stops walking them on every full collection.
     gc.freeze()
     if server.rest_port:
-        print(f"Exporting HTTP/REST API at:{options.rest_api_host}:{server.rest_port} ...", flush=True)
+        print(
+            f"Exporting HTTP/REST API at:{options.rest_api_host}:{server.rest_port} ...", flush=True
+        )
     if banner:
         print(banner(server), flush=True)
     try:
@@ -212,7 +252,9 @@ def serve_forever(options, banner=None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if argv and not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
         # TF Serving takes no positional arguments: a bare word is a mistyped subcommand.
         from .suggest import unknown_command

@@ -43,14 +43,24 @@ def export_half_plus_two(base_path: str, version: int = 1) -> str:
 
 
 # The server flags that make sense for the demo; the rest keep TF Serving's defaults.
-DEMO_FLAGS = ("port", "rest_api_port", "rest_api_host", "grpc_host", "model_name", "model_base_path", "enable_batching")
+DEMO_FLAGS = (
+    "port",
+    "rest_api_port",
+    "rest_api_host",
+    "grpc_host",
+    "model_name",
+    "model_base_path",
+    "enable_batching",
+)
 
 
 def main(argv: list[str]) -> int:
     from .cli import build_parser, check_usage, options_from_args, serve_forever, taken_port
 
     parser = build_parser("tfserve demo", only=DEMO_FLAGS)
-    parser.description = "Export the half_plus_two demo model and serve it on 8500 (gRPC) and 8501 (REST)."
+    parser.description = (
+        "Export the half_plus_two demo model and serve it on 8500 (gRPC) and 8501 (REST)."
+    )
     parser.set_defaults(rest_api_port=8501, model_name=DEMO_MODEL)
     args = parser.parse_args(argv)
     if not args.model_base_path:

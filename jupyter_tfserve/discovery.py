@@ -68,7 +68,9 @@ class ServerInfo:
 
     def get_json(self, path: str, timeout: float = 5.0):
         """GET ``{url}/{path}`` with the token and decode the JSON answer (blocking)."""
-        request = urllib.request.Request(f"{self.url.rstrip('/')}/{path.lstrip('/')}", headers=self.headers)
+        request = urllib.request.Request(
+            f"{self.url.rstrip('/')}/{path.lstrip('/')}", headers=self.headers
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
 
@@ -97,7 +99,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def discover(url: str | None = None, token: str | None = None, *, directory: str | None = None) -> ServerInfo | None:
+def discover(
+    url: str | None = None, token: str | None = None, *, directory: str | None = None
+) -> ServerInfo | None:
     """The server this process should talk to, or None.
 
     Resolution order:
@@ -129,13 +133,19 @@ def discover(url: str | None = None, token: str | None = None, *, directory: str
     if parent.isdigit():
         for info in servers:
             if info.pid == int(parent):
-                return replace(info, source="parent", token=token if token is not None else info.token)
+                return replace(
+                    info, source="parent", token=token if token is not None else info.token
+                )
     if len(servers) == 1:
-        return replace(servers[0], source="only", token=token if token is not None else servers[0].token)
+        return replace(
+            servers[0], source="only", token=token if token is not None else servers[0].token
+        )
     return None
 
 
-def list_servers(*, with_models: bool = True, timeout: float = 2.0, directory: str | None = None) -> list[ServerInfo]:
+def list_servers(
+    *, with_models: bool = True, timeout: float = 2.0, directory: str | None = None
+) -> list[ServerInfo]:
     """Every live server with the extension on this machine, each with its models.
 
     Runtime files of processes that are gone are removed on the way. ``models``

@@ -163,7 +163,9 @@ def read_token_file(path: str) -> str:
         with open(path, encoding="utf-8") as f:
             token = f.read().strip()
     except OSError as exc:
-        raise invalid_argument(f"Could not read --auth_token_file {path}: {exc.strerror or exc}") from None
+        raise invalid_argument(
+            f"Could not read --auth_token_file {path}: {exc.strerror or exc}"
+        ) from None
     if not token:
         raise invalid_argument(f"--auth_token_file {path} is empty")
     return token
@@ -197,7 +199,10 @@ class ModelServer:
         self._initial_config = config
         from .core.platforms.tensorflow import configure_tensorflow
 
-        configure_tensorflow(self.options.tensorflow_intra_op_parallelism, self.options.tensorflow_inter_op_parallelism)
+        configure_tensorflow(
+            self.options.tensorflow_intra_op_parallelism,
+            self.options.tensorflow_inter_op_parallelism,
+        )
         self.manager = ModelManager(
             self._load,
             file_system_poll_wait_seconds=self.options.file_system_poll_wait_seconds,
@@ -218,7 +223,9 @@ class ModelServer:
         )
         threads = self.options.num_inference_threads or max(4, (os.cpu_count() or 1) * 2)
         self.executor = ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="tfserve-infer", initializer=mark_as_background_work
+            max_workers=threads,
+            thread_name_prefix="tfserve-infer",
+            initializer=mark_as_background_work,
         )
         self.batcher = self._batcher() if self.options.enable_batching else None
         self.admin = Admin(
@@ -285,7 +292,9 @@ class ModelServer:
         if self.batcher is not None:
             self.batcher.prepare(name, version, path)  # a bad batching_params.pbtxt fails the load
         platform = platforms.select(
-            self.manager.model_config(name).model_platform, path, prefer_tflite=self.options.prefer_tflite_model
+            self.manager.model_config(name).model_platform,
+            path,
+            prefer_tflite=self.options.prefer_tflite_model,
         )
         options = platforms.LoadOptions(
             saved_model_tags=tuple(t for t in self.options.saved_model_tags.split(",") if t),
@@ -323,7 +332,9 @@ class ModelServer:
             self.admin.reload(SERVER, config, wait_timeout=timeout if wait_for_models else None)
         self.manager.start()
         self._loop = new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="tfserve-io", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="tfserve-io", daemon=True
+        )
         self._thread.start()
         try:
             self._run(self._start_fronts())
@@ -331,7 +342,9 @@ class ModelServer:
             self.stop()
             raise
         if self.options.model_config_file and self.options.model_config_file_poll_wait_seconds > 0:
-            self._config_poller = threading.Thread(target=self._poll_config, name="tfserve-config", daemon=True)
+            self._config_poller = threading.Thread(
+                target=self._poll_config, name="tfserve-config", daemon=True
+            )
             self._config_poller.start()
         return self
 
@@ -343,7 +356,9 @@ class ModelServer:
         if self.options.rest_api_port:
             from .protocols.http_asgi import serve as serve_rest
 
-            front = await serve_rest(self.rest, self.options.rest_api_host, self.options.rest_api_port, self.options)
+            front = await serve_rest(
+                self.rest, self.options.rest_api_host, self.options.rest_api_port, self.options
+            )
             self._fronts.append(front)
             self.rest_port = front.port
         if self.options.port or self.options.grpc_socket_path:

@@ -32,7 +32,9 @@ def find(url: str | None) -> ServerInfo:
         if not servers:
             raise LookupError("no Jupyter server with jupyter-tfserve is running on this machine")
         urls = ", ".join(s.jupyter_url or s.url for s in servers)
-        raise LookupError(f"{len(servers)} Jupyter servers with jupyter-tfserve are running ({urls}): pass --url")
+        raise LookupError(
+            f"{len(servers)} Jupyter servers with jupyter-tfserve are running ({urls}): pass --url"
+        )
     target = urlsplit(url if "://" in url else f"http://{url}")
     for info in list_servers(with_models=False):
         if target.port in _ports(info):

@@ -29,16 +29,22 @@ def model_config_text(models: dict[str, str], policies: dict[str, str] | None = 
     return "model_config_list {\n" + "\n".join(entries) + "\n}\n"
 
 
-def start_server(tmp_path, models: dict[str, str], policies: dict[str, str] | None = None, **options) -> ModelServer:
+def start_server(
+    tmp_path, models: dict[str, str], policies: dict[str, str] | None = None, **options
+) -> ModelServer:
     """A ModelServer with REST and gRPC on free ports, serving ``models``; the caller stops it."""
     config = os.path.join(str(tmp_path), "models.config")
     with open(config, "w") as f:
         f.write(model_config_text(models, policies))
     options.setdefault("file_system_poll_wait_seconds", 0.2)
     options.setdefault("max_num_load_retries", 0)
-    options.setdefault("enable_management_api", True)  # the notebook manages it, as it does its embedded server
+    options.setdefault(
+        "enable_management_api", True
+    )  # the notebook manages it, as it does its embedded server
     server = ModelServer(
-        ServerOptions(port=free_port(), rest_api_port=free_port(), model_config_file=config, **options)
+        ServerOptions(
+            port=free_port(), rest_api_port=free_port(), model_config_file=config, **options
+        )
     )
     return server.start()
 

@@ -50,7 +50,10 @@ def make_pki() -> dict:
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _certificate("tfserve test CA", ca_key, ca=True)
-    server_key, client_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    server_key, client_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
     return {
         "ca": ca.public_bytes(serialization.Encoding.PEM),
         "server": pem(server_key, _certificate("localhost", server_key, ca, ca_key)),

@@ -124,12 +124,16 @@ def half_plus_three_tf1(base_path, version: int = 1) -> str:
         b = tf.compat.v1.Variable(3.0, name="b", use_resource=False)
         x = tf.compat.v1.placeholder(tf.float32, shape=[None, 1], name="x")
         y = tf.add(a * x, b, name="y")
-        predict = tf.compat.v1.saved_model.signature_def_utils.predict_signature_def({"x": x}, {"y": y})
+        predict = tf.compat.v1.saved_model.signature_def_utils.predict_signature_def(
+            {"x": x}, {"y": y}
+        )
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             builder = tf.compat.v1.saved_model.Builder(path)
             builder.add_meta_graph_and_variables(
-                session, [tf.compat.v1.saved_model.SERVING], signature_def_map={"serving_default": predict}
+                session,
+                [tf.compat.v1.saved_model.SERVING],
+                signature_def_map={"serving_default": predict},
             )
             builder.save()
     return path

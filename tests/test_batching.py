@@ -189,7 +189,12 @@ def test_defaults_are_tf_servings():
     assert options.pad_variable_length_inputs is False
     assert options.enable_large_batch_splitting is False
     assert options.max_execution_batch_size == 1000
-    assert BatchingOptions.from_proto(parameters_from_json({"max_batch_size": 64})).max_execution_batch_size == 64
+    assert (
+        BatchingOptions.from_proto(
+            parameters_from_json({"max_batch_size": 64})
+        ).max_execution_batch_size
+        == 64
+    )
 
 
 def test_parameters_file_in_tf_serving_text_format(tmp_path):
@@ -202,13 +207,19 @@ def test_parameters_file_in_tf_serving_text_format(tmp_path):
         "pad_variable_length_inputs: true\n"
     )
     options = BatchingOptions.from_proto(load_batching_parameters(path))
-    assert (options.max_batch_size, options.batch_timeout_micros, options.num_batch_threads) == (128, 500, 3)
+    assert (options.max_batch_size, options.batch_timeout_micros, options.num_batch_threads) == (
+        128,
+        500,
+        3,
+    )
     assert options.allowed_batch_sizes == (32, 128)
     assert options.pad_variable_length_inputs is True
     assert options.max_enqueued_batches == 10
 
     path.write_text("max_batch_size: 128\n")  # not the wrapper syntax
-    with pytest.raises(ServingError, match="Error parsing text-format .*BatchingParameters") as error:
+    with pytest.raises(
+        ServingError, match="Error parsing text-format .*BatchingParameters"
+    ) as error:
         load_batching_parameters(path)
     assert error.value.code == Code.INVALID_ARGUMENT
 
@@ -217,14 +228,31 @@ def test_parameters_file_in_tf_serving_text_format(tmp_path):
     ("parameters", "message"),
     [
         ({"max_batch_size": 4, "allowed_batch_sizes": [4, 2]}, "must be monotonically increasing"),
-        ({"max_batch_size": 4, "allowed_batch_sizes": [2, 2, 4]}, "must be monotonically increasing"),
-        ({"max_batch_size": 4, "allowed_batch_sizes": [1, 3]},
-         "Last entry in allowed_batch_sizes must match max_batch_size; last entry was 3; expected 4"),
-        ({"max_batch_size": 8, "enable_large_batch_splitting": True, "max_execution_batch_size": 4,
-          "allowed_batch_sizes": [2, 8]},
-         "must be equal to max_execution_batch_size; last entry was 8; expected 4"),
-        ({"max_batch_size": 4, "enable_large_batch_splitting": True, "max_execution_batch_size": 8},
-         "max_execution_batch_size must be less than or equal to max_batch_size"),
+        (
+            {"max_batch_size": 4, "allowed_batch_sizes": [2, 2, 4]},
+            "must be monotonically increasing",
+        ),
+        (
+            {"max_batch_size": 4, "allowed_batch_sizes": [1, 3]},
+            "Last entry in allowed_batch_sizes must match max_batch_size; last entry was 3; expected 4",
+        ),
+        (
+            {
+                "max_batch_size": 8,
+                "enable_large_batch_splitting": True,
+                "max_execution_batch_size": 4,
+                "allowed_batch_sizes": [2, 8],
+            },
+            "must be equal to max_execution_batch_size; last entry was 8; expected 4",
+        ),
+        (
+            {
+                "max_batch_size": 4,
+                "enable_large_batch_splitting": True,
+                "max_execution_batch_size": 8,
+            },
+            "max_execution_batch_size must be less than or equal to max_batch_size",
+        ),
         ({"max_batch_size": 0}, "max_batch_size must be positive"),
         ({"batch_timeout_micros": -1}, "batch_timeout_micros must be non-negative"),
         ({"num_batch_threads": 100000}, "num_batch_threads must be at most"),
@@ -260,7 +288,9 @@ def test_batchable_signatures(serving, model_repo):
     s.serve("hpt", model_repo("half_plus_two"))
     s.serve("tf1", model_repo("half_plus_two_tf1"))
     with s.manager.acquire("counter") as handle:
-        assert not is_batchable(handle.servable.signatures["incr_counter"])  # output [1]: one total per call
+        assert not is_batchable(
+            handle.servable.signatures["incr_counter"]
+        )  # output [1]: one total per call
         assert not s.batcher.applies(handle, "get_counter")
     with s.manager.acquire("hpt") as handle:
         assert s.batcher.applies(handle, "serving_default")
@@ -273,7 +303,11 @@ def test_stateful_counter_bypasses_batching(serving, model_repo):
     s.serve("counter", model_repo("counter"))
     # With a timeout no test waits for, these would hang if they were batched.
     totals = [
-        float(s.predict("counter", {"delta": np.array([1.0], np.float32)}, "incr_counter").result(30)["output"][0])
+        float(
+            s.predict("counter", {"delta": np.array([1.0], np.float32)}, "incr_counter").result(30)[
+                "output"
+            ][0]
+        )
         for _ in range(3)
     ]
     assert totals == [1.0, 2.0, 3.0]
@@ -283,8 +317,14 @@ def test_stateful_counter_bypasses_batching(serving, model_repo):
 # ---------------------------------------------------------------------- correctness
 def test_concurrent_requests_get_exactly_their_rows(serving, model_repo):
     """Mixed row counts from many threads; odd total rows and even allowed sizes force padding."""
-    s = serving({"max_batch_size": 8, "batch_timeout_micros": NEVER, "allowed_batch_sizes": [2, 4, 8],
-                 "max_enqueued_batches": 100})
+    s = serving(
+        {
+            "max_batch_size": 8,
+            "batch_timeout_micros": NEVER,
+            "allowed_batch_sizes": [2, 4, 8],
+            "max_enqueued_batches": 100,
+        }
+    )
     s.serve("hpt", model_repo("half_plus_two"))
     requests = [x_rows(1000 * i, 1 + i % 3) for i in range(41)]  # 81 rows
     with ThreadPoolExecutor(8) as pool:
@@ -330,10 +370,16 @@ def test_several_outputs_output_filters_and_strings(serving, model_repo):
 
 
 def test_large_requests_are_split_and_reassembled(serving, model_repo):
-    s = serving({
-        "max_batch_size": 16, "enable_large_batch_splitting": True, "max_execution_batch_size": 4,
-        "allowed_batch_sizes": [2, 4], "batch_timeout_micros": NEVER, "max_enqueued_batches": 100,
-    })
+    s = serving(
+        {
+            "max_batch_size": 16,
+            "enable_large_batch_splitting": True,
+            "max_execution_batch_size": 4,
+            "allowed_batch_sizes": [2, 4],
+            "batch_timeout_micros": NEVER,
+            "max_enqueued_batches": 100,
+        }
+    )
     s.serve("hpt", model_repo("half_plus_two"))
     requests = [x_rows(100 * i, rows) for i, rows in enumerate([3, 10, 1, 16, 5, 7])]
     with ThreadPoolExecutor(6) as pool:
@@ -345,14 +391,19 @@ def test_large_requests_are_split_and_reassembled(serving, model_repo):
     assert stats["rows"] == 42
     assert max(int(size) for size in stats["batch_size_histogram"]) <= 4
 
-    with pytest.raises(ServingError, match="Task size 17 is larger than maximum input batch size 16") as error:
+    with pytest.raises(
+        ServingError, match="Task size 17 is larger than maximum input batch size 16"
+    ) as error:
         s.predict("hpt", {"x": x_rows(0, 17)})
     assert error.value.code == Code.INVALID_ARGUMENT
 
 
 def test_variable_length_inputs(serving, extra_store, tmp_path):
-    rows = [np.array([[0.0, 5.0, 3.0]], np.float32), np.array([[0.0, 7.0]], np.float32),
-            np.array([[0.0, 1.0, 9.0, 2.0], [0.0, 4.0, 1.0, 1.0]], np.float32)]
+    rows = [
+        np.array([[0.0, 5.0, 3.0]], np.float32),
+        np.array([[0.0, 7.0]], np.float32),
+        np.array([[0.0, 1.0, 9.0, 2.0], [0.0, 4.0, 1.0, 1.0]], np.float32),
+    ]
     expected = [[5.0], [7.0], [9.0, 4.0]]
     for pad, batches in ((False, 3), (True, 1)):
         base = tmp_path / f"pad_{pad}"
@@ -379,7 +430,9 @@ def test_bad_requests_fail_alone(serving, model_repo):
     good = [s.predict("hpt", {"x": x_rows(i, 1)}) for i in range(3)]
     odd = s.predict("hpt", {"x": np.ones((2, 3), np.float32)})
     np.testing.assert_allclose(odd.result(30)["y"], np.full((2, 3), 2.5))
-    good_multi = s.predict("multi", {"a": np.ones((2, 2), np.float32), "b": np.array([1, 2], np.int64)})
+    good_multi = s.predict(
+        "multi", {"a": np.ones((2, 2), np.float32), "b": np.array([1, 2], np.int64)}
+    )
     bad = s.predict("multi", {"a": np.ones((2, 2), np.float32), "b": np.array([1, 2, 3], np.int64)})
     with pytest.raises(ServingError) as error:
         bad.result(30)
@@ -502,7 +555,9 @@ def test_live_parameter_change_keeps_queued_requests(serving, model_repo):
     waiting = [s.predict("hpt", {"x": x_rows(i, 1)}) for i in range(3)]
 
     with pytest.raises(ServingError, match="monotonically increasing"):
-        s.batcher.set_parameters("hpt", parameters_from_json({"max_batch_size": 2, "allowed_batch_sizes": [2, 1]}))
+        s.batcher.set_parameters(
+            "hpt", parameters_from_json({"max_batch_size": 2, "allowed_batch_sizes": [2, 1]})
+        )
     assert s.stats("hpt")["queued_rows"] == 3  # a refused change changes nothing
 
     changed = s.batcher.set_parameters("hpt", parameters_from_json({"max_batch_size": 2}))
@@ -535,8 +590,13 @@ def test_stats_and_prometheus_series(serving, model_repo):
     assert stats["queue_wait_ms"]["count"] == 6 and stats["execution_ms"]["count"] == 2
     assert stats["rows_per_second"] > 0
     text = s.metrics.render().decode()
-    for series in ("queuing_latency_bucket", "processed_batch_size_count", "padding_size_sum",
-                   "input_batch_size_count", "wrapped_run_count"):
+    for series in (
+        "queuing_latency_bucket",
+        "processed_batch_size_count",
+        "padding_size_sum",
+        "input_batch_size_count",
+        "wrapped_run_count",
+    ):
         assert f":tensorflow:serving:batching_session:{series}" in text
     processed = s.metrics.histogram(
         ":tensorflow:serving:batching_session:processed_batch_size",
@@ -567,26 +627,40 @@ def test_per_model_parameters_file(serving, model_repo):
 
 
 # ---------------------------------------------------------------------- the server and its REST API
-def start_server(tmp_path, base_path: str, name: str, parameters: str | None, **options) -> ModelServer:
+def start_server(
+    tmp_path, base_path: str, name: str, parameters: str | None, **options
+) -> ModelServer:
     if parameters is not None:
         (tmp_path / "batching.txt").write_text(parameters)
         options["batching_parameters_file"] = str(tmp_path / "batching.txt")
-    return ModelServer(ServerOptions(
-        port=0, rest_api_port=0, model_name=name, model_base_path=base_path,
-        max_num_load_retries=0, file_system_poll_wait_seconds=0, enable_management_api=True, **options,
-    )).start()
+    return ModelServer(
+        ServerOptions(
+            port=0,
+            rest_api_port=0,
+            model_name=name,
+            model_base_path=base_path,
+            max_num_load_retries=0,
+            file_system_poll_wait_seconds=0,
+            enable_management_api=True,
+            **options,
+        )
+    ).start()
 
 
 async def rest(server: ModelServer, method: str, path: str, body=None) -> tuple[int, dict]:
     payload = json.dumps(body).encode() if body is not None else b""
-    response = await server.rest.handle(method, path, "", {"content-type": "application/json"}, payload)
+    response = await server.rest.handle(
+        method, path, "", {"content-type": "application/json"}, payload
+    )
     return response.status, json.loads(response.body)
 
 
 def test_rest_answers_503_when_the_queue_is_full(extra_store, tmp_path):
     shutil.copytree(extra_store["sleepy"], tmp_path / "sleepy" / "1")
     server = start_server(
-        tmp_path, str(tmp_path / "sleepy"), "sleepy",
+        tmp_path,
+        str(tmp_path / "sleepy"),
+        "sleepy",
         "max_batch_size { value: 1 }\nmax_enqueued_batches { value: 1 }\nnum_batch_threads { value: 1 }\n",
         enable_batching=True,
     )
@@ -594,7 +668,11 @@ def test_rest_answers_503_when_the_queue_is_full(extra_store, tmp_path):
 
     async def scenario():
         def queued_rows():
-            return server.batcher.stats("sleepy")["signatures"].get("serving_default", {}).get("queued_rows")
+            return (
+                server.batcher.stats("sleepy")["signatures"]
+                .get("serving_default", {})
+                .get("queued_rows")
+            )
 
         async def until(predicate):
             for _ in range(3000):
@@ -623,17 +701,33 @@ def test_batching_management_api(model_repo, tmp_path):
     base = model_repo("half_plus_two")
     with open(os.path.join(base, "1", PER_MODEL_FILE), "w") as f:
         f.write("max_batch_size { value: 16 }\nbatch_timeout_micros { value: 100 }\n")
-    server = start_server(tmp_path, base, "hpt", "max_batch_size { value: 64 }\n",
-                          enable_batching=True, enable_per_model_batching_parameters=True)
+    server = start_server(
+        tmp_path,
+        base,
+        "hpt",
+        "max_batch_size { value: 64 }\n",
+        enable_batching=True,
+        enable_per_model_batching_parameters=True,
+    )
     api = "/tfserve/api/models/hpt/batching"
 
     async def scenario():
-        replies = {"predict": await rest(server, "POST", "/v1/models/hpt:predict", {"instances": [[2.0], [4.0]]})}
+        replies = {
+            "predict": await rest(
+                server, "POST", "/v1/models/hpt:predict", {"instances": [[2.0], [4.0]]}
+            )
+        }
         replies["get"] = await rest(server, "GET", api)
-        replies["put"] = await rest(server, "PUT", api, {"max_batch_size": 8, "allowed_batch_sizes": [4, 8]})
-        replies["bad"] = await rest(server, "PUT", api, {"max_batch_size": 8, "allowed_batch_sizes": [4]})
+        replies["put"] = await rest(
+            server, "PUT", api, {"max_batch_size": 8, "allowed_batch_sizes": [4, 8]}
+        )
+        replies["bad"] = await rest(
+            server, "PUT", api, {"max_batch_size": 8, "allowed_batch_sizes": [4]}
+        )
         replies["typo"] = await rest(server, "PUT", api, {"max_batch_sise": 8})
-        replies["after"] = await rest(server, "POST", "/v1/models/hpt:predict", {"instances": [[1.0]] * 9})
+        replies["after"] = await rest(
+            server, "POST", "/v1/models/hpt:predict", {"instances": [[1.0]] * 9}
+        )
         replies["delete"] = await rest(server, "DELETE", api)
         replies["unknown"] = await rest(server, "GET", "/tfserve/api/models/nope/batching")
         return replies
@@ -645,14 +739,22 @@ def test_batching_management_api(model_repo, tmp_path):
     assert replies["predict"] == (200, {"predictions": [[3.0], [4.0]]})
     status, stats = replies["get"]
     assert status == 200 and stats["model_name"] == "hpt"
-    assert stats["parameters"]["source"] == PER_MODEL_FILE and stats["parameters"]["max_batch_size"] == 16
+    assert (
+        stats["parameters"]["source"] == PER_MODEL_FILE
+        and stats["parameters"]["max_batch_size"] == 16
+    )
     assert stats["signatures"]["serving_default"]["rows"] == 2
     status, stats = replies["put"]
     assert status == 200
-    assert stats["parameters"]["source"] == "override" and stats["parameters"]["allowed_batch_sizes"] == [4, 8]
+    assert stats["parameters"]["source"] == "override" and stats["parameters"][
+        "allowed_batch_sizes"
+    ] == [4, 8]
     assert replies["bad"][0] == 400 and "must match max_batch_size" in replies["bad"][1]["error"]
     assert replies["typo"][0] == 400
-    assert replies["after"] == (400, {"error": "Task size 9 is larger than maximum input batch size 8"})
+    assert replies["after"] == (
+        400,
+        {"error": "Task size 9 is larger than maximum input batch size 8"},
+    )
     assert replies["delete"][1]["parameters"]["source"] == PER_MODEL_FILE
     assert replies["unknown"][0] == 404
 
@@ -668,8 +770,9 @@ def test_batching_api_without_batching_and_bad_model_file(model_repo, tmp_path):
 
     with open(os.path.join(base, "1", PER_MODEL_FILE), "w") as f:
         f.write("max_batch_size { value: 4 }\nallowed_batch_sizes: 3\n")
-    server = start_server(tmp_path, base, "hpt", None,
-                          enable_batching=True, enable_per_model_batching_parameters=True)
+    server = start_server(
+        tmp_path, base, "hpt", None, enable_batching=True, enable_per_model_batching_parameters=True
+    )
     try:
         (status,) = server.manager.version_status("hpt")
     finally:

@@ -49,8 +49,6 @@ SLEEP_MS = 25.0
 FAST = {"warmup": "0.2s", "window": "0.4s", "max_trials": 3, "progress": None}
 
 
-
-
 def worker_pids() -> set[int]:
     """Live load-generator processes started by this test process."""
     me = str(os.getpid())
@@ -593,8 +591,12 @@ def test_compare_batching_switches_live_and_restores(batched):
     assert [line.get_color() for line in throughput_axes.lines] == ["tab:gray", "tab:blue"]
     from matplotlib.colors import to_rgba
 
-    assert {bar.get_facecolor() for bar in histogram_axes.patches} == {  # batch-size bars of both runs
-        to_rgba("tab:gray"), to_rgba("tab:blue")}
+    assert {
+        bar.get_facecolor() for bar in histogram_axes.patches
+    } == {  # batch-size bars of both runs
+        to_rgba("tab:gray"),
+        to_rgba("tab:blue"),
+    }
 
     def interrupt(event):
         if event["phase"] == "window":
@@ -669,7 +671,9 @@ def test_benchmark_through_jupyter_style_routes_with_a_token(batched):
 
 
 def test_batching_needs_a_server_that_batches(plain, caplog):
-    with pytest.raises(BenchError, match="batching is off on this server: start it with --enable_batching"):
+    with pytest.raises(
+        BenchError, match="batching is off on this server: start it with --enable_batching"
+    ):
         benchmark("hpt", url=plain.url, concurrency=1, compare_batching=True, progress=None)
     caplog.clear()
     result = benchmark("hpt", url=plain.url, concurrency="1,2", **FAST)
@@ -716,7 +720,9 @@ def test_plots_and_progress_views_render_without_a_front_end(stalling):
     # No batch statistics: no empty third panel, a one-line note under the figure instead.
     assert len(figure.axes) == 2
     latency_axes, throughput_axes = figure.axes
-    assert len(latency_axes.lines) == 4  # p50, p90, p95, p99: one style each, in the run's one colour
+    assert (
+        len(latency_axes.lines) == 4
+    )  # p50, p90, p95, p99: one style each, in the run's one colour
     assert len({line.get_color() for line in latency_axes.lines}) == 1
     assert len({(line.get_linestyle(), line.get_marker()) for line in latency_axes.lines}) == 4
     (note,) = [text for text in figure.texts if text is not figure._suptitle]
@@ -845,14 +851,36 @@ def test_tfserve_bench_command(plain, tmp_path, capsys):
     assert max(len(line) for line in lines) <= 100, out
     header = next(line for line in lines if "p50_ms" in line.split())
     assert header.split() == ["concurrency", "throughput", "p50_ms", "p99_ms", "errors"]
-    rows = [line.split() for line in lines[lines.index(header) + 1:] if line.split()[:1] in (["1"], ["2"])]
+    rows = [
+        line.split()
+        for line in lines[lines.index(header) + 1 :]
+        if line.split()[:1] in (["1"], ["2"])
+    ]
     assert len(rows) == 2
     for _, throughput, p50, _p99, _errors in rows:
         assert re.fullmatch(r"\d+", throughput) and re.fullmatch(r"\d+\.\d\d", p50), rows
     assert lines[-1].startswith("(") and "more columns: --wide" in lines[-1]
     # --wide: every column, without the one that repeats throughput at one row per request.
-    assert bench_cli.main(["hpt", "--url", plain.url, "-c", "1", "--warmup", "0.1s", "--window", "0.3s",
-                           "--max-trials", "3", "--quiet", "--wide"]) == 0
+    assert (
+        bench_cli.main(
+            [
+                "hpt",
+                "--url",
+                plain.url,
+                "-c",
+                "1",
+                "--warmup",
+                "0.1s",
+                "--window",
+                "0.3s",
+                "--max-trials",
+                "3",
+                "--quiet",
+                "--wide",
+            ]
+        )
+        == 0
+    )
     wide = capsys.readouterr().out
     wide_header = next(line for line in wide.splitlines() if "p50_ms" in line.split()).split()
     assert {"p90_ms", "p95_ms", "latency_max_ms", "client_send_ms"} <= set(wide_header)

@@ -22,8 +22,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def tfserve(*args: str, cwd=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": REPO}
-    return subprocess.run([sys.executable, "-m", "jupyter_tfserve.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter_tfserve.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -35,7 +41,9 @@ def listener():
         yield sock.getsockname()[1]
 
 
-@pytest.mark.parametrize(("typed", "meant"), [("bnech", "bench"), ("dmeo", "demo"), ("deplyo", "deploy")])
+@pytest.mark.parametrize(
+    ("typed", "meant"), [("bnech", "bench"), ("dmeo", "demo"), ("deplyo", "deploy")]
+)
 def test_a_mistyped_subcommand_gets_one_line_with_the_command_meant(typed, meant):
     done = tfserve(typed, "mnist")
     assert done.returncode == 2
@@ -45,7 +53,10 @@ def test_a_mistyped_subcommand_gets_one_line_with_the_command_meant(typed, meant
 
 def test_a_word_that_is_no_command_lists_the_commands():
     done = tfserve("frobnicate")
-    assert done.stderr == "tfserve: unknown command 'frobnicate' (commands: demo, deploy, sync, bench, token)\n"
+    assert (
+        done.stderr
+        == "tfserve: unknown command 'frobnicate' (commands: demo, deploy, sync, bench, token)\n"
+    )
 
 
 def test_a_taken_rest_port_is_named_with_its_flag_and_owner(listener, tmp_path):
@@ -53,14 +64,18 @@ def test_a_taken_rest_port_is_named_with_its_flag_and_owner(listener, tmp_path):
     assert done.returncode == 1
     line = done.stderr.strip()
     assert "\n" not in line
-    assert line.startswith(f"tfserve: port {listener} (--rest_api_port) is already in use by pid {os.getpid()} (")
+    assert line.startswith(
+        f"tfserve: port {listener} (--rest_api_port) is already in use by pid {os.getpid()} ("
+    )
     assert line.endswith("): stop that, or pick another port with --rest_api_port=PORT")
     assert "Exporting HTTP/REST API" not in done.stdout
 
 
 def test_demo_says_the_grpc_port_is_taken_before_exporting_anything(listener, tmp_path):
     base = tmp_path / "half_plus_two"
-    done = tfserve("demo", f"--port={listener}", f"--rest_api_port={free_port()}", f"--model_base_path={base}")
+    done = tfserve(
+        "demo", f"--port={listener}", f"--rest_api_port={free_port()}", f"--model_base_path={base}"
+    )
     assert done.returncode == 2
     assert f"port {listener} (--port) is already in use" in done.stderr
     assert "pick another port with --port=PORT" in done.stderr
@@ -95,7 +110,7 @@ def test_tfserve_help_lists_the_subcommands_first_with_examples(capsys):
     assert text.splitlines()[0] == "usage: tfserve [SUBCOMMAND ...] | tfserve [--flag=value ...]"
     listed = text.index("subcommands"), text.index("examples:"), text.index("options:")
     assert listed == tuple(sorted(listed))  # subcommands, then examples, then the server's flags
-    section = text[listed[0]:listed[1]].splitlines()[1:]
+    section = text[listed[0] : listed[1]].splitlines()[1:]
     assert sorted(line.split()[0] for line in section if line.strip()) == sorted(SUBCOMMANDS)
     assert "  tfserve demo\n" in text and "--model_base_path=/models/mnist" in text
 
@@ -105,7 +120,12 @@ def test_demo_help_shows_only_the_demos_options(capsys):
 
     text = help_of(capsys, main, ["--help"])
     assert "--rest_api_port" in text and "--model_base_path" in text
-    for unrelated in ("--model_config_file", "--ssl_config_file", "--grpc_channel_arguments", "subcommands"):
+    for unrelated in (
+        "--model_config_file",
+        "--ssl_config_file",
+        "--grpc_channel_arguments",
+        "subcommands",
+    ):
         assert unrelated not in text
 
 

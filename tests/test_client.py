@@ -40,10 +40,16 @@ def test_ndarray_in_ndarray_out_by_latest_version_and_label(client, grpc):
     latest = client.predict("half", x, grpc=grpc)
     assert latest.dtype == np.float32 and latest.shape == (3, 1)
     np.testing.assert_allclose(latest, [[3.0], [4.0], [7.0]])
-    np.testing.assert_allclose(client.predict("half", x, version=1, grpc=grpc), [[2.5], [3.0], [4.5]])
-    np.testing.assert_allclose(client.predict("half", x, label="stable", grpc=grpc), [[2.5], [3.0], [4.5]])
+    np.testing.assert_allclose(
+        client.predict("half", x, version=1, grpc=grpc), [[2.5], [3.0], [4.5]]
+    )
+    np.testing.assert_allclose(
+        client.predict("half", x, label="stable", grpc=grpc), [[2.5], [3.0], [4.5]]
+    )
     np.testing.assert_allclose(client.predict("half", [[1.0]], grpc=grpc), [[3.0]])  # lists too
-    special = client.predict("half", np.array([[np.nan], [np.inf], [-np.inf]], np.float32), version=1, grpc=grpc)
+    special = client.predict(
+        "half", np.array([[np.nan], [np.inf], [-np.inf]], np.float32), version=1, grpc=grpc
+    )
     assert np.isnan(special[0, 0]) and special[1:, 0].tolist() == [np.inf, -np.inf]
 
 
@@ -64,7 +70,10 @@ def test_dataframe_whose_columns_do_not_match_the_signature(client):
     with pytest.raises(ServingError) as info:
         client.predict("multi", pd.DataFrame({"a": [[1.0, 2.0]], "c": [1]}))
     assert info.value.code == Code.INVALID_ARGUMENT
-    assert "DataFrame columns ['a', 'c'] do not match the signature's inputs ['a', 'b']" in info.value.message
+    assert (
+        "DataFrame columns ['a', 'c'] do not match the signature's inputs ['a', 'b']"
+        in info.value.message
+    )
     with pytest.raises(ServingError, match="pass a dict or a DataFrame"):
         client.predict("multi", np.ones((1, 2)))
 
@@ -81,7 +90,10 @@ def test_errors_carry_the_servers_code_and_words(client):
         client.predict("nope", [1.0])
     assert info.value.code == Code.NOT_FOUND
     # The server's words first; the client adds what is served (the issue's "name the fix").
-    assert info.value.message == "Servable not found for request: Latest(nope) (served: half, multi, strings)"
+    assert (
+        info.value.message
+        == "Servable not found for request: Latest(nope) (served: half, multi, strings)"
+    )
     with pytest.raises(ServingError, match="Incompatible shapes") as info:
         client.predict("multi", {"a": np.ones((3, 2)), "b": [1, 2]})
     assert info.value.code == Code.INVALID_ARGUMENT
@@ -99,7 +111,10 @@ def test_grpc_errors_map_to_the_same_codes(client):
 
 def test_a_dead_server_is_one_clear_unavailable_error():
     port = free_port()  # nothing listens here
-    client = Client(endpoint=Endpoint.from_url(f"http://127.0.0.1:{port}", grpc_target=f"127.0.0.1:{port}"), timeout=5)
+    client = Client(
+        endpoint=Endpoint.from_url(f"http://127.0.0.1:{port}", grpc_target=f"127.0.0.1:{port}"),
+        timeout=5,
+    )
     with pytest.raises(ServingError) as info:
         client.predict("half", [[1.0]])
     assert info.value.code == Code.UNAVAILABLE
@@ -110,7 +125,9 @@ def test_a_dead_server_is_one_clear_unavailable_error():
 
 
 def test_json_bodies_in_row_and_columnar_form(client):
-    rows = client.predict_json("multi", {"instances": [{"a": [1.0, 1.0], "b": 1}, {"a": [0.0, 0.0], "b": 2}]})
+    rows = client.predict_json(
+        "multi", {"instances": [{"a": [1.0, 1.0], "b": 1}, {"a": [0.0, 0.0], "b": 2}]}
+    )
     assert rows["sum"].tolist() == [3.0, 2.0] and rows["doubled_b"].tolist() == [2, 4]
     columns = client.predict_json("half", {"inputs": [[1.0], [2.0]]}, version=1)
     assert columns.dtype == np.float32 and columns.tolist() == [[2.5], [3.0]]
@@ -139,7 +156,10 @@ def test_client_finds_its_server_through_discovery(server, monkeypatch, tmp_path
 
 def test_endpoints_inside_jupyter_and_on_standalone_ports():
     inside = Endpoint.from_url("http://localhost:8888/lab/base/tfserve/")
-    assert (inside.url, inside.api_url) == ("http://localhost:8888/lab/base/tfserve", "http://localhost:8888/lab/base/tfserve/api")
+    assert (inside.url, inside.api_url) == (
+        "http://localhost:8888/lab/base/tfserve",
+        "http://localhost:8888/lab/base/tfserve/api",
+    )
     standalone = Endpoint.from_url("http://localhost:8501")
     assert standalone.api_url == "http://localhost:8501/tfserve/api"
 
@@ -205,7 +225,9 @@ def test_the_package_level_python_api_mirrors_the_magic(monkeypatch, tmp_path):
     isolate_discovery(monkeypatch, tmp_path)
     result = jupyter_tfserve.export(Doubler(), "api", sample=[1.0, 2.0])
     assert result.path == str(tmp_path / "models_root" / "api" / "1")
-    embedded.start(rest_port=0, grpc_port=0, models_root=str(tmp_path / "models_root"))  # free ports, not 8501
+    embedded.start(
+        rest_port=0, grpc_port=0, models_root=str(tmp_path / "models_root")
+    )  # free ports, not 8501
     try:
         assert jupyter_tfserve.serve("api") == 1
         client = jupyter_tfserve.Client()  # finds the embedded server
@@ -228,11 +250,24 @@ def test_exports_go_where_the_server_looks_for_models(monkeypatch, tmp_path):
     default = str(tmp_path / "models_root")
     assert models_root_for() == default  # nothing running: the default
     assert models_root_for("~/elsewhere") == os.path.expanduser("~/elsewhere")
-    assert models_root_for(None, Endpoint.from_url("http://h:1", models_root="/srv/models")) == "/srv/models"
-    assert models_root_for(None, Endpoint.from_url("http://h:1")) == default  # a URL that does not say
+    assert (
+        models_root_for(None, Endpoint.from_url("http://h:1", models_root="/srv/models"))
+        == "/srv/models"
+    )
+    assert (
+        models_root_for(None, Endpoint.from_url("http://h:1")) == default
+    )  # a URL that does not say
     runtime = tmp_path / "runtime"
     runtime.mkdir()
     (runtime / f"tfserve-{os.getpid()}.json").write_text(
-        json.dumps({"url": "http://127.0.0.1:1/tfserve", "pid": os.getpid(), "models_root": "/srv/jupyter-models"})
+        json.dumps(
+            {
+                "url": "http://127.0.0.1:1/tfserve",
+                "pid": os.getpid(),
+                "models_root": "/srv/jupyter-models",
+            }
+        )
     )
-    assert models_root_for() == "/srv/jupyter-models"  # a Jupyter server with the extension: its models_root
+    assert (
+        models_root_for() == "/srv/jupyter-models"
+    )  # a Jupyter server with the extension: its models_root

@@ -178,10 +178,14 @@ def test_the_pod_runs_locked_down_and_only_labelled_pods_reach_its_ports(repo, t
     pod = objects["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert pod["automountServiceAccountToken"] is False
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    assert (
+        pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    )
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     security = container["securityContext"]
-    assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
+    assert (
+        security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
+    )
     assert security["capabilities"] == {"drop": ["ALL"]} and security["runAsNonRoot"] is True
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
@@ -189,7 +193,10 @@ def test_the_pod_runs_locked_down_and_only_labelled_pods_reach_its_ports(repo, t
     assert writable == {"/tmp"} and empty_dirs == {"tmp"}
     policy = objects["NetworkPolicy"]
     kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
-    assert policy["spec"]["podSelector"]["matchLabels"] == objects["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"]
+        == objects["Deployment"]["spec"]["selector"]["matchLabels"]
+    )
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     (rule,) = policy["spec"]["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": {"team.example/model-client": "yes"}}}]
@@ -500,7 +507,9 @@ def test_cli_bad_input_exits_2_with_a_message_and_writes_nothing(repo, tmp_path,
 
 
 def test_cli_without_storage_names_the_flags_that_fix_it(repo, tmp_path, capsys):
-    code = deploy_cli.main(["deploy", "--model_config_file", str(repo), "--out", str(tmp_path / "out")])
+    code = deploy_cli.main(
+        ["deploy", "--model_config_file", str(repo), "--out", str(tmp_path / "out")]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "pass --storage-uri s3://...|gs://...|hdfs://... or --pvc <claim name>" in err, err

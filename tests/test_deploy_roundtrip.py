@@ -32,9 +32,7 @@ def predict(port: int, model: str, suffix: str = "") -> dict:
         return json.loads(response.read())
 
 
-def test_synced_repository_serves_the_same_predictions_labels_and_batching(
-    model_repo, tmp_path
-):
+def test_synced_repository_serves_the_same_predictions_labels_and_batching(model_repo, tmp_path):
     base = model_repo("half_plus_two", name="hpt", versions=(1,))
     savedmodels.half_plus_two(base, 2, slope=1.0)  # canary answers differently from stable
     config = ModelServerConfig()
@@ -80,9 +78,11 @@ def test_synced_repository_serves_the_same_predictions_labels_and_batching(
             assert predict(cluster.rest_port, "hpt", suffix) == predict(
                 original.rest_port, "hpt", suffix
             )
-        assert predict(cluster.rest_port, "hpt", "/labels/stable") == {"predictions": [[2.5], [4.0]]}
-        assert predict(cluster.rest_port, "hpt", "/labels/canary") == {"predictions": [[3.0], [6.0]]}
+        assert predict(cluster.rest_port, "hpt", "/labels/stable") == {
+            "predictions": [[2.5], [4.0]]
+        }
+        assert predict(cluster.rest_port, "hpt", "/labels/canary") == {
+            "predictions": [[3.0], [6.0]]
+        }
         assert cluster.batcher is not None
         assert cluster.batcher.parameters("hpt")["max_batch_size"] == 8
-
-

@@ -77,7 +77,11 @@ def test_explicit_arguments_win(runtime, monkeypatch):
     publish(runtime, os.getpid(), 9001, token="t1")
     monkeypatch.setenv(ENV_URL, "http://127.0.0.1:9002/tfserve")
     found = discover("http://elsewhere:1234/tfserve/", "secret")
-    assert (found.url, found.token, found.source) == ("http://elsewhere:1234/tfserve", "secret", "explicit")
+    assert (found.url, found.token, found.source) == (
+        "http://elsewhere:1234/tfserve",
+        "secret",
+        "explicit",
+    )
     assert found.headers == {"Authorization": "token secret"}
 
 
@@ -86,7 +90,11 @@ def test_user_environment_beats_runtime_files(runtime, monkeypatch):
     monkeypatch.setenv(ENV_URL, "http://127.0.0.1:9002/tfserve")
     monkeypatch.setenv(ENV_TOKEN, "mine")
     found = discover()
-    assert (found.url, found.token, found.source) == ("http://127.0.0.1:9002/tfserve", "mine", "explicit")
+    assert (found.url, found.token, found.source) == (
+        "http://127.0.0.1:9002/tfserve",
+        "mine",
+        "explicit",
+    )
 
 
 def test_injected_environment_is_labelled_and_completed_from_the_runtime_file(runtime, monkeypatch):
@@ -105,7 +113,11 @@ def test_parent_pid_picks_the_server_that_started_the_kernel(runtime, monkeypatc
     assert discover() is None  # two servers and no hint: ambiguous
     monkeypatch.setenv("JPY_PARENT_PID", str(other_process))
     found = discover()
-    assert (found.url, found.token, found.source) == ("http://127.0.0.1:9002/tfserve", "t2", "parent")
+    assert (found.url, found.token, found.source) == (
+        "http://127.0.0.1:9002/tfserve",
+        "t2",
+        "parent",
+    )
 
 
 def test_the_only_server_is_found_and_its_token_read_through_the_reference(runtime):
@@ -114,7 +126,10 @@ def test_the_only_server_is_found_and_its_token_read_through_the_reference(runti
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     found = discover()
     assert (found.url, found.token, found.source, found.pid) == (
-        "http://127.0.0.1:9001/tfserve", "abc", "only", os.getpid()
+        "http://127.0.0.1:9001/tfserve",
+        "abc",
+        "only",
+        os.getpid(),
     )
 
 
@@ -167,7 +182,9 @@ def test_tfserve_token_follows_the_kernel_environment(runtime, capsys, monkeypat
     assert token_command(capsys) == (0, "from-env\n", "")
 
 
-def test_tfserve_token_with_several_servers_asks_for_url_and_picks_by_any_port(runtime, capsys, other_process):
+def test_tfserve_token_with_several_servers_asks_for_url_and_picks_by_any_port(
+    runtime, capsys, other_process
+):
     publish(runtime, os.getpid(), 9001, token="t1")
     publish(runtime, other_process, 9003, token="t3", rest_port=8601, grpc_port=8600)
     code, out, err = token_command(capsys)
@@ -178,7 +195,10 @@ def test_tfserve_token_with_several_servers_asks_for_url_and_picks_by_any_port(r
         assert token_command(capsys, "--url", address) == (0, "t3\n", "")
     assert token_command(capsys, "--url", "http://127.0.0.1:9001/") == (0, "t1\n", "")
     code, out, err = token_command(capsys, "--url", "127.0.0.1:1")
-    assert (code, err) == (1, "tfserve token: no running Jupyter server with jupyter-tfserve answers at 127.0.0.1:1\n")
+    assert (code, err) == (
+        1,
+        "tfserve token: no running Jupyter server with jupyter-tfserve answers at 127.0.0.1:1\n",
+    )
 
 
 def test_tfserve_token_with_nothing_running_says_so(runtime, capsys):

@@ -23,7 +23,9 @@ RNG = np.random.default_rng(0)
 
 
 def sequential():
-    return keras.Sequential([keras.Input((4,), name="features"), keras.layers.Dense(3, name="probs")])
+    return keras.Sequential(
+        [keras.Input((4,), name="features"), keras.layers.Dense(3, name="probs")]
+    )
 
 
 def functional():
@@ -31,7 +33,8 @@ def functional():
     b = keras.Input((1,), name="b", dtype="int32")
     hidden = keras.layers.Concatenate()([a, keras.ops.cast(b, "float32")])
     return keras.Model(
-        [a, b], [keras.layers.Dense(1, name="score")(hidden), keras.layers.Dense(2, name="logits")(hidden)]
+        [a, b],
+        [keras.layers.Dense(1, name="score")(hidden), keras.layers.Dense(2, name="logits")(hidden)],
     )
 
 
@@ -119,12 +122,20 @@ def test_subclassed_keras_model_takes_its_signature_from_the_sample(tmp_path):
 def test_tf_module_functions_under_chosen_signature_keys(tmp_path):
     module = Affine()
     x = np.array([[1.0, 1.0], [3.0, 0.0]])
-    result = export(module, "affine", signatures=["predict", "times_ten=scale"], sample=x, models_root=str(tmp_path))
+    result = export(
+        module,
+        "affine",
+        signatures=["predict", "times_ten=scale"],
+        sample=x,
+        models_root=str(tmp_path),
+    )
 
     assert sorted(result.signatures) == ["predict", "serving_default", "times_ten"]
     assert result.max_abs_diff == 0.0
     np.testing.assert_allclose(run(result.path, {"x": x.astype(np.float32)})["y"], [[1.0], [6.0]])
-    np.testing.assert_allclose(run(result.path, {"x": x.astype(np.float32)}, "times_ten")["scaled"], x * 10)
+    np.testing.assert_allclose(
+        run(result.path, {"x": x.astype(np.float32)}, "times_ten")["scaled"], x * 10
+    )
 
     with pytest.raises(ExportError, match="Several tf.functions"):
         export(module, "affine", models_root=str(tmp_path))
@@ -147,7 +158,9 @@ def test_concrete_function_with_captured_variables(tmp_path):
 def test_versions_auto_increment_and_explicit_versions_never_overwrite(tmp_path):
     module = Affine()
     root = str(tmp_path)
-    assert [export(module, "m", signatures=["predict"], models_root=root).version for _ in range(2)] == [1, 2]
+    assert [
+        export(module, "m", signatures=["predict"], models_root=root).version for _ in range(2)
+    ] == [1, 2]
     assert export(module, "m", signatures=["predict"], version=7, models_root=root).version == 7
     assert export(module, "m", signatures=["predict"], models_root=root).version == 8
     with pytest.raises(ExportError, match="version 7 already exists"):
@@ -163,7 +176,9 @@ def test_parity_failure_is_loud_and_writes_nothing(tmp_path):
         def serve(self, x):
             return {"y": x + tf.random.uniform(tf.shape(x), 0.0, 1.0)}
 
-    with pytest.raises(ParityError, match=r"output 'y'.*differs.*tolerance 0.0001.*nothing was written") as info:
+    with pytest.raises(
+        ParityError, match=r"output 'y'.*differs.*tolerance 0.0001.*nothing was written"
+    ) as info:
         export(Noisy(), "noisy", sample=np.zeros((50, 3)), models_root=str(tmp_path))
     assert info.value.differences["y"] > 1e-4
     assert not (tmp_path / "noisy").exists()
@@ -171,7 +186,9 @@ def test_parity_failure_is_loud_and_writes_nothing(tmp_path):
         export(Noisy(), "noisy", models_root=str(tmp_path))
     assert not (tmp_path / "noisy").exists()
     # A generous tolerance lets the same model through, and reports the difference.
-    result = export(Noisy(), "noisy", sample=np.zeros((50, 3)), tolerance=2.0, models_root=str(tmp_path))
+    result = export(
+        Noisy(), "noisy", sample=np.zeros((50, 3)), tolerance=2.0, models_root=str(tmp_path)
+    )
     assert 1e-4 < result.max_abs_diff <= 1.0
 
 

@@ -48,7 +48,9 @@ def model_config(**models) -> model_server_config_pb2.ModelServerConfig:
     config = model_server_config_pb2.ModelServerConfig()
     for name, spec in models.items():
         base, extra = spec if isinstance(spec, tuple) else (spec, {})
-        model = config.model_config_list.config.add(name=name, base_path=base, model_platform="tensorflow")
+        model = config.model_config_list.config.add(
+            name=name, base_path=base, model_platform="tensorflow"
+        )
         if extra.get("all"):
             model.model_version_policy.all.SetInParent()
         model.version_labels.update(extra.get("labels", {}))
@@ -111,8 +113,10 @@ def served(tmp_path_factory, model_store):
     """One server with every kind of test model, on TCP and a Unix socket, health service on."""
     root = tmp_path_factory.mktemp("grpc_models")
     config = model_config(
-        hpt=(copy_versions(model_store["half_plus_two"], root / "hpt", (1, 2)),
-             {"all": True, "labels": {"stable": 1, "canary": 2}}),
+        hpt=(
+            copy_versions(model_store["half_plus_two"], root / "hpt", (1, 2)),
+            {"all": True, "labels": {"stable": 1, "canary": 2}},
+        ),
         tf1=copy_versions(model_store["half_plus_two_tf1"], root / "tf1", (1,)),
         multi=copy_versions(model_store["multi_io"], root / "multi", (1,)),
         strings=copy_versions(model_store["strings"], root / "strings", (1,)),
@@ -245,7 +249,9 @@ def test_get_model_status(models):
         (1, available, 0),
     ]
     request.model_spec.version.value = 1
-    assert [s.version for s in models.GetModelStatus(request, timeout=TIMEOUT).model_version_status] == [1]
+    assert [
+        s.version for s in models.GetModelStatus(request, timeout=TIMEOUT).model_version_status
+    ] == [1]
 
 
 # ---------------------------------------------------------------------- transports, health, metrics
@@ -271,15 +277,21 @@ def test_requests_count_in_the_shared_metrics_with_entrypoint_grpc(served, predi
     latency = {"model_name": "hpt", "API": "Predict", "entrypoint": "GRPC"}
     ok = {"model_name": "hpt", "status": "OK"}
     failed = {"model_name": "hpt", "status": "FAILED_PRECONDITION"}
-    before = ((metrics.histogram(":tensorflow:serving:request_latency", latency) or {"count": 0})["count"],
-              metrics.counter_value(":tensorflow:serving:request_count", ok),
-              metrics.counter_value(":tensorflow:serving:request_count", failed))
+    before = (
+        (metrics.histogram(":tensorflow:serving:request_latency", latency) or {"count": 0})[
+            "count"
+        ],
+        metrics.counter_value(":tensorflow:serving:request_count", ok),
+        metrics.counter_value(":tensorflow:serving:request_count", failed),
+    )
     for _ in range(3):
         prediction.Predict(predict_request(), timeout=TIMEOUT)
     rpc_error(prediction.Predict, predict_request(signature="nope"))
-    after = (metrics.histogram(":tensorflow:serving:request_latency", latency)["count"],
-             metrics.counter_value(":tensorflow:serving:request_count", ok),
-             metrics.counter_value(":tensorflow:serving:request_count", failed))
+    after = (
+        metrics.histogram(":tensorflow:serving:request_latency", latency)["count"],
+        metrics.counter_value(":tensorflow:serving:request_count", ok),
+        metrics.counter_value(":tensorflow:serving:request_count", failed),
+    )
     assert after[1] - before[1] == 3
     assert after[2] - before[2] == 1
     assert after[0] - before[0] >= 3
@@ -309,7 +321,9 @@ def _missing_input():
 def _wrong_rank():
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "multi"
-    request.inputs["a"].CopyFrom(tf.make_tensor_proto(np.zeros(2, np.float32)))  # the signature says [?, 2]
+    request.inputs["a"].CopyFrom(
+        tf.make_tensor_proto(np.zeros(2, np.float32))
+    )  # the signature says [?, 2]
     request.inputs["b"].CopyFrom(tf.make_tensor_proto(np.zeros(1, np.int64)))
     return request
 
@@ -361,53 +375,133 @@ REGRESS = "tensorflow/serving/regress"
 
 BAD_REQUESTS = {
     "missing ModelSpec": ("Predict", _no_spec, StatusCode.INVALID_ARGUMENT, "Missing ModelSpec"),
-    "empty model name": ("Predict", lambda: predict_request(name=""), StatusCode.INVALID_ARGUMENT,
-                         "ModelSpec has no name specified."),
-    "unknown model": ("Predict", lambda: predict_request(name="nope"), StatusCode.NOT_FOUND,
-                      "Servable not found for request: Latest(nope)"),
-    "unknown version": ("Predict", lambda: predict_request(version=99), StatusCode.NOT_FOUND,
-                        "Servable not found for request: Specific(hpt, 99)"),
-    "unknown label": ("Predict", lambda: predict_request(label="beta"), StatusCode.INVALID_ARGUMENT,
-                      "Unrecognized servable version label: beta"),
-    "unknown signature": ("Predict", lambda: predict_request(signature="nope"),
-                          StatusCode.FAILED_PRECONDITION, 'Serving signature key "nope" not found.'),
-    "wrong dtype": ("Predict", _wrong_dtype, StatusCode.INVALID_ARGUMENT,
-                    "Expects arg[0] (x) to be float but int32 is provided"),
-    "missing input": ("Predict", _missing_input, StatusCode.INVALID_ARGUMENT,
-                      "input size does not match signature: 1!=2 len({a}) != len({a,b}). "
-                      "Sent extra: {}. Missing but required: {b}."),
-    "a shape the model cannot run": ("Predict", _wrong_rank, StatusCode.INVALID_ARGUMENT,
-                                     "Expects arg[0] (a) to have shape [?,2] but [2] is provided"),
-    "unknown output alias": ("Predict", lambda: _output_filter("z"), StatusCode.INVALID_ARGUMENT,
-                             "output tensor alias not found in signature: z Outputs expected to be in the set {y}."),
-    "duplicate output alias": ("Predict", lambda: _output_filter("y", "y"), StatusCode.INVALID_ARGUMENT,
-                               "duplicate output tensor alias: y"),
-    "tensor_content of the wrong size": ("Predict", _bad_tensor, StatusCode.INVALID_ARGUMENT, "tensor_content"),
-    "classify without ModelSpec": ("Classify", classification_pb2.ClassificationRequest,
-                                   StatusCode.INVALID_ARGUMENT, "Missing ModelSpec"),
-    "classify without examples": ("Classify", _classify_without_examples, StatusCode.INVALID_ARGUMENT,
-                                  "Input is empty."),
+    "empty model name": (
+        "Predict",
+        lambda: predict_request(name=""),
+        StatusCode.INVALID_ARGUMENT,
+        "ModelSpec has no name specified.",
+    ),
+    "unknown model": (
+        "Predict",
+        lambda: predict_request(name="nope"),
+        StatusCode.NOT_FOUND,
+        "Servable not found for request: Latest(nope)",
+    ),
+    "unknown version": (
+        "Predict",
+        lambda: predict_request(version=99),
+        StatusCode.NOT_FOUND,
+        "Servable not found for request: Specific(hpt, 99)",
+    ),
+    "unknown label": (
+        "Predict",
+        lambda: predict_request(label="beta"),
+        StatusCode.INVALID_ARGUMENT,
+        "Unrecognized servable version label: beta",
+    ),
+    "unknown signature": (
+        "Predict",
+        lambda: predict_request(signature="nope"),
+        StatusCode.FAILED_PRECONDITION,
+        'Serving signature key "nope" not found.',
+    ),
+    "wrong dtype": (
+        "Predict",
+        _wrong_dtype,
+        StatusCode.INVALID_ARGUMENT,
+        "Expects arg[0] (x) to be float but int32 is provided",
+    ),
+    "missing input": (
+        "Predict",
+        _missing_input,
+        StatusCode.INVALID_ARGUMENT,
+        "input size does not match signature: 1!=2 len({a}) != len({a,b}). "
+        "Sent extra: {}. Missing but required: {b}.",
+    ),
+    "a shape the model cannot run": (
+        "Predict",
+        _wrong_rank,
+        StatusCode.INVALID_ARGUMENT,
+        "Expects arg[0] (a) to have shape [?,2] but [2] is provided",
+    ),
+    "unknown output alias": (
+        "Predict",
+        lambda: _output_filter("z"),
+        StatusCode.INVALID_ARGUMENT,
+        "output tensor alias not found in signature: z Outputs expected to be in the set {y}.",
+    ),
+    "duplicate output alias": (
+        "Predict",
+        lambda: _output_filter("y", "y"),
+        StatusCode.INVALID_ARGUMENT,
+        "duplicate output tensor alias: y",
+    ),
+    "tensor_content of the wrong size": (
+        "Predict",
+        _bad_tensor,
+        StatusCode.INVALID_ARGUMENT,
+        "tensor_content",
+    ),
+    "classify without ModelSpec": (
+        "Classify",
+        classification_pb2.ClassificationRequest,
+        StatusCode.INVALID_ARGUMENT,
+        "Missing ModelSpec",
+    ),
+    "classify without examples": (
+        "Classify",
+        _classify_without_examples,
+        StatusCode.INVALID_ARGUMENT,
+        "Input is empty.",
+    ),
     "classify on a predict signature": (
-        "Classify", _classify_predict_signature, StatusCode.INVALID_ARGUMENT,
-        "Expected classification signature outputs to contain at least one of classes or scores."),
-    "metadata without field": ("GetModelMetadata", _metadata, StatusCode.INVALID_ARGUMENT,
-                               "GetModelMetadataRequest must specify at least one metadata_field"),
-    "metadata unsupported field": ("GetModelMetadata", lambda: _metadata("signature_def", "graph"),
-                                   StatusCode.INVALID_ARGUMENT, "Metadata field graph is not supported"),
-    "multi inference without tasks": ("MultiInference", _multi, StatusCode.INVALID_ARGUMENT,
-                                      "ModelSpec has no name specified."),
+        "Classify",
+        _classify_predict_signature,
+        StatusCode.INVALID_ARGUMENT,
+        "Expected classification signature outputs to contain at least one of classes or scores.",
+    ),
+    "metadata without field": (
+        "GetModelMetadata",
+        _metadata,
+        StatusCode.INVALID_ARGUMENT,
+        "GetModelMetadataRequest must specify at least one metadata_field",
+    ),
+    "metadata unsupported field": (
+        "GetModelMetadata",
+        lambda: _metadata("signature_def", "graph"),
+        StatusCode.INVALID_ARGUMENT,
+        "Metadata field graph is not supported",
+    ),
+    "multi inference without tasks": (
+        "MultiInference",
+        _multi,
+        StatusCode.INVALID_ARGUMENT,
+        "ModelSpec has no name specified.",
+    ),
     "multi inference across models": (
-        "MultiInference", lambda: _multi(("tf1", "classify_x_to_y", CLASSIFY), ("hpt", "", REGRESS)),
-        StatusCode.INVALID_ARGUMENT, "All ModelSpecs in a MultiInferenceRequest must access the same model name."),
+        "MultiInference",
+        lambda: _multi(("tf1", "classify_x_to_y", CLASSIFY), ("hpt", "", REGRESS)),
+        StatusCode.INVALID_ARGUMENT,
+        "All ModelSpecs in a MultiInferenceRequest must access the same model name.",
+    ),
     "multi inference duplicate signature": (
-        "MultiInference", lambda: _multi(("tf1", "regress_x_to_y", REGRESS), ("tf1", "regress_x_to_y", REGRESS)),
-        StatusCode.INVALID_ARGUMENT, "Duplicate evaluation of signature: regress_x_to_y"),
+        "MultiInference",
+        lambda: _multi(("tf1", "regress_x_to_y", REGRESS), ("tf1", "regress_x_to_y", REGRESS)),
+        StatusCode.INVALID_ARGUMENT,
+        "Duplicate evaluation of signature: regress_x_to_y",
+    ),
     "multi inference unknown signature": (
-        "MultiInference", lambda: _multi(("tf1", "nope", REGRESS)),
-        StatusCode.INVALID_ARGUMENT, "Requested signature not found in model graph: nope"),
+        "MultiInference",
+        lambda: _multi(("tf1", "nope", REGRESS)),
+        StatusCode.INVALID_ARGUMENT,
+        "Requested signature not found in model graph: nope",
+    ),
     "multi inference predict method": (
-        "MultiInference", lambda: _multi(("tf1", "regress_x_to_y", "tensorflow/serving/predict")),
-        StatusCode.UNIMPLEMENTED, "Unsupported signature method_name: tensorflow/serving/predict"),
+        "MultiInference",
+        lambda: _multi(("tf1", "regress_x_to_y", "tensorflow/serving/predict")),
+        StatusCode.UNIMPLEMENTED,
+        "Unsupported signature method_name: tensorflow/serving/predict",
+    ),
 }
 
 
@@ -428,10 +522,15 @@ def test_status_and_reload_without_model_spec_or_model_list(models):
     request = get_model_status_pb2.GetModelStatusRequest()
     request.model_spec.name = "nope"
     error = rpc_error(models.GetModelStatus, request)
-    assert (error.code(), error.details()) == (StatusCode.NOT_FOUND, "Could not find any versions of model nope")
+    assert (error.code(), error.details()) == (
+        StatusCode.NOT_FOUND,
+        "Could not find any versions of model nope",
+    )
     error = rpc_error(models.HandleReloadConfigRequest, model_management_pb2.ReloadConfigRequest())
     assert error.code() == StatusCode.INVALID_ARGUMENT
-    assert error.details().startswith("ServerModelConfig type not supported by HandleReloadConfigRequest.")
+    assert error.details().startswith(
+        "ServerModelConfig type not supported by HandleReloadConfigRequest."
+    )
 
 
 def test_long_messages_are_truncated_like_tf_serving(prediction):
@@ -461,7 +560,13 @@ def _filled_request(model: str, alias: str, dtype, shape, **values) -> predict_p
         ("hpt", "x", tf.float32.as_datatype_enum, (100_000_000, 1), {"float_val": [1.0]}),
         ("hpt", "x", tf.float32.as_datatype_enum, (1 << 40, 1), {"float_val": [1.0]}),
         ("hpt", "x", tf.float32.as_datatype_enum, (TENSOR_LIMIT // 4 + 1, 1), {}),
-        ("strings", "text", tf.string.as_datatype_enum, (10_000_000_000,), {"string_val": [b"abc"]}),
+        (
+            "strings",
+            "text",
+            tf.string.as_datatype_enum,
+            (10_000_000_000,),
+            {"string_val": [b"abc"]},
+        ),
     ],
 )
 def test_a_small_request_declaring_a_huge_tensor_is_refused_before_allocating(
@@ -486,10 +591,15 @@ def test_unparsable_request_is_refused_and_the_server_keeps_serving(served, pred
         request_serializer=None,
         response_deserializer=predict_pb2.PredictResponse.FromString,
     )
-    error = rpc_error(raw_predict, b"\x0a\xff\xff\xff\xff\x0f")  # a length-delimited field past the end
+    error = rpc_error(
+        raw_predict, b"\x0a\xff\xff\xff\xff\x0f"
+    )  # a length-delimited field past the end
     assert error.code() == StatusCode.INTERNAL
     assert error.details().startswith("Failed to parse request: ")
-    assert prediction.Predict(predict_request(), timeout=TIMEOUT).outputs["y"].float_val == [2.5, 3.0]
+    assert prediction.Predict(predict_request(), timeout=TIMEOUT).outputs["y"].float_val == [
+        2.5,
+        3.0,
+    ]
 
 
 def test_version_and_label_on_the_wire_last_one_wins(served):
@@ -540,15 +650,23 @@ def test_tls_from_an_ssl_config_file(tmp_path, model_repo, pki, client_verify):
         client_key, client_cert = pki["client"]
         with_cert = grpc.ssl_channel_credentials(pki["ca"], client_key, client_cert)
         with grpc.secure_channel(target, with_cert) as channel:
-            assert stubs(channel)[0].Predict(predict_request(), timeout=TIMEOUT).outputs["y"].float_val == [2.5, 3.0]
+            assert stubs(channel)[0].Predict(predict_request(), timeout=TIMEOUT).outputs[
+                "y"
+            ].float_val == [2.5, 3.0]
         with grpc.secure_channel(target, grpc.ssl_channel_credentials(pki["ca"])) as channel:
             if client_verify:  # no client certificate: the handshake is refused
                 error = rpc_error(stubs(channel)[0].Predict, predict_request())
                 assert error.code() == StatusCode.UNAVAILABLE
             else:
-                assert stubs(channel)[0].Predict(predict_request(), timeout=TIMEOUT).model_spec.name == "hpt"
+                assert (
+                    stubs(channel)[0].Predict(predict_request(), timeout=TIMEOUT).model_spec.name
+                    == "hpt"
+                )
         with grpc.insecure_channel(target) as channel:  # plaintext never reaches the API
-            assert rpc_error(stubs(channel)[0].Predict, predict_request()).code() == StatusCode.UNAVAILABLE
+            assert (
+                rpc_error(stubs(channel)[0].Predict, predict_request()).code()
+                == StatusCode.UNAVAILABLE
+            )
     finally:
         server.stop()
 
@@ -565,15 +683,23 @@ def test_reload_config_realizes_exactly_the_listed_models(model_repo):
             request.config.CopyFrom(model_config(second=second))
             response = models.HandleReloadConfigRequest(request, timeout=120)
             assert response.status.error_code == 0
-            assert prediction.Predict(predict_request("second"), timeout=TIMEOUT).model_spec.version.value == 3
+            assert (
+                prediction.Predict(
+                    predict_request("second"), timeout=TIMEOUT
+                ).model_spec.version.value
+                == 3
+            )
             error = rpc_error(prediction.Predict, predict_request("first"))
             assert (error.code(), error.details()) == (
-                StatusCode.NOT_FOUND, "Servable not found for request: Latest(first)")
+                StatusCode.NOT_FOUND,
+                "Servable not found for request: Latest(first)",
+            )
             request.config.model_config_list.config[0].base_path = "relative/path"
             error = rpc_error(models.HandleReloadConfigRequest, request)
             assert (error.code(), error.details()) == (
                 StatusCode.INVALID_ARGUMENT,
-                "Expected model second to have an absolute path or URI; got base_path()=relative/path")
+                "Expected model second to have an absolute path or URI; got base_path()=relative/path",
+            )
             assert server.manager.model_names() == ["second"]  # a refused config changes nothing
     finally:
         server.stop()
@@ -585,8 +711,10 @@ def _swap_to_version_2(server, model_repo) -> None:
     server.manager.poll()
     manager = server.manager
     assert manager.wait_for(
-        lambda: [(s.version, s.state) for s in manager.version_status("hpt")]
-        == [(2, State.AVAILABLE), (1, State.END)],
+        lambda: (
+            [(s.version, s.state) for s in manager.version_status("hpt")]
+            == [(2, State.AVAILABLE), (1, State.END)]
+        ),
         120,
     ), manager.version_status("hpt")
 
@@ -594,7 +722,9 @@ def _swap_to_version_2(server, model_repo) -> None:
 def test_32_concurrent_streams_across_a_version_swap_never_fail(model_repo):
     base = model_repo("half_plus_two", "hpt")
     server = start_server(model_config(hpt=base))
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")  # 32 streams on one HTTP/2 connection
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{server.grpc_port}"
+    )  # 32 streams on one HTTP/2 connection
     prediction = stubs(channel)[0]
     streams = 32
     seen: list[list[int]] = [[] for _ in range(streams)]
@@ -641,10 +771,18 @@ def test_refused_requests_leak_no_version_handle(model_repo):
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             prediction = stubs(channel)[0]
-            for case in ("unknown signature", "wrong dtype", "unknown output alias", "tensor_content of the wrong size"):
+            for case in (
+                "unknown signature",
+                "wrong dtype",
+                "unknown output alias",
+                "tensor_content of the wrong size",
+            ):
                 method, make, code, _ = BAD_REQUESTS[case]
                 assert rpc_error(getattr(prediction, method), make()).code() == code
-            assert rpc_error(prediction.GetModelMetadata, _metadata("graph")).code() == StatusCode.INVALID_ARGUMENT
+            assert (
+                rpc_error(prediction.GetModelMetadata, _metadata("graph")).code()
+                == StatusCode.INVALID_ARGUMENT
+            )
             prediction.Predict(predict_request(), timeout=TIMEOUT)
         _swap_to_version_2(server, model_repo)
     finally:
@@ -676,7 +814,10 @@ def test_stop_lets_in_flight_calls_finish_and_refuses_new_ones(model_repo):
         # Shutting down: calls on the open connection are cancelled, new connections find no listener.
         # (A call that races the shutdown can also wait unserved until its deadline.)
         waiting = (StatusCode.RESOURCE_EXHAUSTED, StatusCode.DEADLINE_EXCEEDED)
-        assert _refusal_besides(waiting, models, status_request) in (StatusCode.CANCELLED, StatusCode.UNAVAILABLE)
+        assert _refusal_besides(waiting, models, status_request) in (
+            StatusCode.CANCELLED,
+            StatusCode.UNAVAILABLE,
+        )
         slot.release()
         released = True
         assert list(in_flight.result(timeout=60).outputs["y"].float_val) == [2.5, 3.0]
@@ -709,12 +850,16 @@ def batched_server(tmp_path, model_repo, batch_timeout_micros: int) -> ModelServ
     parameters.write_text(
         f"max_batch_size {{ value: 64 }}\nbatch_timeout_micros {{ value: {batch_timeout_micros} }}\n"
     )
-    return start_server(model_config(hpt=base), enable_batching=True, batching_parameters_file=str(parameters))
+    return start_server(
+        model_config(hpt=base), enable_batching=True, batching_parameters_file=str(parameters)
+    )
 
 
 def batch_runs(server: ModelServer) -> list[dict]:
     """The processed_batch_size series: ``sum`` is rows run, ``count`` is model runs."""
-    return server.metrics.snapshot().get(":tensorflow:serving:batching_session:processed_batch_size", [])
+    return server.metrics.snapshot().get(
+        ":tensorflow:serving:batching_session:processed_batch_size", []
+    )
 
 
 def test_batched_server_answers_each_grpc_call_with_its_own_rows(tmp_path, model_repo):
@@ -723,10 +868,17 @@ def test_batched_server_answers_each_grpc_call_with_its_own_rows(tmp_path, model
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             prediction = stubs(channel)[0]
-            calls = [prediction.Predict.future(predict_request(x=[[float(i)], [i + 0.5]]), timeout=TIMEOUT)
-                     for i in range(16)]
+            calls = [
+                prediction.Predict.future(
+                    predict_request(x=[[float(i)], [i + 0.5]]), timeout=TIMEOUT
+                )
+                for i in range(16)
+            ]
             for i, call in enumerate(calls):
-                assert list(call.result().outputs["y"].float_val) == [i * 0.5 + 2, (i + 0.5) * 0.5 + 2]
+                assert list(call.result().outputs["y"].float_val) == [
+                    i * 0.5 + 2,
+                    (i + 0.5) * 0.5 + 2,
+                ]
         runs = batch_runs(server)
         assert sum(series["sum"] for series in runs) == 32  # every row ran once
         assert 1 <= sum(series["count"] for series in runs) < 16  # in fewer runs than calls
@@ -745,7 +897,9 @@ def test_a_batched_call_whose_client_gives_up_leaves_its_batch(tmp_path, model_r
             assert gave_up.value.code() == StatusCode.DEADLINE_EXCEEDED
             answered = prediction.Predict(predict_request(x=[[4.0]]), timeout=TIMEOUT)
             assert list(answered.outputs["y"].float_val) == [4.0]
-        assert sum(series["sum"] for series in batch_runs(server)) == 1  # the abandoned call's three rows never ran
+        assert (
+            sum(series["sum"] for series in batch_runs(server)) == 1
+        )  # the abandoned call's three rows never ran
     finally:
         server.stop()
 
@@ -769,14 +923,23 @@ def test_calls_past_max_requests_in_flight_are_refused_at_once(tmp_path, model_r
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             prediction = stubs(channel)[0]
-            waiting = [prediction.Predict.future(predict_request(x=[[1.0]]), timeout=TIMEOUT) for _ in range(2)]
+            waiting = [
+                prediction.Predict.future(predict_request(x=[[1.0]]), timeout=TIMEOUT)
+                for _ in range(2)
+            ]
             assert wait_until(lambda: queued_rows() == 2, TIMEOUT)
             refused = rpc_error(prediction.Predict, predict_request(x=[[3.0]]))
             assert (refused.code(), refused.details()) == (
-                StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
+                StatusCode.RESOURCE_EXHAUSTED,
+                "Concurrent RPC limit exceeded!",
             )
-            assert [list(call.result().outputs["y"].float_val) for call in waiting] == [[2.5], [2.5]]
-            assert prediction.Predict(predict_request(x=[[4.0]]), timeout=TIMEOUT).outputs["y"].float_val == [4.0]
+            assert [list(call.result().outputs["y"].float_val) for call in waiting] == [
+                [2.5],
+                [2.5],
+            ]
+            assert prediction.Predict(predict_request(x=[[4.0]]), timeout=TIMEOUT).outputs[
+                "y"
+            ].float_val == [4.0]
     finally:
         server.stop()
 
@@ -784,7 +947,9 @@ def test_calls_past_max_requests_in_flight_are_refused_at_once(tmp_path, model_r
 # ---------------------------------------------------------------------- flags
 def test_channel_arguments_override_the_defaults(model_repo):
     base = model_repo("half_plus_two", "hpt")
-    server = start_server(model_config(hpt=base), grpc_channel_arguments="grpc.max_receive_message_length=512")
+    server = start_server(
+        model_config(hpt=base), grpc_channel_arguments="grpc.max_receive_message_length=512"
+    )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             prediction = stubs(channel)[0]
@@ -797,7 +962,9 @@ def test_channel_arguments_override_the_defaults(model_repo):
 
 def test_channel_argument_parsing():
     assert parse_channel_arguments("") == []
-    assert parse_channel_arguments("grpc.keepalive_time_ms=1000, grpc.primary_user_agent=tfserve,x=9999999999") == [
+    assert parse_channel_arguments(
+        "grpc.keepalive_time_ms=1000, grpc.primary_user_agent=tfserve,x=9999999999"
+    ) == [
         ("grpc.keepalive_time_ms", 1000),
         ("grpc.primary_user_agent", "tfserve"),
         ("x", "9999999999"),  # not an int32: passed as a string, like TF Serving
@@ -816,7 +983,9 @@ def test_ssl_config_problems_stop_the_start(tmp_path, model_repo, pki):
     base = model_repo("half_plus_two", "hpt")
     key, cert = pki["server"]
     no_ca = tmp_path / "no_ca.config"
-    no_ca.write_text(f"server_key: {key.decode()!r}\nserver_cert: {cert.decode()!r}\nclient_verify: true\n")
+    no_ca.write_text(
+        f"server_key: {key.decode()!r}\nserver_cert: {cert.decode()!r}\nclient_verify: true\n"
+    )
     with pytest.raises(ServingError, match="client_verify needs custom_ca"):
         start_server(model_config(hpt=base), ssl_config_file=str(no_ca))
     garbage = tmp_path / "garbage.config"
@@ -855,8 +1024,12 @@ def test_a_process_serving_grpc_can_fork_and_exec(model_repo):
     import sys
 
     base = model_repo("half_plus_two", "hpt")
-    run = subprocess.run([sys.executable, "-c", FORKS_WHILE_SERVING, base, str(free_port())],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", FORKS_WHILE_SERVING, base, str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().splitlines()[-1] == "crashed 0", run.stderr[-3000:]
     assert "Bad file descriptor" not in run.stderr

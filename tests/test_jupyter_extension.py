@@ -39,8 +39,6 @@ OPENAPI = Path(__file__).resolve().parent.parent / "jupyter_tfserve" / "protocol
 INSTANCES = {"instances": [[1.0], [2.0], [5.0]]}
 
 
-
-
 # ---------------------------------------------------------------------- fixtures
 @pytest.fixture
 def models_root(tmp_path):
@@ -64,7 +62,10 @@ def tfserve_config(models_root):
 @pytest.fixture
 def jp_server_config(tfserve_config, request):
     """The extension on, with pytest-jupyter's checking authorizer when a test asks for it."""
-    config = {"ServerApp": {"jpserver_extensions": {"jupyter_tfserve": True}}, "TFServe": tfserve_config}
+    config = {
+        "ServerApp": {"jpserver_extensions": {"jupyter_tfserve": True}},
+        "TFServe": tfserve_config,
+    }
     if "jp_server_authorizer" in request.fixturenames:
         config["ServerApp"]["authorizer_class"] = request.getfixturevalue("jp_server_authorizer")
     return config
@@ -96,11 +97,21 @@ def fetch(jp_fetch, http_server_client, jp_auth_header, jp_base_url):
             body = json.dumps(body)
         if body is None and method in ("POST", "PUT", "PATCH"):
             body = b""
-        options = {"method": method, "body": body, "raise_error": False, "allow_nonstandard_methods": True}
+        options = {
+            "method": method,
+            "body": body,
+            "raise_error": False,
+            "allow_nonstandard_methods": True,
+        }
         if ":" not in path:
             path, _, query = path.partition("?")
             return await jp_fetch(
-                "tfserve", *path.split("/"), headers=headers, params=dict(parse_qsl(query)), request_timeout=60, **options
+                "tfserve",
+                *path.split("/"),
+                headers=headers,
+                params=dict(parse_qsl(query)),
+                request_timeout=60,
+                **options,
             )
         headers = {**jp_auth_header, **headers}
         url = f"{jp_base_url}tfserve/{path}"
@@ -136,7 +147,10 @@ async def wait_until(predicate, timeout: float = 60.0, what: str = "condition"):
 async def available(server, name: str, version: int) -> None:
     def ready():
         try:
-            return any(s.version == version and s.state == State.AVAILABLE for s in server.manager.version_status(name))
+            return any(
+                s.version == version and s.state == State.AVAILABLE
+                for s in server.manager.version_status(name)
+            )
         except Exception:
             return False
 
@@ -160,11 +174,17 @@ def concrete(template: str) -> str:
 # ---------------------------------------------------------------------- auth
 async def test_every_route_answers_403_without_a_token(fetch, extension):
     routes = [(method, concrete(template)) for method, template, _ in spec_operations()]
-    routes += [("GET", "v1/models/hpt"), ("GET", "v1/models/hpt/metadata"), ("POST", "v1/models/hpt:predict"),
-               ("GET", "no/such/route")]
+    routes += [
+        ("GET", "v1/models/hpt"),
+        ("GET", "v1/models/hpt/metadata"),
+        ("POST", "v1/models/hpt:predict"),
+        ("GET", "no/such/route"),
+    ]
     assert len(routes) > 10
     for method, path in routes:
-        status, body = await call(fetch, method, path, body=INSTANCES if method != "GET" else None, token=False)
+        status, body = await call(
+            fetch, method, path, body=INSTANCES if method != "GET" else None, token=False
+        )
         assert status == 403, (method, path, status, body)
 
 
@@ -229,13 +249,17 @@ class RecordingModelServer(ModelServer):
         RecordingModelServer.built.append(self)
 
 
-@pytest.fixture(params=[f"{__name__}.RecordingModelServer", "collections.OrderedDict", "no.such.module.Server"])
+@pytest.fixture(
+    params=[f"{__name__}.RecordingModelServer", "collections.OrderedDict", "no.such.module.Server"]
+)
 def server_class(request, tfserve_config):
     tfserve_config["model_server_class"] = request.param  # c.TFServe.model_server_class = "..."
     return request.param
 
 
-async def test_model_server_class_is_pluggable_and_a_wrong_one_is_reported(server_class, fetch, jp_fetch, extension):
+async def test_model_server_class_is_pluggable_and_a_wrong_one_is_reported(
+    server_class, fetch, jp_fetch, extension
+):
     assert extension.model_server_class == server_class  # still a name: nothing imported at startup
     status, body = await call(fetch, "GET", "api/models")
     if server_class.endswith("RecordingModelServer"):
@@ -245,10 +269,13 @@ async def test_model_server_class_is_pluggable_and_a_wrong_one_is_reported(serve
     assert (await jp_fetch("api", "status")).code == 200  # Jupyter itself is fine
 
 
-async def test_requests_that_arrive_while_the_engine_is_imported_are_held_not_lost(fetch, extension, hpt):
+async def test_requests_that_arrive_while_the_engine_is_imported_are_held_not_lost(
+    fetch, extension, hpt
+):
     assert extension.host.state == "idle"  # nothing imported or built yet
     load, listing = await asyncio.gather(
-        call(fetch, "POST", "api/models", {"name": "hpt", "base_path": hpt}), call(fetch, "GET", "api/models")
+        call(fetch, "POST", "api/models", {"name": "hpt", "base_path": hpt}),
+        call(fetch, "GET", "api/models"),
     )
     assert load[0] == 202 and load[1]["name"] == "hpt"
     assert listing[0] == 200
@@ -273,8 +300,13 @@ async def test_startup_publishes_discovery_and_stop_cleans_everything_up(
     for name in (ENV_URL, ENV_TOKEN):
         monkeypatch.delenv(name, raising=False)
     assert extension.host.state == "idle"
-    await extension._start_jupyter_server_extension(jp_serverapp)  # what Jupyter calls once it listens
-    assert extension.host.state in ("starting", "running")  # built in the background, no request needed
+    await extension._start_jupyter_server_extension(
+        jp_serverapp
+    )  # what Jupyter calls once it listens
+    assert extension.host.state in (
+        "starting",
+        "running",
+    )  # built in the background, no request needed
     runtime_file = Path(extension.runtime_file)
     expected_url = f"http://127.0.0.1:{jp_serverapp.port}{jp_serverapp.base_url}tfserve"
     assert json.loads(runtime_file.read_text())["url"] == expected_url
@@ -282,10 +314,17 @@ async def test_startup_publishes_discovery_and_stop_cleans_everything_up(
     assert os.environ[ENV_TOKEN] == jp_serverapp.identity_provider.token
 
     info = await wait_until(
-        lambda: json.loads(runtime_file.read_text())["state"] == "running" and json.loads(runtime_file.read_text()),
-        60, "the runtime file to show the running server",
+        lambda: (
+            json.loads(runtime_file.read_text())["state"] == "running"
+            and json.loads(runtime_file.read_text())
+        ),
+        60,
+        "the runtime file to show the running server",
     )
-    assert (info["grpc_port"], info["rest_port"]) == (standalone_ports["grpc"], standalone_ports["rest"])
+    assert (info["grpc_port"], info["rest_port"]) == (
+        standalone_ports["grpc"],
+        standalone_ports["rest"],
+    )
     assert port_open(standalone_ports["grpc"]) and port_open(standalone_ports["rest"])
     assert tfserve_threads()
 
@@ -299,7 +338,9 @@ async def test_startup_publishes_discovery_and_stop_cleans_everything_up(
 @pytest.fixture
 def config_file(tfserve_config, tmp_path, hpt):
     path = tmp_path / "models.config"
-    path.write_text(f'model_config_list {{ config {{ name: "hpt" base_path: "{hpt}" model_platform: "tensorflow" }} }}')
+    path.write_text(
+        f'model_config_list {{ config {{ name: "hpt" base_path: "{hpt}" model_platform: "tensorflow" }} }}'
+    )
     tfserve_config["model_config_file"] = str(path)
     return path
 
@@ -313,7 +354,9 @@ def reload_request(**models) -> model_management_pb2.ReloadConfigRequest:
     """A gRPC ReloadConfigRequest serving ``name=base_path`` for each model."""
     request = model_management_pb2.ReloadConfigRequest()
     for name, base_path in models.items():
-        request.config.model_config_list.config.add(name=name, base_path=str(base_path), model_platform="tensorflow")
+        request.config.model_config_list.config.add(
+            name=name, base_path=str(base_path), model_platform="tensorflow"
+        )
     return request
 
 
@@ -340,7 +383,11 @@ async def outside_rest(port: int, method: str, path: str, body=None, token: str 
     if token is not None:
         headers["Authorization"] = f"token {token}"
     response = await AsyncHTTPClient().fetch(
-        f"http://127.0.0.1:{port}{path}", method=method, body=body, headers=headers, raise_error=False,
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        body=body,
+        headers=headers,
+        raise_error=False,
         allow_nonstandard_methods=True,
     )
     return response.code, json.loads(response.body)
@@ -355,13 +402,20 @@ async def test_the_standalone_ports_need_jupyters_token_but_for_readiness(
     await available(server, "hpt", 2)
     rest = standalone_ports["rest"]
     predict = ("POST", "/v1/models/hpt:predict", json.dumps(INSTANCES))
-    for method, path, body in [predict, ("GET", "/v1/models/hpt", None), ("GET", "/tfserve/api/models", None),
-                               ("DELETE", "/tfserve/api/models/hpt", None)]:
+    for method, path, body in [
+        predict,
+        ("GET", "/v1/models/hpt", None),
+        ("GET", "/tfserve/api/models", None),
+        ("DELETE", "/tfserve/api/models/hpt", None),
+    ]:
         status, answer = await outside_rest(rest, method, path, body)
         assert status == 401 and "send its token" in answer["error"], (method, path, answer)
         assert (await outside_rest(rest, method, path, body, token="wrong"))[0] == 401
     assert (await outside_rest(rest, "GET", "/tfserve/api/ready"))[0] == 200  # probes need no token
-    assert await outside_rest(rest, *predict, token=token) == (200, {"predictions": [[2.5], [3.0], [4.5]]})
+    assert await outside_rest(rest, *predict, token=token) == (
+        200,
+        {"predictions": [[2.5], [3.0], [4.5]]},
+    )
     status, body = await outside_rest(rest, "GET", "/tfserve/api/models", token=token)
     assert status == 200 and [m["name"] for m in body["models"]] == ["hpt"]
     assert server.manager.model_names() == ["hpt"]
@@ -384,7 +438,10 @@ async def test_grpc_reload_in_jupyter_needs_the_token_and_stays_in_the_roots(
     assert server.manager.model_names() == ["hpt"]  # refused: nothing changed
 
     other = model_repo("half_plus_two", "other")
-    assert await grpc_reload(port, reload_request(other=other), token=token) == (grpc.StatusCode.OK, "")
+    assert await grpc_reload(port, reload_request(other=other), token=token) == (
+        grpc.StatusCode.OK,
+        "",
+    )
     assert server.manager.model_names() == ["other"]
 
 
@@ -401,14 +458,19 @@ async def test_ports_require_token_off_gives_tf_servings_open_ports_within_the_r
     assert (await call(fetch, "POST", "api/models", {"name": "hpt", "base_path": hpt}))[0] == 202
     await available(server, "hpt", 2)
     rest = open_ports["rest"]
-    assert (await outside_rest(rest, "POST", "/v1/models/hpt:predict", json.dumps(INSTANCES)))[0] == 200
+    assert (await outside_rest(rest, "POST", "/v1/models/hpt:predict", json.dumps(INSTANCES)))[
+        0
+    ] == 200
     status, body = await outside_rest(rest, "DELETE", "/tfserve/api/models/hpt")
     assert status == 403 and "through Jupyter's authenticated API" in body["error"]
     code, details = await grpc_reload(open_ports["grpc"], reload_request(evil=outside), token=None)
     assert code == grpc.StatusCode.NOT_FOUND and "outside the model roots" in details
     assert server.manager.model_names() == ["hpt"]
     other = model_repo("half_plus_two", "other")
-    assert await grpc_reload(open_ports["grpc"], reload_request(other=other), token=None) == (grpc.StatusCode.OK, "")
+    assert await grpc_reload(open_ports["grpc"], reload_request(other=other), token=None) == (
+        grpc.StatusCode.OK,
+        "",
+    )
     assert server.manager.model_names() == ["other"]
 
 
@@ -423,16 +485,23 @@ async def test_a_port_in_use_is_logged_and_stays_off_while_jupyter_serves(
         with caplog.at_level(logging.ERROR, logger="jupyter_tfserve"):
             server = await extension.host.server()
         assert any(
-            f"{endpoint} port 127.0.0.1:{standalone_ports[endpoint]} is already in use" in r.getMessage()
+            f"{endpoint} port 127.0.0.1:{standalone_ports[endpoint]} is already in use"
+            in r.getMessage()
             and "stays off" in r.getMessage()
             for r in caplog.records
         ), caplog.text
         ports = {"rest": server.rest_port, "grpc": server.grpc_port}
-        assert not ports[endpoint] and ports[other] == standalone_ports[other] and port_open(ports[other])
+        assert (
+            not ports[endpoint]
+            and ports[other] == standalone_ports[other]
+            and port_open(ports[other])
+        )
         status, info = await call(fetch, "GET", "api/info")
         assert status == 200 and "already in use" in info["port_errors"][endpoint]
         assert info["ports"] == {endpoint: 0, other: standalone_ports[other]}
-        assert (await call(fetch, "POST", "api/models", {"name": "hpt", "base_path": hpt}))[0] == 202
+        assert (await call(fetch, "POST", "api/models", {"name": "hpt", "base_path": hpt}))[
+            0
+        ] == 202
         await available(server, "hpt", 2)
         assert (await call(fetch, "POST", "v1/models/hpt:predict", INSTANCES))[0] == 200
 
@@ -441,11 +510,15 @@ async def test_a_loading_model_does_not_delay_jupyter(fetch, jp_fetch, extension
     """Thirty versions load one after another; Jupyter keeps answering /api/status meanwhile."""
     server = await extension.host.server()
     base = model_repo("half_plus_two", "many", versions=range(1, 31))
-    status, _ = await call(fetch, "POST", "api/models", {"name": "many", "base_path": base, "policy": "all"})
+    status, _ = await call(
+        fetch, "POST", "api/models", {"name": "many", "base_path": base, "policy": "all"}
+    )
     assert status == 202
 
     def loading() -> bool:
-        return any(s.state in (State.START, State.LOADING) for s in server.manager.version_status("many"))
+        return any(
+            s.state in (State.START, State.LOADING) for s in server.manager.version_status("many")
+        )
 
     answered_while_loading = 0
     while loading():
@@ -481,7 +554,9 @@ class Spec:
 
     def check(self, method: str, template: str, status: int, body) -> None:
         operation = self.document["paths"][template][method.lower()]
-        assert str(status) in operation["responses"], f"{method} {template} answered {status}, undocumented"
+        assert str(status) in operation["responses"], (
+            f"{method} {template} answered {status}, undocumented"
+        )
         response = resolve_refs(operation["responses"][str(status)], self.document)
         schema = response["content"]["application/json"]["schema"]
         OAS30Validator(schema).validate(body)
@@ -495,11 +570,11 @@ async def test_the_openapi_spec_is_valid_and_lists_exactly_the_routes(extension)
     operations = [(method, template) for method, template, _ in spec_operations()]
     for method, pattern in routes:
         assert any(
-            m == method and pattern.fullmatch(concrete(t)[len("api"):]) for m, t in operations
+            m == method and pattern.fullmatch(concrete(t)[len("api") :]) for m, t in operations
         ), f"{method} {pattern.pattern} is served but not in openapi.yaml"
     for method, template in operations:
         assert any(
-            m == method and p.fullmatch(concrete(template)[len("api"):]) for m, p in routes
+            m == method and p.fullmatch(concrete(template)[len("api") :]) for m, p in routes
         ), f"{method} {template} is in openapi.yaml but not served"
 
 
@@ -508,7 +583,9 @@ def batching(tfserve_config):
     tfserve_config["enable_batching"] = True
 
 
-async def test_every_management_route_answers_as_documented(batching, fetch, extension, hpt, tmp_path, models_root):
+async def test_every_management_route_answers_as_documented(
+    batching, fetch, extension, hpt, tmp_path, models_root
+):
     server = await extension.host.server()
     spec = Spec()
 
@@ -525,12 +602,18 @@ async def test_every_management_route_answers_as_documented(batching, fetch, ext
     assert [m["name"] for m in (await api("GET", "/models"))["models"]] == ["hpt"]
     model = await api("GET", "/models/{name}", name="hpt")
     assert model["versions"][0]["state"] == "AVAILABLE"
-    assert model["versions"][0]["signatures"]["serving_default"]["inputs"]["x"]["dtype"] == "DT_FLOAT"
+    assert (
+        model["versions"][0]["signatures"]["serving_default"]["inputs"]["x"]["dtype"] == "DT_FLOAT"
+    )
 
-    assert (await api("PUT", "/models/{name}/labels/{label}", {"version": 2}, name="hpt", label="stable"))[
+    assert (
+        await api(
+            "PUT", "/models/{name}/labels/{label}", {"version": 2}, name="hpt", label="stable"
+        )
+    )["labels"] == {"stable": 2}
+    assert (await api("DELETE", "/models/{name}/labels/{label}", name="hpt", label="stable"))[
         "labels"
-    ] == {"stable": 2}
-    assert (await api("DELETE", "/models/{name}/labels/{label}", name="hpt", label="stable"))["labels"] == {}
+    ] == {}
 
     assert (await call(fetch, "POST", "v1/models/hpt:predict", INSTANCES))[0] == 200
     metrics = await api("GET", "/metrics", query="?model=hpt")
@@ -546,8 +629,12 @@ async def test_every_management_route_answers_as_documented(batching, fetch, ext
     assert (await api("GET", "/models/{name}/logging", name="hpt"))["enabled"] is False
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    status, body = await call(fetch, "PUT", "api/models/hpt/logging", {"filename_prefix": str(outside / "hpt")})
-    assert status == 404 and "is outside the model roots" in body["error"]  # the server writes no file there
+    status, body = await call(
+        fetch, "PUT", "api/models/hpt/logging", {"filename_prefix": str(outside / "hpt")}
+    )
+    assert (
+        status == 404 and "is outside the model roots" in body["error"]
+    )  # the server writes no file there
     model = f'name: "hpt" base_path: "{hpt}" model_platform: "tensorflow"'
     logged = f'logging_config {{ log_collector_config {{ type: "tfrecord" filename_prefix: "{outside}/hpt" }} }}'
     reload = {"config": f"model_config_list {{ config {{ {model} {logged} }} }}"}
@@ -557,7 +644,11 @@ async def test_every_management_route_answers_as_documented(batching, fetch, ext
     (models_root / "logs").mkdir()
     logging_on = {"filename_prefix": str(models_root / "logs" / "hpt"), "sampling_rate": 0.5}
     logging = await api("PUT", "/models/{name}/logging", logging_on, name="hpt")
-    assert (logging["enabled"], logging["sampling_rate"], logging["type"]) == (True, 0.5, "tfrecord")
+    assert (logging["enabled"], logging["sampling_rate"], logging["type"]) == (
+        True,
+        0.5,
+        "tfrecord",
+    )
     assert (await api("DELETE", "/models/{name}/logging", name="hpt"))["enabled"] is False
     await api("GET", "/ready")
 
@@ -565,10 +656,17 @@ async def test_every_management_route_answers_as_documented(batching, fetch, ext
     assert 'name: "hpt"' in config["config"] and config["model_config_file"] == ""
     info = await api("GET", "/info")
     assert (info["host"], info["ports"], info["models"], info["batching"]) == (
-        "jupyter", {"grpc": 0, "rest": 0}, 1, True
+        "jupyter",
+        {"grpc": 0, "rest": 0},
+        1,
+        True,
     )
     assert info["models_root"] == extension.models_root and info["tensorflow"]["imported"] is True
-    assert info["url"].endswith("/tfserve") and info["port_errors"] == {} and info["config_error"] == ""
+    assert (
+        info["url"].endswith("/tfserve")
+        and info["port_errors"] == {}
+        and info["config_error"] == ""
+    )
 
     second = Path(hpt).parent / "hpt_copy"
     shutil.copytree(hpt, second)
@@ -583,14 +681,23 @@ async def test_every_management_route_answers_as_documented(batching, fetch, ext
     rollback = await api("POST", "/models/{name}/rollback", {}, name="hpt", expect=202)
     assert (rollback["version"], rollback["from_version"]) == (1, 2)
     await wait_until(
-        lambda: [(s.version, s.state) for s in server.manager.version_status("hpt")]
-        == [(2, State.END), (1, State.AVAILABLE)],
-        60, "the rollback to version 1",
+        lambda: (
+            [(s.version, s.state) for s in server.manager.version_status("hpt")]
+            == [(2, State.END), (1, State.AVAILABLE)]
+        ),
+        60,
+        "the rollback to version 1",
     )
     status, body = await call(fetch, "GET", "v1/models/hpt")
-    assert [(v["version"], v["state"]) for v in body["model_version_status"]] == [("2", "END"), ("1", "AVAILABLE")]
+    assert [(v["version"], v["state"]) for v in body["model_version_status"]] == [
+        ("2", "END"),
+        ("1", "AVAILABLE"),
+    ]
 
-    assert (await api("DELETE", "/models/{name}", name="copy", expect=202)) == {"name": "copy", "unloaded": True}
+    assert (await api("DELETE", "/models/{name}", name="copy", expect=202)) == {
+        "name": "copy",
+        "unloaded": True,
+    }
     await api("GET", "/models/{name}", name="copy", expect=404)
     missing = {(m, t) for m, t, _ in spec_operations()} - spec.checked
     assert missing == set(), f"not exercised: {sorted(missing)}"
@@ -608,7 +715,9 @@ async def test_rollback_to_a_given_version_and_its_refusals(fetch, extension, mo
     status, body = await call(fetch, "POST", "api/models/three/rollback", {"version": 1})
     assert (status, body["version"], body["from_version"]) == (202, 1, 3)
     await available(server, "three", 1)
-    await wait_until(lambda: server.manager.version_status("three", 3)[0].state == State.END, 60, "3 unloaded")
+    await wait_until(
+        lambda: server.manager.version_status("three", 3)[0].state == State.END, 60, "3 unloaded"
+    )
     status, body = await call(fetch, "POST", "api/models/three/rollback")
     assert status == 400 and "no version older than 1" in body["error"]
 
@@ -619,19 +728,29 @@ async def test_serving_a_model_again_keeps_its_log_and_the_labels_it_still_serve
     """Serve latest after a rollback (or any new policy) is not a fresh start: labels and logging stay."""
     server = await extension.host.server()
     base = model_repo("half_plus_two", "two", versions=(1, 2))
-    assert (await call(fetch, "POST", "api/models", {"name": "two", "base_path": base, "policy": "all"}))[0] == 202
+    assert (
+        await call(fetch, "POST", "api/models", {"name": "two", "base_path": base, "policy": "all"})
+    )[0] == 202
     await available(server, "two", 1)
     await available(server, "two", 2)
     for label, version in (("stable", 1), ("canary", 2)):
-        assert (await call(fetch, "PUT", f"api/models/two/labels/{label}", {"version": version}))[0] == 200
+        assert (await call(fetch, "PUT", f"api/models/two/labels/{label}", {"version": version}))[
+            0
+        ] == 200
     (models_root / "logs").mkdir()
     logging_on = {"filename_prefix": str(models_root / "logs" / "two"), "sampling_rate": 0.25}
     assert (await call(fetch, "PUT", "api/models/two/logging", logging_on))[0] == 200
 
-    status, _ = await call(fetch, "POST", "api/models", {"name": "two", "base_path": base, "policy": "specific:2"})
+    status, _ = await call(
+        fetch, "POST", "api/models", {"name": "two", "base_path": base, "policy": "specific:2"}
+    )
     assert status == 202
-    await wait_until(lambda: server.manager.version_status("two", 1)[0].state == State.END, 60, "1 unloaded")
-    assert server.manager.labels("two") == {"canary": 2}  # stable pointed at version 1, no longer served
+    await wait_until(
+        lambda: server.manager.version_status("two", 1)[0].state == State.END, 60, "1 unloaded"
+    )
+    assert server.manager.labels("two") == {
+        "canary": 2
+    }  # stable pointed at version 1, no longer served
     logging = (await call(fetch, "GET", "api/models/two/logging"))[1]
     assert (logging["enabled"], logging["sampling_rate"]) == (True, 0.25)
 
@@ -645,7 +764,9 @@ def outside(tmp_path, model_store):
     return base
 
 
-async def test_paths_outside_the_model_roots_are_forbidden(fetch, extension, models_root, outside, model_store):
+async def test_paths_outside_the_model_roots_are_forbidden(
+    fetch, extension, models_root, outside, model_store
+):
     server = await extension.host.server()
     (models_root / "link").symlink_to(outside)  # a symlinked base path
     sneaky = models_root / "sneaky"
@@ -658,13 +779,20 @@ async def test_paths_outside_the_model_roots_are_forbidden(fetch, extension, mod
         "link": "link",
         "sneaky": "sneaky",
     }
-    missing = await call(fetch, "POST", "api/models", {"name": "missing", "base_path": "../outside/missing"})
+    missing = await call(
+        fetch, "POST", "api/models", {"name": "missing", "base_path": "../outside/missing"}
+    )
     for name, base_path in attempts.items():
-        status, body = await call(fetch, "POST", "api/models", {"name": name, "base_path": base_path})
+        status, body = await call(
+            fetch, "POST", "api/models", {"name": name, "base_path": base_path}
+        )
         assert status == 404, (name, body)
         assert "outside the model roots" in body["error"] and "allowed_model_roots" in body["error"]
         # The same answer as for a path that does not exist: the API cannot probe the disk.
-        assert body["error"].partition(" does not exist")[1:] == missing[1]["error"].partition(" does not exist")[1:]
+        assert (
+            body["error"].partition(" does not exist")[1:]
+            == missing[1]["error"].partition(" does not exist")[1:]
+        )
     assert missing[0] == 404
     text = f'model_config_list {{ config {{ name: "x" base_path: "{outside}" model_platform: "tensorflow" }} }}'
     status, body = await call(fetch, "POST", "api/config/reload", {"config": text})
@@ -695,9 +823,13 @@ def allow_outside(tfserve_config, tmp_path):
     tfserve_config["allowed_model_roots"] = [str(tmp_path / "outside")]
 
 
-async def test_allowed_model_roots_open_further_directories(allow_outside, fetch, extension, outside):
+async def test_allowed_model_roots_open_further_directories(
+    allow_outside, fetch, extension, outside
+):
     server = await extension.host.server()
-    status, body = await call(fetch, "POST", "api/models", {"name": "hpt", "base_path": str(outside)})
+    status, body = await call(
+        fetch, "POST", "api/models", {"name": "hpt", "base_path": str(outside)}
+    )
     assert status == 202, body
     await available(server, "hpt", 1)
     assert (await call(fetch, "GET", "api/info"))[1]["allowed_model_roots"] == [str(outside.parent)]
@@ -721,28 +853,110 @@ async def test_bad_input_gets_a_4xx_json_error_is_logged_and_changes_nothing(
         ("POST", "api/models/nope/rollback", None, 404, "Model nope is not being served"),
         ("PUT", "api/models/nope/labels/x", {"version": 1}, 404, "Model nope is not being served"),
         ("DELETE", "api/models/hpt/labels/nope", None, 404, "Model hpt has no label nope"),
-        ("POST", "v1/models/nope:predict", INSTANCES, 404, "Servable not found for request: Latest(nope)"),
-        ("POST", "api/models", {"name": "hpt", "policy": "latest:0"}, 400, "Invalid version policy 'latest:0'"),
-        ("POST", "api/models", {"name": "hpt", "policy": "sometimes"}, 400, "Invalid version policy"),
-        ("POST", "api/models", {"name": "hpt", "policy": {"latest": {"num_versions": 0}}}, 400, "num_versions >= 1"),
-        ("POST", "api/models", {"name": "hpt", "policy": {"newest": {}}}, 400, "Invalid version policy"),
-        ("POST", "api/models", {"name": "hpt", "policy": "specific:9"}, 400, "selects none of the versions"),
+        (
+            "POST",
+            "v1/models/nope:predict",
+            INSTANCES,
+            404,
+            "Servable not found for request: Latest(nope)",
+        ),
+        (
+            "POST",
+            "api/models",
+            {"name": "hpt", "policy": "latest:0"},
+            400,
+            "Invalid version policy 'latest:0'",
+        ),
+        (
+            "POST",
+            "api/models",
+            {"name": "hpt", "policy": "sometimes"},
+            400,
+            "Invalid version policy",
+        ),
+        (
+            "POST",
+            "api/models",
+            {"name": "hpt", "policy": {"latest": {"num_versions": 0}}},
+            400,
+            "num_versions >= 1",
+        ),
+        (
+            "POST",
+            "api/models",
+            {"name": "hpt", "policy": {"newest": {}}},
+            400,
+            "Invalid version policy",
+        ),
+        (
+            "POST",
+            "api/models",
+            {"name": "hpt", "policy": "specific:9"},
+            400,
+            "selects none of the versions",
+        ),
         ("POST", "api/models", {"name": "gone", "base_path": "missing"}, 404, "does not exist"),
         ("POST", "api/models", {"name": "f", "base_path": "a_file"}, 400, "is not a directory"),
-        ("POST", "api/models", {"name": "bare", "base_path": "hpt/1"}, 400, "is a SavedModel itself"),
-        ("POST", "api/models", {"name": "e", "base_path": "empty"}, 400, "No versions of servable e found"),
-        ("POST", "api/models", {"name": "n", "base_path": "no_saved_model"}, 400, "is not a SavedModel"),
+        (
+            "POST",
+            "api/models",
+            {"name": "bare", "base_path": "hpt/1"},
+            400,
+            "is a SavedModel itself",
+        ),
+        (
+            "POST",
+            "api/models",
+            {"name": "e", "base_path": "empty"},
+            400,
+            "No versions of servable e found",
+        ),
+        (
+            "POST",
+            "api/models",
+            {"name": "n", "base_path": "no_saved_model"},
+            400,
+            "is not a SavedModel",
+        ),
         ("POST", "api/models", {"base_path": "hpt"}, 400, "'name' must be a non-empty string"),
-        ("POST", "api/models", {"name": "..", "base_path": "hpt"}, 400, "Model name '..' is not allowed"),
+        (
+            "POST",
+            "api/models",
+            {"name": "..", "base_path": "hpt"},
+            400,
+            "Model name '..' is not allowed",
+        ),
         ("PUT", "api/models/hpt/labels/.x", {"version": 2}, 400, "Label '.x' is not allowed"),
         ("POST", "api/models", "[1, 2]", 400, "must be a JSON object"),
         ("POST", "api/models", "{not json", 400, "JSON Parse error"),
-        ("PUT", "api/models/hpt/labels/canary", {"version": 7}, 400, "not currently available for inference"),
-        ("PUT", "api/models/hpt/labels/canary", {"version": "2"}, 400, "'version' must be a non-negative integer"),
-        ("POST", "api/config/reload", {"config": "model_config_list { bogus }"}, 400,
-         "Error parsing text-format tensorflow.serving.ModelServerConfig"),
-        ("POST", "api/config/reload", {"config": 'model_config_list { config { name: "r" base_path: "rel" } }'},
-         400, "to have an absolute path or URI"),
+        (
+            "PUT",
+            "api/models/hpt/labels/canary",
+            {"version": 7},
+            400,
+            "not currently available for inference",
+        ),
+        (
+            "PUT",
+            "api/models/hpt/labels/canary",
+            {"version": "2"},
+            400,
+            "'version' must be a non-negative integer",
+        ),
+        (
+            "POST",
+            "api/config/reload",
+            {"config": "model_config_list { bogus }"},
+            400,
+            "Error parsing text-format tensorflow.serving.ModelServerConfig",
+        ),
+        (
+            "POST",
+            "api/config/reload",
+            {"config": 'model_config_list { config { name: "r" base_path: "rel" } }'},
+            400,
+            "to have an absolute path or URI",
+        ),
         ("POST", "api/config/reload", None, 400, "No model_config_file is configured"),
         ("PATCH", "api/models", None, 405, "Method PATCH not allowed"),
         ("GET", "api/nothing/here", None, 404, "Not found"),
@@ -757,7 +971,10 @@ async def test_bad_input_gets_a_4xx_json_error_is_logged_and_changes_nothing(
 
     assert (await call(fetch, "GET", "api/config"))[1] == config_before
     assert server.manager.model_names() == ["hpt"]
-    assert (await call(fetch, "POST", "v1/models/hpt:predict", INSTANCES)) == (200, {"predictions": [[2.5], [3.0], [4.5]]})
+    assert (await call(fetch, "POST", "v1/models/hpt:predict", INSTANCES)) == (
+        200,
+        {"predictions": [[2.5], [3.0], [4.5]]},
+    )
 
 
 @pytest.fixture
@@ -798,6 +1015,8 @@ async def test_the_signature_method_name_check_is_a_trait_off_by_default(jp_serv
     assert extension.make_server_options().enable_signature_method_name_check is False
 
 
-async def test_the_signature_method_name_check_trait_reaches_the_server(method_name_check, extension):
+async def test_the_signature_method_name_check_trait_reaches_the_server(
+    method_name_check, extension
+):
     server = await extension.host.server()
     assert server.service.check_signature_method_name is True

@@ -29,8 +29,6 @@ TOKEN = "kernel-test-token"
 BASE_URL = "/hub/user/me/"
 
 
-
-
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -64,14 +62,23 @@ class JupyterServer:
         self.log = open(tmp / "server.log", "w")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyter_server",
-                "--ServerApp.allow_root=True", "--no-browser",
-                f"--port={self.port}", f"--ServerApp.token={TOKEN}", f"--ServerApp.base_url={BASE_URL}",
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                "--ServerApp.allow_root=True",
+                "--no-browser",
+                f"--port={self.port}",
+                f"--ServerApp.token={TOKEN}",
+                f"--ServerApp.base_url={BASE_URL}",
                 f"--ServerApp.root_dir={tmp}",
-                f"--TFServe.grpc_port={self.grpc_port}", f"--TFServe.rest_port={self.rest_port}",
+                f"--TFServe.grpc_port={self.grpc_port}",
+                f"--TFServe.rest_port={self.rest_port}",
                 *extra_args,
             ],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd=tmp,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
         )
         wait_for(lambda: self._answers("api/status"), 60, "jupyter server to answer")
 
@@ -121,7 +128,9 @@ def model_config(tmp: Path, model_store) -> Path:
     base = tmp / "models" / "hpt"
     shutil.copytree(model_store["half_plus_two"], base / "1")
     path = tmp / "models.config"
-    path.write_text(f'model_config_list {{ config {{ name: "hpt" base_path: "{base}" model_platform: "tensorflow" }} }}')
+    path.write_text(
+        f'model_config_list {{ config {{ name: "hpt" base_path: "{base}" model_platform: "tensorflow" }} }}'
+    )
     return path
 
 
@@ -129,12 +138,20 @@ def model_config(tmp: Path, model_store) -> Path:
 def jupyter(tmp_path_factory, model_store):
     tmp = tmp_path_factory.mktemp("jupyter")
     server = JupyterServer(
-        tmp, f"--TFServe.model_config_file={model_config(tmp, model_store)}", f"--TFServe.models_root={tmp / 'models'}"
+        tmp,
+        f"--TFServe.model_config_file={model_config(tmp, model_store)}",
+        f"--TFServe.models_root={tmp / 'models'}",
     )
     try:
         wait_for(
-            lambda: server.request("GET", "tfserve/v1/models/hpt")[1]["model_version_status"][0]["state"] == "AVAILABLE",
-            120, "hpt to load",
+            lambda: (
+                server.request("GET", "tfserve/v1/models/hpt")[1]["model_version_status"][0][
+                    "state"
+                ]
+                == "AVAILABLE"
+            ),
+            120,
+            "hpt to load",
         )
         yield server
     finally:
@@ -147,7 +164,9 @@ class Kernel:
     def __init__(self, server: JupyterServer):
         self.server = server
         status, session = server.request(
-            "POST", "api/sessions", {"path": "t.ipynb", "type": "notebook", "name": "t", "kernel": {"name": "python3"}}
+            "POST",
+            "api/sessions",
+            {"path": "t.ipynb", "type": "notebook", "name": "t", "kernel": {"name": "python3"}},
         )
         assert status == 201, session
         self.id = session["kernel"]["id"]
@@ -209,7 +228,10 @@ print(json.dumps({
 def test_the_extension_is_enabled_by_its_config_file_and_validates(jupyter):
     listing = subprocess.run(
         [sys.executable, "-m", "jupyter_server", "extension", "list"],
-        env=jupyter.env, capture_output=True, text=True, timeout=120,
+        env=jupyter.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)  # no colours
     assert "jupyter_tfserve enabled" in text, text
@@ -219,15 +241,26 @@ def test_the_extension_is_enabled_by_its_config_file_and_validates(jupyter):
 def test_runtime_file_names_the_server_and_references_the_token(jupyter):
     info = wait_for(
         lambda: jupyter.runtime_file.exists() and json.loads(jupyter.runtime_file.read_text()),
-        30, "the runtime file",
+        30,
+        "the runtime file",
     )
     assert info["url"] == f"http://127.0.0.1:{jupyter.port}{BASE_URL}tfserve"
     assert info["token_file"] == str(jupyter.runtime / f"jpserver-{jupyter.process.pid}.json")
     assert TOKEN not in jupyter.runtime_file.read_text()
     assert json.loads(Path(info["token_file"]).read_text())["token"] == TOKEN
-    info = wait_for(lambda: json.loads(jupyter.runtime_file.read_text())["grpc_port"] and
-                    json.loads(jupyter.runtime_file.read_text()), 30, "ports in the runtime file")
-    assert (info["grpc_port"], info["rest_port"], info["state"]) == (jupyter.grpc_port, jupyter.rest_port, "running")
+    info = wait_for(
+        lambda: (
+            json.loads(jupyter.runtime_file.read_text())["grpc_port"]
+            and json.loads(jupyter.runtime_file.read_text())
+        ),
+        30,
+        "ports in the runtime file",
+    )
+    assert (info["grpc_port"], info["rest_port"], info["state"]) == (
+        jupyter.grpc_port,
+        jupyter.rest_port,
+        "running",
+    )
 
 
 def test_kernel_discovers_the_server_and_predicts_through_jupyter(jupyter, kernel):
@@ -248,7 +281,11 @@ def test_without_the_environment_the_kernel_finds_its_parent_server(jupyter, ker
         "os.environ.update(saved)\n"
         f"print(json.dumps({{'source': info.source, 'url': info.url, 'token_ok': info.token == {TOKEN!r}}}))\n"
     )
-    assert result == {"source": "parent", "url": f"http://127.0.0.1:{jupyter.port}{BASE_URL}tfserve", "token_ok": True}
+    assert result == {
+        "source": "parent",
+        "url": f"http://127.0.0.1:{jupyter.port}{BASE_URL}tfserve",
+        "token_ok": True,
+    }
 
 
 def test_models_stay_served_across_a_kernel_restart(jupyter, kernel):
@@ -281,19 +318,35 @@ def test_the_curl_line_of_serve_works_pasted_into_a_shell(jupyter, kernel):
         "text = TFServeMagics(shell=get_ipython())._serving_text('hpt', 1)\n"
         "print(json.dumps(text.text))"
     )
-    curl = next(line for line in printed.splitlines() if line.startswith("curl:")).removeprefix("curl:").strip()
+    curl = (
+        next(line for line in printed.splitlines() if line.startswith("curl:"))
+        .removeprefix("curl:")
+        .strip()
+    )
     assert TOKEN not in printed and "$(tfserve token)" in curl
-    shell_env = {k: v for k, v in jupyter.env.items() if not k.startswith("TFSERVE_")}  # a terminal, not a kernel
-    shell_env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), shell_env.get("PATH", "")])
-    done = subprocess.run(["bash", "-c", curl], env=shell_env, capture_output=True, text=True, timeout=60)
+    shell_env = {
+        k: v for k, v in jupyter.env.items() if not k.startswith("TFSERVE_")
+    }  # a terminal, not a kernel
+    shell_env["PATH"] = os.pathsep.join(
+        [os.path.dirname(sys.executable), shell_env.get("PATH", "")]
+    )
+    done = subprocess.run(
+        ["bash", "-c", curl], env=shell_env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"predictions": [[2.0]]}
 
 
 def test_stopping_jupyter_closes_ports_and_removes_the_runtime_file(tmp_path):
     server = JupyterServer(tmp_path)
-    wait_for(lambda: server.runtime_file.exists() and json.loads(server.runtime_file.read_text())["state"] == "running",
-             60, "the model server to start")
+    wait_for(
+        lambda: (
+            server.runtime_file.exists()
+            and json.loads(server.runtime_file.read_text())["state"] == "running"
+        ),
+        60,
+        "the model server to start",
+    )
     assert port_open(server.rest_port) and port_open(server.grpc_port)
     assert server.request("POST", "api/shutdown")[0] == 200
     assert server.process.wait(60) == 0  # every non-daemon thread joined

@@ -41,17 +41,22 @@ def logged(tmp_path_factory, model_store):
     savedmodels.half_plus_two(base, 1)
     prefix = root / "logs" / "hpt"
     config = ModelServerConfig()
-    model = config.model_config_list.config.add(name="hpt", base_path=str(base), model_platform="tensorflow")
+    model = config.model_config_list.config.add(
+        name="hpt", base_path=str(base), model_platform="tensorflow"
+    )
     model.model_version_policy.all.SetInParent()
     model.logging_config.log_collector_config.type = "tfrecord"
     model.logging_config.log_collector_config.filename_prefix = str(prefix)
     model.logging_config.sampling_config.sampling_rate = 1.0
     server = ModelServer(
-        ServerOptions(port=free_port(), rest_api_port=free_port(), file_system_poll_wait_seconds=0), config=config
+        ServerOptions(port=free_port(), rest_api_port=free_port(), file_system_poll_wait_seconds=0),
+        config=config,
     ).start(timeout=120)
     connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
     for x in XS:
-        connection.request("POST", "/v1/models/hpt/versions/1:predict", json.dumps({"instances": [[x]]}))
+        connection.request(
+            "POST", "/v1/models/hpt/versions/1:predict", json.dumps({"instances": [[x]]})
+        )
         assert connection.getresponse().read()
     server.service.request_log.flush()
     # Logging stops before the new version comes: the replays below must not grow the log.
@@ -89,8 +94,16 @@ def test_replay_against_a_changed_version_reports_the_differing_answers(logged):
     assert (same.replay.compared, same.replay.differing, same.replay.failed) == (20, 0, 0)
     assert same.replay.logged_versions == [1]
 
-    changed = benchmark("hpt", url=url, version=2, rate="logged", replay=str(prefix), protocol="grpc",
-                        grpc=f"127.0.0.1:{server.grpc_port}", **FAST)
+    changed = benchmark(
+        "hpt",
+        url=url,
+        version=2,
+        rate="logged",
+        replay=str(prefix),
+        protocol="grpc",
+        grpc=f"127.0.0.1:{server.grpc_port}",
+        **FAST,
+    )
     assert changed.replay.differing == 20  # 0.1 * x apart for every logged x >= 1
     assert changed.replay.max_abs_diff == pytest.approx(0.1 * max(XS), rel=1e-5)
     assert "20 answers differ" in str(changed)
@@ -102,22 +115,31 @@ def test_replay_against_a_changed_version_reports_the_differing_answers(logged):
 
 def test_export_warms_up_from_logged_requests_in_tf_servings_format(logged, tmp_path):
     _server, _base, prefix = logged
-    result = export(HalfPlusTwo(), "hpt_next", models_root=str(tmp_path), warmup_from=str(prefix) + "*",
-                    warmup_records=8)
+    result = export(
+        HalfPlusTwo(),
+        "hpt_next",
+        models_root=str(tmp_path),
+        warmup_from=str(prefix) + "*",
+        warmup_records=8,
+    )
     assert result.warmup_records == 8
     path = warmup_path(result.path)
     logs = read_warmup_records(path)  # the server's own reader
     assert len(logs) == 8
     logged_inputs = [[[x]] for x in XS]
     for log in logs:
-        assert log.WhichOneof("log_type") == "predict_log" and not log.predict_log.HasField("response")
+        assert log.WhichOneof("log_type") == "predict_log" and not log.predict_log.HasField(
+            "response"
+        )
         assert tf.make_ndarray(log.predict_log.request.inputs["x"]).tolist() in logged_inputs
     for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():  # the bare record format
         assert prediction_log_pb2.PredictionLog.FromString(raw).SerializeToString() == raw
         assert not request_log.LoggedRecord.FromString(raw).HasField("outcome")
 
 
-def test_warmup_from_a_log_of_another_signature_fails_the_export_and_writes_nothing(logged, tmp_path):
+def test_warmup_from_a_log_of_another_signature_fails_the_export_and_writes_nothing(
+    logged, tmp_path
+):
     _server, _base, prefix = logged
 
     class Other(tf.Module):

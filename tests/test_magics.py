@@ -96,7 +96,10 @@ def served(shell):
 def test_extension_registers_a_configurable_line_and_cell_magic(shell):
     magics = shell.magics_manager.registry["TFServeMagics"]
     assert isinstance(magics, TFServeMagics) and magics in shell.configurables
-    assert "tfserve" in shell.magics_manager.magics["line"] and "tfserve" in shell.magics_manager.magics["cell"]
+    assert (
+        "tfserve" in shell.magics_manager.magics["line"]
+        and "tfserve" in shell.magics_manager.magics["cell"]
+    )
     assert magics.poll_seconds == 0.2
     run(shell, "%config TFServeMagics.tolerance = 0.001")
     assert magics.tolerance == 0.001
@@ -111,9 +114,19 @@ def test_listed_in_the_users_config_the_extension_loads_itself(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": REPO, "IPYTHONDIR": str(tmp_path / "ipython")}
     done = subprocess.run(
-        [sys.executable, "-m", "IPython", f"--profile-dir={profile}", "--no-banner",
-         "-c", "%tfserve --help\nprint('tolerance', get_ipython().magics_manager.registry['TFServeMagics'].tolerance)"],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "IPython",
+            f"--profile-dir={profile}",
+            "--no-banner",
+            "-c",
+            "%tfserve --help\nprint('tolerance', get_ipython().magics_manager.registry['TFServeMagics'].tolerance)",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert "usage: %tfserve" in done.stdout and "snippet" in done.stdout
@@ -123,8 +136,21 @@ def test_listed_in_the_users_config_the_extension_loads_itself(tmp_path):
 def test_help_for_the_magic_and_each_subcommand(shell, capsys):
     run(shell, "%tfserve --help")
     usage = capsys.readouterr().out
-    for sub in ("export", "serve", "list", "status", "predict", "versions", "label", "rollback",
-                "unload", "inspect", "metrics", "snippet", "dashboard"):
+    for sub in (
+        "export",
+        "serve",
+        "list",
+        "status",
+        "predict",
+        "versions",
+        "label",
+        "rollback",
+        "unload",
+        "inspect",
+        "metrics",
+        "snippet",
+        "dashboard",
+    ):
         assert sub in usage
     assert run(shell, "%tfserve export --help") is None
     assert "--sample DATA_VAR" in capsys.readouterr().out
@@ -150,8 +176,13 @@ def test_bad_arguments_print_one_line(shell, capsys, cell, message):
 
 
 def test_commands_chain_with_semicolons():
-    assert split_commands("label m a 1 ; %tfserve label m b 2;") == [["label", "m", "a", "1"], ["label", "m", "b", "2"]]
-    assert split_commands("predict m df[['a', 'b']] --grpc") == [["predict", "m", "df[['a', 'b']]", "--grpc"]]
+    assert split_commands("label m a 1 ; %tfserve label m b 2;") == [
+        ["label", "m", "a", "1"],
+        ["label", "m", "b", "2"],
+    ]
+    assert split_commands("predict m df[['a', 'b']] --grpc") == [
+        ["predict", "m", "df[['a', 'b']]", "--grpc"]
+    ]
     assert split_commands("predict m x[:5, :]") == [["predict", "m", "x[:5, :]"]]
     assert split_commands("export m --name 'a b;c'") == [["export", "m", "--name", "'a b;c'"]]
 
@@ -165,24 +196,35 @@ def test_export_writes_versions_under_models_root_with_parity(shell, capsys):
     assert isinstance(first, ExportResult) and (first.version, second.version) == (1, 2)
     assert first.path == os.path.join(shell.models_root, "exp", "1")
     assert first.max_abs_diff <= 1e-6 and second.max_abs_diff <= 1e-6
-    assert "parity check on the sample passed" in repr(first) and "on 2 synthetic rows passed" in repr(second)
+    assert "parity check on the sample passed" in repr(
+        first
+    ) and "on 2 synthetic rows passed" in repr(second)
     assert "export exp: writing warmup records" in capsys.readouterr().out  # text progress
 
 
 def test_export_optimize_publishes_a_tflite_version_and_prints_the_comparison(shell, capsys):
     result = run(shell, "%tfserve export model --name opt --optimize float16 --sample x")
-    assert result.version == 1 and sorted(os.listdir(result.path)) == ["assets.extra", "model.tflite"]
+    assert result.version == 1 and sorted(os.listdir(result.path)) == [
+        "assets.extra",
+        "model.tflite",
+    ]
     assert list(result.comparison.index) == ["float32 SavedModel", "float16 TFLite"]
     assert result.comparison.loc["float16 TFLite", "max_abs_error"] < 1e-2
     assert "latency_ms_batch32" in repr(result)
     assert "export opt: converting to TensorFlow Lite (float16)" in capsys.readouterr().out
-    assert "int8 quantization calibrates on the sample" in fails(shell, capsys, "%tfserve export model --name o8 --optimize int8")
+    assert "int8 quantization calibrates on the sample" in fails(
+        shell, capsys, "%tfserve export model --name o8 --optimize int8"
+    )
 
 
 def test_export_bad_input_is_one_line_and_writes_nothing(shell, capsys):
     assert "Cannot export a builtins.int" in fails(shell, capsys, "%tfserve export 42 --name bad")
-    assert "Invalid model name '../up'" in fails(shell, capsys, "%tfserve export model --name ../up")
-    assert "Sample does not fit" in fails(shell, capsys, "%tfserve export model --name bad --sample {'z': x}")
+    assert "Invalid model name '../up'" in fails(
+        shell, capsys, "%tfserve export model --name ../up"
+    )
+    assert "Sample does not fit" in fails(
+        shell, capsys, "%tfserve export model --name bad --sample {'z': x}"
+    )
     assert not os.path.exists(os.path.join(shell.models_root, "bad"))
     assert not os.path.exists(os.path.join(os.path.dirname(shell.models_root), "up"))
 
@@ -252,9 +294,11 @@ def test_predict_errors_are_one_line(shell, served, capsys):
     assert "Servable not found for request: Latest(nope) (served: " in line and "seq" in line
     # The signature says what the model takes, not TensorFlow's graph error; over either protocol.
     assert fails(shell, capsys, "%tfserve predict seq np.ones((2, 3), 'float32')").endswith(
-        "features expects [?, 4], got (2, 3)")
+        "features expects [?, 4], got (2, 3)"
+    )
     assert fails(shell, capsys, "%tfserve predict seq np.ones((2, 3), 'float32') --grpc").endswith(
-        "features expects [?, 4], got (2, 3)")
+        "features expects [?, 4], got (2, 3)"
+    )
     line = fails(shell, capsys, "%tfserve predict seq pd.DataFrame({'f': [1.0]})")
     assert "DataFrame columns ['f'] do not match the signature's inputs ['features']" in line
     assert "the cell is not JSON" in fails(shell, capsys, "%%tfserve predict seq\n{not json")
@@ -292,7 +336,9 @@ def test_inspect_a_path_and_a_served_name(shell, served):
     assert by_path.rows[0][:5] == ["serving_default", "input", "features", "DT_FLOAT", "(-1, 4)"]
     by_name = run(shell, "%tfserve inspect seq")
     assert by_name.title == "seq version 1 (served)" and by_name.rows[1][2] == "scores"
-    assert "neither a SavedModel path nor a served model" in fails_quietly(shell, "%tfserve inspect nothing")
+    assert "neither a SavedModel path nor a served model" in fails_quietly(
+        shell, "%tfserve inspect nothing"
+    )
 
 
 def test_snippet_has_runnable_curl_requests_and_grpc(shell, served):
@@ -301,7 +347,10 @@ def test_snippet_has_runnable_curl_requests_and_grpc(shell, served):
     assert snippets["curl"].startswith("curl -d '{\"instances\": [[0.0, 0.0, 0.0, 0.0]]}'")
     assert f"{info.url}/v1/models/seq:predict" in snippets["curl"]
     namespace: dict = {}
-    exec(snippets["requests"].replace("print(response.json())", "answer = response.json()"), namespace)
+    exec(
+        snippets["requests"].replace("print(response.json())", "answer = response.json()"),
+        namespace,
+    )
     assert len(namespace["answer"]["predictions"][0]) == 2
     exec(snippets["gRPC"].replace("print(", "answer = ("), namespace)
     assert namespace["answer"]["scores"].shape == (1, 2)
@@ -310,7 +359,9 @@ def test_snippet_has_runnable_curl_requests_and_grpc(shell, served):
 def test_metrics(shell, served):
     run(shell, "%tfserve predict seq x[:1]")
     table = run(shell, "%tfserve metrics seq")
-    predicts = [row for row in table.rows if row[0] == "request_latency" and "API=predict" in row[1]]
+    predicts = [
+        row for row in table.rows if row[0] == "request_latency" and "API=predict" in row[1]
+    ]
     assert len(predicts) == 1 and int(predicts[0][2]) >= 1 and float(predicts[0][5]) > 0
     assert any(row[0] == "request_count" and row[1] == "status=OK" for row in table.rows)
     everything = run(shell, "%tfserve metrics")
@@ -323,7 +374,10 @@ def test_metrics(shell, served):
 def test_new_export_swaps_versions_then_labels_and_rollback(shell):
     run(shell, "%tfserve export model --name swap")
     run(shell, "%tfserve serve swap")
-    run(shell, "model2 = keras.Sequential([keras.Input((4,), name='features'), keras.layers.Dense(2, name='scores')])")
+    run(
+        shell,
+        "model2 = keras.Sequential([keras.Input((4,), name='features'), keras.layers.Dense(2, name='scores')])",
+    )
     result = run(shell, "%tfserve export model2 --name swap --sample x")
     assert result.version == 2 and "now serves swap version 2" in repr(result)
     expected = run(shell, "model2(x[:1]).numpy()")
@@ -334,7 +388,9 @@ def test_new_export_swaps_versions_then_labels_and_rollback(shell):
     table = run(shell, "%tfserve versions swap")
     labels = {row[0]: row[2] for row in table.rows}
     assert labels == {"2": "canary", "1": "stable"}
-    np.testing.assert_allclose(run(shell, "%tfserve predict swap x[:1] --label canary"), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        run(shell, "%tfserve predict swap x[:1] --label canary"), expected, atol=1e-6
+    )
 
     rolled = run(shell, "%tfserve rollback swap")
     assert "rolled back" in repr(rolled)
@@ -352,20 +408,30 @@ def test_compare_two_versions_in_a_cell(shell, capsys):
     from jupyter_tfserve.notebook.compare import Comparison
 
     run(shell, "%tfserve export model --name cmp")
-    run(shell, "other = keras.models.clone_model(model)\nother.set_weights([-w for w in model.get_weights()])")
+    run(
+        shell,
+        "other = keras.models.clone_model(model)\nother.set_weights([-w for w in model.get_weights()])",
+    )
     run(shell, "%tfserve export other --name cmp")
     run(shell, "%tfserve serve cmp --policy all")
     result = run(shell, "%tfserve compare cmp 1 2 --data x --requests 2")
-    assert isinstance(result, Comparison) and result.rows == 6  # no widgets outside a kernel: the text form
+    assert (
+        isinstance(result, Comparison) and result.rows == 6
+    )  # no widgets outside a kernel: the text form
     expected = np.abs(run(shell, "model(x).numpy() - other(x).numpy()"))
     assert result.outputs["scores"].max_abs_diff == pytest.approx(expected.max(), rel=1e-5)
     assert repr(result).startswith("cmp version 1 vs version 2: largest difference")
-    assert "the following arguments are required: --data" in fails(shell, capsys, "%tfserve compare cmp 1 2")
+    assert "the following arguments are required: --data" in fails(
+        shell, capsys, "%tfserve compare cmp 1 2"
+    )
 
 
 def test_benchmark_without_batching_names_the_kernels_setting(shell, served):
     message = fails_quietly(shell, "%tfserve benchmark seq --compare-batching --quiet")
-    assert "batching is off on this server: run %config TFServeMagics.enable_batching = True" in message
+    assert (
+        "batching is off on this server: run %config TFServeMagics.enable_batching = True"
+        in message
+    )
 
 
 def test_unload(shell):
@@ -394,7 +460,9 @@ def test_deploy_writes_manifests_for_what_is_served(shell, served, tmp_path):
     assert (model.name, dict(model.version_labels)) == ("seq", {"stable": 1})
     assert "unknown model" in fails_quietly(shell, f"%tfserve deploy nope --out {tmp_path / 'x'}")
     assert "already holds files" in fails_quietly(shell, f"%tfserve deploy seq --out {out} --pvc m")
-    assert "pass --storage-uri s3://" in fails_quietly(shell, f"%tfserve deploy seq --out {tmp_path / 'y'}")
+    assert "pass --storage-uri s3://" in fails_quietly(
+        shell, f"%tfserve deploy seq --out {tmp_path / 'y'}"
+    )
 
 
 def test_dashboard_subcommand_returns_the_widget(shell, served):
@@ -420,7 +488,9 @@ def test_url_trait_talks_to_another_server(shell, tmp_path, model_store):
     finally:
         run(shell, "%config TFServeMagics.url = ''")
         server.stop()
-    assert "Cannot reach the tfserve server" in fails_quietly(shell, f"%config TFServeMagics.url = {url_of(server)!r}\n%tfserve list")
+    assert "Cannot reach the tfserve server" in fails_quietly(
+        shell, f"%config TFServeMagics.url = {url_of(server)!r}\n%tfserve list"
+    )
     run(shell, "%config TFServeMagics.url = ''")
 
 
@@ -439,9 +509,17 @@ def test_embedded_always_says_it_was_asked_not_that_nothing_was_found(tmp_path):
     embedded.stop()
     said = []
     try:
-        connect(embedded="always", rest_port=0, grpc_port=0, models_root=str(tmp_path), announce=said.append)
+        connect(
+            embedded="always",
+            rest_port=0,
+            grpc_port=0,
+            models_root=str(tmp_path),
+            announce=said.append,
+        )
         assert len(said) == 1
-        assert said[0].startswith("tfserve: embedded mode is 'always'; serving in this kernel at http://")
+        assert said[0].startswith(
+            "tfserve: embedded mode is 'always'; serving in this kernel at http://"
+        )
     finally:
         embedded.stop()
         if previous is not None:
@@ -456,7 +534,9 @@ def test_embedded_ports_fall_back_when_taken(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        info, started = embedded.start(rest_port=port, grpc_port=0, models_root=str(tmp_path), enable_batching=True)
+        info, started = embedded.start(
+            rest_port=port, grpc_port=0, models_root=str(tmp_path), enable_batching=True
+        )
         try:
             assert started and info.rest_port != port and info.moved == ("REST",)
             assert "REST port taken" in info.banner()

@@ -55,7 +55,10 @@ def test_version_policies(tmp_path):
     assert source.aspired_versions(available, None) == {5: "c"}
     assert sorted(source.aspired_versions(available, source.parse_policy("latest:2"))) == [2, 5]
     assert sorted(source.aspired_versions(available, source.parse_policy("all"))) == [1, 2, 5]
-    assert sorted(source.aspired_versions(available, source.parse_policy("specific:1,5,9"))) == [1, 5]
+    assert sorted(source.aspired_versions(available, source.parse_policy("specific:1,5,9"))) == [
+        1,
+        5,
+    ]
     with pytest.raises(ServingError, match="Invalid version policy"):
         source.parse_policy("newest:2")
 
@@ -88,7 +91,10 @@ def test_failed_load_keeps_serving_version_and_reports_error(manager, model_repo
     manager.poll()  # a later poll must not retire the serving version either
     status = {s.version: s for s in manager.version_status("hpt")}
     assert status[2].state == State.END and status[2].error is not None
-    assert "saved_model" in status[2].error.message.lower() or "parse" in status[2].error.message.lower()
+    assert (
+        "saved_model" in status[2].error.message.lower()
+        or "parse" in status[2].error.message.lower()
+    )
     assert status[1].state == State.AVAILABLE
     assert predict_y(manager, "hpt") == (1, 2.5)
 
@@ -133,7 +139,9 @@ def test_reload_realizes_exactly_the_new_set(manager, model_repo):
     b = model_repo("half_plus_two", name="b")
     config = model_server_config_pb2.ModelServerConfig()
     for name, base in (("a", a), ("b", b)):
-        model = config.model_config_list.config.add(name=name, base_path=base, model_platform="tensorflow")
+        model = config.model_config_list.config.add(
+            name=name, base_path=base, model_platform="tensorflow"
+        )
         del model
     manager.reload_config(config)
     assert manager.model_names() == ["a", "b"]
@@ -149,11 +157,16 @@ def test_config_errors_use_tf_serving_wording(tmp_path):
     config.model_config_list.config.add(name="m", base_path="/abs")
     with pytest.raises(ServingError, match="Illegal to list model m multiple times in config list"):
         validate_model_server_config(config)
-    with pytest.raises(ServingError, match=r"Expected model r to have an absolute path or URI; got base_path\(\)=rel"):
+    with pytest.raises(
+        ServingError,
+        match=r"Expected model r to have an absolute path or URI; got base_path\(\)=rel",
+    ):
         single_model_config("r", "rel")
     bad = tmp_path / "models.config"
     bad.write_text("model_config_list { config { nme: 'x' } }")
-    with pytest.raises(ServingError, match="Error parsing text-format tensorflow.serving.ModelServerConfig"):
+    with pytest.raises(
+        ServingError, match="Error parsing text-format tensorflow.serving.ModelServerConfig"
+    ):
         load_model_server_config(bad)
 
 
@@ -176,7 +189,9 @@ def test_stateful_signature_keeps_its_variables(model_store):
     first = counter.run("incr_counter", {"delta": np.array([2.0], np.float32)})["output"]
     second = counter.run("incr_counter", {"delta": np.array([3.0], np.float32)})["output"]
     assert (first.tolist(), second.tolist()) == ([2.0], [5.0])
-    assert counter.run("get_counter", {"unused": np.array([0.0], np.float32)})["output"].tolist() == [5.0]
+    assert counter.run("get_counter", {"unused": np.array([0.0], np.float32)})[
+        "output"
+    ].tolist() == [5.0]
 
 
 def test_missing_saved_model_is_a_clear_error(tmp_path):

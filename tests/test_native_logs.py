@@ -22,7 +22,9 @@ os.write(2, b"|after\n")
 def run(code: str, **env) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     environment.update(env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, env=environment, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, env=environment, timeout=120
+    )
 
 
 def test_absl_lines_below_the_level_are_dropped_and_the_rest_pass_in_order():

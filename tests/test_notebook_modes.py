@@ -45,8 +45,15 @@ CELLS = [
 
 def run_cells(tmp_path, cells: list[str]):
     """The executed notebook of these cells, as it would be saved."""
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in cells]
+    )
+    client = NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
     return notebook
 
@@ -74,7 +81,9 @@ def kernel_env(tmp_path, monkeypatch):
     """The environment the kernel inherits: this checkout importable, no server to find, models under tmp."""
     for name in DISCOVERY_ENV:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
+    )
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     monkeypatch.setenv("TFSERVE_MODELS_ROOT", str(tmp_path / "models"))
     return tmp_path
@@ -106,12 +115,15 @@ def test_embedded_mode(kernel_env):
 
 def test_saved_progress_widgets_read_as_one_line_of_text(kernel_env):
     """Reopened without widget state (GitHub, a closed kernel), a progress bar reads as how its step ended."""
-    notebook = run_cells(kernel_env, [CELLS[0].replace("'text'", "'widget'"), CELLS[1], CELLS[2], CELLS[3]])
+    notebook = run_cells(
+        kernel_env, [CELLS[0].replace("'text'", "'widget'"), CELLS[1], CELLS[2], CELLS[3]]
+    )
     fallbacks = [
         output.data["text/plain"]
         for cell in notebook.cells
         for output in cell.outputs
-        if output.output_type == "display_data" and "application/vnd.jupyter.widget-view+json" in output.data
+        if output.output_type == "display_data"
+        and "application/vnd.jupyter.widget-view+json" in output.data
     ]
     assert fallbacks == ["export demo: version 1", "serve demo: version 1 AVAILABLE"]
 
@@ -122,18 +134,34 @@ def jupyter_server(kernel_env):
     tmp = kernel_env
     config = tmp / "config" / "jupyter_server_config.d"
     config.mkdir(parents=True)
-    shutil.copy(os.path.join(REPO, "jupyter-config", "server-config", "jupyter_tfserve.json"), config)
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_DATA_DIR": str(tmp / "data")}
+    shutil.copy(
+        os.path.join(REPO, "jupyter-config", "server-config", "jupyter_tfserve.json"), config
+    )
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+        "JUPYTER_DATA_DIR": str(tmp / "data"),
+    }
     port, grpc_port, rest_port = free_port(), free_port(), free_port()
     log = open(tmp / "jupyter.log", "w")
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "jupyter_server", "--ServerApp.allow_root=True", "--no-browser",
-            f"--port={port}", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={tmp}",
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--ServerApp.allow_root=True",
+            "--no-browser",
+            f"--port={port}",
+            f"--ServerApp.token={TOKEN}",
+            f"--ServerApp.root_dir={tmp}",
             f"--TFServe.models_root={tmp / 'server_models'}",
-            f"--TFServe.grpc_port={grpc_port}", f"--TFServe.rest_port={rest_port}",
+            f"--TFServe.grpc_port={grpc_port}",
+            f"--TFServe.rest_port={rest_port}",
         ],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
     )
     runtime_file = tmp / "runtime" / f"tfserve-{process.pid}.json"
 
@@ -150,8 +178,12 @@ def jupyter_server(kernel_env):
         while not running():
             assert time.monotonic() < deadline, "the extension never published its runtime file"
             time.sleep(0.1)
-        yield {"url": f"http://127.0.0.1:{port}/tfserve", "rest_port": rest_port, "grpc_port": grpc_port,
-               "models_root": str(tmp / "server_models")}
+        yield {
+            "url": f"http://127.0.0.1:{port}/tfserve",
+            "rest_port": rest_port,
+            "grpc_port": grpc_port,
+            "models_root": str(tmp / "server_models"),
+        }
     finally:
         process.terminate()
         try:
@@ -167,7 +199,10 @@ def test_against_jupyter_with_the_extension(kernel_env, jupyter_server):
     check_common(texts, jupyter_server["models_root"])
     assert "serving in this kernel" not in "".join(texts)
     assert f"REST:  {jupyter_server['url']}/v1/models/demo:predict" in texts[3]
-    assert f"REST:  http://127.0.0.1:{jupyter_server['rest_port']}/v1/models/demo:predict  (standalone port)" in texts[3]
+    assert (
+        f"REST:  http://127.0.0.1:{jupyter_server['rest_port']}/v1/models/demo:predict  (standalone port)"
+        in texts[3]
+    )
     assert f"gRPC:  127.0.0.1:{jupyter_server['grpc_port']}" in texts[3]
     assert "server (only)" in texts[5]
     # The model lives in the Jupyter server: it answers there, with the notebook gone.

@@ -51,7 +51,9 @@ def test_notebooks_are_stored_without_outputs(name):
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "code":
             assert cell.outputs == [], f"{name} cell {index} has outputs committed: clear them"
-            assert cell.execution_count is None, f"{name} cell {index} has an execution count committed"
+            assert cell.execution_count is None, (
+                f"{name} cell {index} has an execution count committed"
+            )
     assert "widgets" not in notebook.metadata, f"{name} has widget state committed"
 
 
@@ -81,10 +83,13 @@ def notebook_jupyter(tmp_path_factory, runs_root):
     )
     try:
         info = wait_for(
-            lambda: server.runtime_file.exists()
-            and json.loads(server.runtime_file.read_text()).get("state") == "running"
-            and json.loads(server.runtime_file.read_text()),
-            120, "the extension's model server to run",
+            lambda: (
+                server.runtime_file.exists()
+                and json.loads(server.runtime_file.read_text()).get("state") == "running"
+                and json.loads(server.runtime_file.read_text())
+            ),
+            120,
+            "the extension's model server to run",
         )
         server.api_url = info["url"]
         yield server
@@ -116,8 +121,11 @@ class Run:
 
     def table(self, tag: str) -> list[dict[str, str]]:
         """The rows of the HTML table (a DataFrame's) the cell tagged ``tag`` showed."""
-        html = "".join(o.data.get("text/html", "") for o in self.cell(tag).outputs
-                       if o.output_type in ("execute_result", "display_data"))
+        html = "".join(
+            o.data.get("text/html", "")
+            for o in self.cell(tag).outputs
+            if o.output_type in ("execute_result", "display_data")
+        )
         return html_table(html)
 
 
@@ -142,10 +150,16 @@ def execute(name: str, directory: Path, jupyter: JupyterServer | None) -> Run:
         JUPYTER_RUNTIME_DIR=str(jupyter.runtime if jupyter else directory / "runtime"),
     )
     if jupyter is not None:
-        env.update(TFSERVE_URL=jupyter.api_url, TFSERVE_TOKEN=TOKEN, TFSERVE_INJECTED_URL=jupyter.api_url)
+        env.update(
+            TFSERVE_URL=jupyter.api_url, TFSERVE_TOKEN=TOKEN, TFSERVE_INJECTED_URL=jupyter.api_url
+        )
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(directory)}})
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(directory)}},
+    )
     try:
         client.execute(env=env)
     finally:  # kept for a look when a check fails: open it in Jupyter
@@ -208,8 +222,13 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 def widget_fallbacks(run: Run) -> list[str]:
     """The text/plain saved beside each widget view: what GitHub and a stateless reopen show."""
-    return [o.data["text/plain"] for c in run.notebook.cells if c.cell_type == "code"
-            for o in c.outputs if o.output_type in ("display_data", "execute_result") and WIDGET_VIEW in o.data]
+    return [
+        o.data["text/plain"]
+        for c in run.notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type in ("display_data", "execute_result") and WIDGET_VIEW in o.data
+    ]
 
 
 def check_quiet_and_readable(run: Run) -> None:
@@ -218,18 +237,26 @@ def check_quiet_and_readable(run: Run) -> None:
         for output in cell.get("outputs", []):
             if output.output_type == "stream":
                 noise = [m for m in TF_START_UP if m in output.text]
-                assert not noise, f"cell {index} printed TensorFlow start-up lines: {output.text[:300]}"
+                assert not noise, (
+                    f"cell {index} printed TensorFlow start-up lines: {output.text[:300]}"
+                )
     for text in widget_fallbacks(run):
         assert "\n" not in text and not text.startswith(("HBox(", "VBox(")), text
 
 
 # ---------------------------------------------------------------------- 01 quickstart
-EXPECTED_QUICKSTART = [[-3.0], [3.5], [1.0]]  # y = 2*x0 - 3*x1 + 1 at the three rows the notebook sends
+EXPECTED_QUICKSTART = [
+    [-3.0],
+    [3.5],
+    [1.0],
+]  # y = 2*x0 - 3*x1 + 1 at the three rows the notebook sends
 
 
 def check_quickstart(run: Run) -> None:
     check_quiet_and_readable(run)
-    assert {"export quickstart: version 1", "serve quickstart: version 1 AVAILABLE"} <= set(widget_fallbacks(run))
+    assert {"export quickstart: version 1", "serve quickstart: version 1 AVAILABLE"} <= set(
+        widget_fallbacks(run)
+    )
     assert "Exported quickstart version 1" in run.text("export")
     assert "parity check on the sample passed" in run.text("export")
     assert "Serving quickstart version 1" in run.text("serve")
@@ -253,7 +280,10 @@ def test_01_quickstart_against_jupyter_with_the_extension(notebook_jupyter, runs
     serve = run.text("serve")
     assert "serving in this kernel" not in serve
     assert f"REST:  {notebook_jupyter.api_url}/v1/models/quickstart:predict" in serve
-    assert f"REST:  http://127.0.0.1:{notebook_jupyter.rest_port}/v1/models/quickstart:predict  (standalone port)" in serve
+    assert (
+        f"REST:  http://127.0.0.1:{notebook_jupyter.rest_port}/v1/models/quickstart:predict  (standalone port)"
+        in serve
+    )
     assert f"gRPC:  127.0.0.1:{notebook_jupyter.grpc_port}" in serve
     assert (run.directory / "models" / "quickstart" / "1" / "saved_model.pb").exists()
     # The notebook's last cell unloaded the model from the Jupyter server.
@@ -295,18 +325,39 @@ def test_03_batching(notebook_jupyter, runs_root):
     run = execute("03_batching.ipynb", runs_root / "03", notebook_jupyter)
     check_quiet_and_readable(run)
     rows = run.table("benchmark")
-    assert set(rows[0]) >= {"batching", "concurrency", "throughput", "p50_ms", "p99_ms", "errors",
-                            "avg_batch_size", "queue_ms", "execution_ms"}
+    assert set(rows[0]) >= {
+        "batching",
+        "concurrency",
+        "throughput",
+        "p50_ms",
+        "p99_ms",
+        "errors",
+        "avg_batch_size",
+        "queue_ms",
+        "execution_ms",
+    }
     assert sorted((row["concurrency"], row["batching"]) for row in rows) == [
-        ("2", "off"), ("2", "on"), ("8", "off"), ("8", "on")]
+        ("2", "off"),
+        ("2", "on"),
+        ("8", "off"),
+        ("8", "on"),
+    ]
     assert all(row["errors"] == "0" for row in rows)
     assert all(float(row["avg_batch_size"]) == 1.0 for row in rows if row["batching"] == "off")
     at_8 = {row["batching"]: row for row in rows if row["concurrency"] == "8"}
     assert float(at_8["on"]["avg_batch_size"]) > 1.0
     on, off = float(at_8["on"]["throughput"]), float(at_8["off"]["throughput"])
-    assert at_8["on"]["throughput"].isdigit() and re.fullmatch(r"\d+\.\d\d", at_8["on"]["p99_ms"])  # rounded to read
-    ratio = on / off  # how much batching gains is for benchmarks/ to say; here, that it is reported right
-    printed = float(re.search(r"concurrency 8: batched / unbatched throughput ([\d.]+)x", run.text("speedup")).group(1))
+    assert at_8["on"]["throughput"].isdigit() and re.fullmatch(
+        r"\d+\.\d\d", at_8["on"]["p99_ms"]
+    )  # rounded to read
+    ratio = (
+        on / off
+    )  # how much batching gains is for benchmarks/ to say; here, that it is reported right
+    printed = float(
+        re.search(
+            r"concurrency 8: batched / unbatched throughput ([\d.]+)x", run.text("speedup")
+        ).group(1)
+    )
     # The table shows whole requests per second; the printed ratio comes from the unrounded data.
     assert printed == pytest.approx(ratio, abs=0.01 + ratio * (0.5 / on + 0.5 / off))
 
@@ -315,8 +366,12 @@ def test_03_batching(notebook_jupyter, runs_root):
     assert all(int(row["off"]) == 0 for row in histogram if row["batch size"] != "1")
     assert any(int(row["on"]) > 0 for row in histogram if row["batch size"] != "1")
 
-    written = Path(re.search(r"written to (\S+batching_parameters\.txt)", run.text("tune")).group(1))
-    assert written.is_relative_to(run.directory / "tmp")  # a temporary directory: nothing left beside the notebook
+    written = Path(
+        re.search(r"written to (\S+batching_parameters\.txt)", run.text("tune")).group(1)
+    )
+    assert written.is_relative_to(
+        run.directory / "tmp"
+    )  # a temporary directory: nothing left beside the notebook
     assert not (run.directory / "batching_parameters.txt").exists()
     parameters = text_format.Parse(written.read_text(), BatchingParameters())
     assert parameters.max_batch_size.value in (1, 4, 8)
@@ -341,7 +396,9 @@ def test_04_clients_and_protocols(notebook_jupyter, runs_root):
     assert "flipped image is the input mirrored: True" in b64
 
     classified, regressed = (json.loads(line) for line in run.text("classify").splitlines())
-    assert [[label for label, _ in r] for r in classified["results"]] == [["cheap", "expensive"]] * 2
+    assert [[label for label, _ in r] for r in classified["results"]] == [
+        ["cheap", "expensive"]
+    ] * 2
     cheap_first, expensive_second = classified["results"][0][0][1], classified["results"][1][1][1]
     assert cheap_first > 0.5 and expensive_second > 0.5
     assert regressed == {"results": [95000.0, 140000.0]}
@@ -359,18 +416,25 @@ def test_04_clients_and_protocols(notebook_jupyter, runs_root):
     assert ':tensorflow:serving:request_count{model_name="houses",status="OK"}' in metrics
     assert 'API="Predict",entrypoint="GRPC",model_name="houses"' in metrics
     assert 'API="classify",entrypoint="REST",model_name="houses_examples"' in metrics
-    assert not list((run.directory / "tmp").glob("tfserve-clients-*"))  # removed by the notebook, key included
+    assert not list(
+        (run.directory / "tmp").glob("tfserve-clients-*")
+    )  # removed by the notebook, key included
 
 
 # ---------------------------------------------------------------------- 05 to production
 def test_05_from_notebook_to_production(notebook_jupyter, runs_root):
     run = execute("05_from_notebook_to_production.ipynb", runs_root / "05", notebook_jupyter)
-    assert "predict_log: model 'circle', signature 'serving_default', inputs {'point': (16, 2)}" in run.text("warmup")
+    assert (
+        "predict_log: model 'circle', signature 'serving_default', inputs {'point': (16, 2)}"
+        in run.text("warmup")
+    )
 
     labels = run.text("labels")
     status = ast.literal_eval(labels.splitlines()[0])
     assert sorted((s["version"], s["state"]) for s in status["model_version_status"]) == [
-        ("1", "AVAILABLE"), ("2", "AVAILABLE")]
+        ("1", "AVAILABLE"),
+        ("2", "AVAILABLE"),
+    ]
     differences = [float(x) for x in re.findall(r"max \|served - in memory\| = (\S+)", labels)]
     assert len(differences) == 2 and max(differences) <= 1e-5
     assert labels.count("stable:") == labels.count("canary:") == 1
@@ -383,15 +447,21 @@ def test_05_from_notebook_to_production(notebook_jupyter, runs_root):
     logged = run.text("request-log")
     assert "'enabled': True" in logged and "'sampling_rate': 1.0" in logged
     assert logged.count(" OK ") == 5 and "point: float32[1, 2]" in logged  # the last 5 records
-    replayed = re.search(r"replay: (\d+) logged requests \(answered by version (\d+)\).*?(\d+) answers differ",
-                         run.text("replay"))
+    replayed = re.search(
+        r"replay: (\d+) logged requests \(answered by version (\d+)\).*?(\d+) answers differ",
+        run.text("replay"),
+    )
     assert replayed and replayed.group(1) == "40" and replayed.group(2) == "1"
 
     optimized = run.text("optimize")
     assert "Exported circle as float16 TensorFlow Lite version 3" in optimized
     assert "Exported circle as int8 TensorFlow Lite version 4" in optimized
-    sizes = [float(x) for x in re.findall(r"^(?:float32 SavedModel|\S+ TFLite)\s+(\S+)", optimized, re.M)]
-    assert len(sizes) == 4 and sizes[1] < sizes[0] and sizes[3] < sizes[2]  # each TFLite version is smaller
+    sizes = [
+        float(x) for x in re.findall(r"^(?:float32 SavedModel|\S+ TFLite)\s+(\S+)", optimized, re.M)
+    ]
+    assert (
+        len(sizes) == 4 and sizes[1] < sizes[0] and sizes[3] < sizes[2]
+    )  # each TFLite version is smaller
     served = run.text("tflite")
     for version, platform in ((1, "tensorflow"), (2, "tensorflow"), (3, "tflite"), (4, "tflite")):
         assert f"version {version}: AVAILABLE, platform {platform}" in served
@@ -403,10 +473,20 @@ def test_05_from_notebook_to_production(notebook_jupyter, runs_root):
     for manifest in out_dir.glob("*.yaml"):
         for document in yaml.safe_load_all(manifest.read_text()):
             kinds[document["kind"]] = document
-    assert {"Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= set(kinds)
+    assert {
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    } <= set(kinds)
     container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"].startswith("tensorflow/serving:")
     assert "--allow_version_labels_for_unavailable_models=true" in container["args"]
-    models_config = next(v for k, v in kinds["ConfigMap"]["data"].items() if k.endswith(".config") and "model_config_list" in v)
+    models_config = next(
+        v
+        for k, v in kinds["ConfigMap"]["data"].items()
+        if k.endswith(".config") and "model_config_list" in v
+    )
     assert 'key: "stable"' in models_config and 'key: "canary"' in models_config
     assert kinds["HorizontalPodAutoscaler"]["spec"]["maxReplicas"] == 4

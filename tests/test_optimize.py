@@ -12,7 +12,13 @@ from jupyter_tfserve.core.platforms import LoadOptions
 from jupyter_tfserve.core.platforms.tflite import TfLitePlatform
 from jupyter_tfserve.notebook.export import ExportError, export
 
-COLUMNS = ["size_kb", "max_abs_error", "argmax_agreement", "latency_ms_batch1", "latency_ms_batch32"]
+COLUMNS = [
+    "size_kb",
+    "max_abs_error",
+    "argmax_agreement",
+    "latency_ms_batch1",
+    "latency_ms_batch32",
+]
 
 
 class Classifier(tf.Module):
@@ -55,7 +61,9 @@ def test_optimized_export_is_a_new_tflite_version_with_its_comparison(tmp_path, 
     result = export(model, "clf", models_root=str(tmp_path), sample=sample, optimize=optimize)
 
     assert (first.version, result.version) == (1, 2)
-    assert os.listdir(first.path) != [] and os.path.exists(os.path.join(first.path, "saved_model.pb"))
+    assert os.listdir(first.path) != [] and os.path.exists(
+        os.path.join(first.path, "saved_model.pb")
+    )
     assert sorted(os.listdir(result.path)) == ["assets.extra", "model.tflite"]
     assert sorted(os.listdir(tmp_path / "clf")) == ["1", "2"]  # no staging left behind
 
@@ -68,14 +76,18 @@ def test_optimized_export_is_a_new_tflite_version_with_its_comparison(tmp_path, 
     assert 0.0 < optimized.max_abs_error < 0.05
     assert optimized.argmax_agreement >= 0.9
     assert (table[["latency_ms_batch1", "latency_ms_batch32"]] > 0).all().all()
-    assert f"as {optimize} TensorFlow Lite version 2" in repr(result) and "argmax_agreement" in repr(result)
+    assert f"as {optimize} TensorFlow Lite version 2" in repr(
+        result
+    ) and "argmax_agreement" in repr(result)
 
     expected = model.serve(tf.constant(sample[:4]))["scores"].numpy()
     np.testing.assert_allclose(run_tflite(result.path, sample[:4]), expected, atol=0.05)
 
 
 def test_int8_needs_a_sample_and_a_refused_model_names_the_op(tmp_path):
-    with pytest.raises(ExportError, match=r"int8 quantization calibrates on the sample: pass one \(--sample\)"):
+    with pytest.raises(
+        ExportError, match=r"int8 quantization calibrates on the sample: pass one \(--sample\)"
+    ):
         export(Classifier(), "clf", models_root=str(tmp_path), optimize="int8")
     with pytest.raises(ExportError) as refused:
         export(Determinant(), "det", models_root=str(tmp_path), optimize="float16")

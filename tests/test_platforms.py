@@ -45,7 +45,9 @@ def config(*models) -> model_server_config_pb2.ModelServerConfig:
     """``(name, base_path, platform[, {"all": True, "labels": {...}}])`` per model."""
     result = model_server_config_pb2.ModelServerConfig()
     for name, base, platform, *extra in models:
-        model = result.model_config_list.config.add(name=name, base_path=str(base), model_platform=platform)
+        model = result.model_config_list.config.add(
+            name=name, base_path=str(base), model_platform=platform
+        )
         extra = extra[0] if extra else {}
         if extra.get("all"):
             model.model_version_policy.all.SetInParent()
@@ -63,14 +65,22 @@ def serve(model_config, tmp_path, batch: int = 0, **options) -> ModelServer:
         )
         options.update(enable_batching=True, batching_parameters_file=str(parameters))
     server_options = ServerOptions(
-        port=free_port(), rest_api_port=free_port(), file_system_poll_wait_seconds=0, max_num_load_retries=0, **options
+        port=free_port(),
+        rest_api_port=free_port(),
+        file_system_poll_wait_seconds=0,
+        max_num_load_retries=0,
+        **options,
     )
     return ModelServer(server_options, config=model_config).start(timeout=120)
 
 
 def rest(server: ModelServer, path: str, body=None) -> requests.Response:
     url = f"http://127.0.0.1:{server.rest_port}/v1/models/{path}"
-    return requests.post(url, json=body, timeout=TIMEOUT) if body is not None else requests.get(url, timeout=TIMEOUT)
+    return (
+        requests.post(url, json=body, timeout=TIMEOUT)
+        if body is not None
+        else requests.get(url, timeout=TIMEOUT)
+    )
 
 
 def grpc_predict(server: ModelServer, name: str, x, **spec) -> predict_pb2.PredictResponse:
@@ -103,16 +113,23 @@ def affine(base, version: int, w, b) -> str:
     """A version folder of the plug-in's platform: y = x @ w + b."""
     path = os.path.join(str(base), str(version))
     os.makedirs(path)
-    np.savez(os.path.join(path, "affine.npz"), w=np.asarray(w, np.float32), b=np.asarray(b, np.float32))
+    np.savez(
+        os.path.join(path, "affine.npz"), w=np.asarray(w, np.float32), b=np.asarray(b, np.float32)
+    )
     return path
 
 
 # ---------------------------------------------------------------------- registry
-def test_platforms_are_named_as_tf_serving_names_them_and_plugins_join_from_entry_points(plugin_installed):
+def test_platforms_are_named_as_tf_serving_names_them_and_plugins_join_from_entry_points(
+    plugin_installed,
+):
     assert {"tensorflow", "tflite", "numpy", "broken"} <= set(platforms.names())
     for platform in ("", "tensorflow", "tflite", "numpy"):
         validate_model_server_config(config(("m", "/models/m", platform)))
-    with pytest.raises(ServingError, match=r"Model m requested unsupported platform 'onnx'; known platforms: .*tensorflow"):
+    with pytest.raises(
+        ServingError,
+        match=r"Model m requested unsupported platform 'onnx'; known platforms: .*tensorflow",
+    ):
         validate_model_server_config(config(("m", "/models/m", "onnx")))
 
 
@@ -131,23 +148,32 @@ def test_tflite_half_plus_two_served_as_tf_serving_serves_it(tmp_path):
     try:
         assert rest(server, "hpt:predict", {"instances": [2.0]}).json() == {"predictions": [3.0]}
         # The model takes one row per call: a longer request runs row by row.
-        assert rest(server, "hpt:predict", {"inputs": {"x": [2.0, 4.0]}}).json() == {"outputs": [3.0, 4.0]}
+        assert rest(server, "hpt:predict", {"inputs": {"x": [2.0, 4.0]}}).json() == {
+            "outputs": [3.0, 4.0]
+        }
         status = rest(server, "hpt").json()["model_version_status"]
         assert [(s["version"], s["state"]) for s in status] == [("123", "AVAILABLE")]
-        signature = rest(server, "hpt/metadata").json()["metadata"]["signature_def"]["signature_def"]
+        signature = rest(server, "hpt/metadata").json()["metadata"]["signature_def"][
+            "signature_def"
+        ]
         assert set(signature) == {"serving_default"}
         x = signature["serving_default"]["inputs"]["x"]
         assert (x["dtype"], x["tensor_shape"]["dim"]) == ("DT_FLOAT", [{"size": "-1", "name": ""}])
 
         response = grpc_predict(server, "hpt", [2.0])
         assert list(response.outputs["y"].float_val) == [3.0]
-        assert (response.model_spec.version.value, response.model_spec.signature_name) == (123, "serving_default")
+        assert (response.model_spec.version.value, response.model_spec.signature_name) == (
+            123,
+            "serving_default",
+        )
         assert loaded(server, "hpt", 123) == ("tflite", "tflite")
     finally:
         server.stop()
 
 
-def test_a_version_with_only_a_model_tflite_is_served_by_tflite_without_the_flag(tmp_path, model_store):
+def test_a_version_with_only_a_model_tflite_is_served_by_tflite_without_the_flag(
+    tmp_path, model_store
+):
     """Where TF Serving would fail the load (no SavedModel), the tflite platform serves; with both, the SavedModel."""
     base = tmp_path / "hpt"
     tflitemodels.half_plus_two_tflite(base, "1")
@@ -157,7 +183,9 @@ def test_a_version_with_only_a_model_tflite_is_served_by_tflite_without_the_flag
     try:
         assert loaded(server, "hpt", 1) == ("tflite", "tflite")
         assert loaded(server, "hpt", 2) == ("tensorflow", "tf2")
-        assert rest(server, "hpt/versions/1:predict", {"instances": [2.0]}).json() == {"predictions": [3.0]}
+        assert rest(server, "hpt/versions/1:predict", {"instances": [2.0]}).json() == {
+            "predictions": [3.0]
+        }
     finally:
         server.stop()
 
@@ -168,7 +196,9 @@ def test_prefer_tflite_model_falls_back_to_the_savedmodel_per_version(tmp_path, 
     for version in (1, 2):
         shutil.copytree(model_store["half_plus_two"], base / str(version))
     tflitemodels.convert(model_store["half_plus_two"], base, 2)
-    server = serve(config(("hpt", base, "tensorflow", {"all": True})), tmp_path, prefer_tflite_model=True)
+    server = serve(
+        config(("hpt", base, "tensorflow", {"all": True})), tmp_path, prefer_tflite_model=True
+    )
     try:
         assert loaded(server, "hpt", 1) == ("tensorflow", "tf2")
         assert loaded(server, "hpt", 2) == ("tflite", "tflite")
@@ -183,14 +213,20 @@ def test_tflite_model_platform_batches_by_resizing_and_warms_up(tmp_path, model_
     """A converted model with a free batch dimension: four one-row requests run as one batch of four."""
     base = tmp_path / "hpt"
     version_dir = tflitemodels.convert(model_store["half_plus_two"], base, 1)
-    write_warmup_records(version_dir, "hpt", "serving_default", {"x": np.array([[1.0]], np.float32)})
+    write_warmup_records(
+        version_dir, "hpt", "serving_default", {"x": np.array([[1.0]], np.float32)}
+    )
     server = serve(config(("hpt", base, "tflite")), tmp_path, batch=4)
     try:
         histogram = server.metrics.histogram(WARMUP_LATENCY, {"model_path": version_dir})
         assert histogram is not None and histogram["count"] == 1
-        signature = rest(server, "hpt/metadata").json()["metadata"]["signature_def"]["signature_def"]
+        signature = rest(server, "hpt/metadata").json()["metadata"]["signature_def"][
+            "signature_def"
+        ]
         assert signature["serving_default"]["inputs"]["x"]["tensor_shape"]["dim"][0]["size"] == "-1"
-        replies = concurrently(lambda x: rest(server, "hpt:predict", {"instances": [[x]]}).json(), [0.0, 2.0, 4.0, 6.0])
+        replies = concurrently(
+            lambda x: rest(server, "hpt:predict", {"instances": [[x]]}).json(), [0.0, 2.0, 4.0, 6.0]
+        )
         assert replies == [{"predictions": [[y]]} for y in (2.0, 3.0, 4.0, 5.0)]
         assert batch_sizes(server, "hpt") == {"4": 1}
     finally:
@@ -202,7 +238,9 @@ def test_tflite_runs_row_by_row_in_a_batch_when_its_batch_dimension_is_fixed(tmp
     tflitemodels.half_plus_two_tflite(base, "1")
     server = serve(config(("hpt", base, "tflite")), tmp_path, batch=3)
     try:
-        replies = concurrently(lambda x: grpc_predict(server, "hpt", [x]).outputs["y"].float_val[:], [0.0, 2.0, 4.0])
+        replies = concurrently(
+            lambda x: grpc_predict(server, "hpt", [x]).outputs["y"].float_val[:], [0.0, 2.0, 4.0]
+        )
         assert replies == [[2.0], [3.0], [4.0]]
         assert batch_sizes(server, "hpt") == {"3": 1}
     finally:
@@ -210,7 +248,9 @@ def test_tflite_runs_row_by_row_in_a_batch_when_its_batch_dimension_is_fixed(tmp
 
 
 # ---------------------------------------------------------------------- third-party plug-in
-def test_third_party_platform_over_rest_and_grpc_batched_versioned_labelled(tmp_path, plugin_installed):
+def test_third_party_platform_over_rest_and_grpc_batched_versioned_labelled(
+    tmp_path, plugin_installed
+):
     base = tmp_path / "affine"
     affine(base, 1, np.eye(2), [1.0, 1.0])
     second = affine(base, 2, 2 * np.eye(2), [0.0, 0.0])
@@ -222,7 +262,10 @@ def test_third_party_platform_over_rest_and_grpc_batched_versioned_labelled(tmp_
         assert server.metrics.histogram(WARMUP_LATENCY, {"model_path": second})["count"] == 1
 
         rows = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
-        replies = concurrently(lambda row: rest(server, "affine/labels/canary:predict", {"instances": [row]}).json(), rows)
+        replies = concurrently(
+            lambda row: rest(server, "affine/labels/canary:predict", {"instances": [row]}).json(),
+            rows,
+        )
         assert replies == [{"predictions": [[2 * a, 2 * b]]} for a, b in rows]
         assert batch_sizes(server, "affine") == {"3": 1}
 
@@ -231,14 +274,24 @@ def test_third_party_platform_over_rest_and_grpc_batched_versioned_labelled(tmp_
             "outputs": [[a + 1, b + 1] for a, b in rows]
         }
         stable = grpc_predict(server, "affine", rows, label="stable")
-        assert (list(stable.outputs["y"].float_val), stable.model_spec.version.value) == ([2, 3, 4, 5, 6, 7], 1)
+        assert (list(stable.outputs["y"].float_val), stable.model_spec.version.value) == (
+            [2, 3, 4, 5, 6, 7],
+            1,
+        )
         latest = grpc_predict(server, "affine", rows)
-        assert (list(latest.outputs["y"].float_val), latest.model_spec.version.value) == ([2, 4, 6, 8, 10, 12], 2)
+        assert (list(latest.outputs["y"].float_val), latest.model_spec.version.value) == (
+            [2, 4, 6, 8, 10, 12],
+            2,
+        )
 
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-            request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+            request = get_model_metadata_pb2.GetModelMetadataRequest(
+                metadata_field=["signature_def"]
+            )
             request.model_spec.name = "affine"
-            metadata = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(request)
+            metadata = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(
+                request
+            )
             signatures = get_model_metadata_pb2.SignatureDefMap()
             metadata.metadata["signature_def"].Unpack(signatures)
             x = signatures.signature_def["serving_default"].inputs["x"]
@@ -260,12 +313,21 @@ def test_plugins_that_fail_to_import_or_load_are_errors_on_their_models(tmp_path
     empty_version = tmp_path / "empty" / "1"
     empty_version.mkdir(parents=True)
     server = serve(
-        config(("good", good, "numpy"), ("broken", broken, "broken"), ("empty", empty_version.parent, "numpy")),
+        config(
+            ("good", good, "numpy"),
+            ("broken", broken, "broken"),
+            ("empty", empty_version.parent, "numpy"),
+        ),
         tmp_path,
     )
     try:
-        assert rest(server, "good:predict", {"instances": [[3.0]]}).json() == {"predictions": [[3.0]]}
-        errors = {name: rest(server, name).json()["model_version_status"][0] for name in ("broken", "empty")}
+        assert rest(server, "good:predict", {"instances": [[3.0]]}).json() == {
+            "predictions": [[3.0]]
+        }
+        errors = {
+            name: rest(server, name).json()["model_version_status"][0]
+            for name in ("broken", "empty")
+        }
         assert errors["broken"]["state"] == "END"
         assert errors["broken"]["status"]["error_code"] == "FAILED_PRECONDITION"
         assert errors["broken"]["status"]["error_message"].startswith(

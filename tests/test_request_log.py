@@ -34,7 +34,9 @@ TIMEOUT = 60.0
 
 def config_for(name, base_path, prefix=None, rate=1.0, collector="tfrecord") -> ModelServerConfig:
     config = ModelServerConfig()
-    model = config.model_config_list.config.add(name=name, base_path=base_path, model_platform="tensorflow")
+    model = config.model_config_list.config.add(
+        name=name, base_path=base_path, model_platform="tensorflow"
+    )
     if prefix is not None:
         model.logging_config.log_collector_config.type = collector
         model.logging_config.log_collector_config.filename_prefix = str(prefix)
@@ -105,17 +107,22 @@ def test_rest_and_grpc_requests_are_logged_with_their_responses_and_the_answerin
     rest = Rest(server)
     try:
         assert rest.call("POST", "/v1/models/hpt:predict", {"instances": [[1.0], [3.0]]}) == (
-            200, {"predictions": [[2.5], [3.5]]}
+            200,
+            {"predictions": [[2.5], [3.5]]},
         )
         # Inputs that decode but fail in the model run (2 rows of a, 3 of b: incompatible shapes).
-        status, body = rest.call("POST", "/v1/models/mio:predict", {"inputs": {"a": [[1, 2], [3, 4]], "b": [1, 2, 3]}})
+        status, body = rest.call(
+            "POST", "/v1/models/mio:predict", {"inputs": {"a": [[1, 2], [3, 4]], "b": [1, 2, 3]}}
+        )
         assert status == 400
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             request = predict_pb2.PredictRequest()
             request.model_spec.name = "hpt"
             request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([[4.0]], np.float32)))
-            assert tf.make_ndarray(stub.Predict(request, timeout=TIMEOUT).outputs["y"]).tolist() == [[4.0]]
+            assert tf.make_ndarray(
+                stub.Predict(request, timeout=TIMEOUT).outputs["y"]
+            ).tolist() == [[4.0]]
             wrong = predict_pb2.PredictRequest()
             wrong.model_spec.name = "hpt"
             wrong.inputs["nope"].CopyFrom(tf.make_tensor_proto(np.array([[4.0]], np.float32)))
@@ -146,17 +153,28 @@ def test_rest_and_grpc_requests_are_logged_with_their_responses_and_the_answerin
     assert tf.make_ndarray(ok_grpc.predict_log.response.outputs["y"]).tolist() == [[4.0]]
     # Errors: the request, no response; the status only in the field TF Serving's parser skips.
     for failed in (failed_rest, failed_grpc):
-        assert failed.predict_log.HasField("request") and not failed.predict_log.HasField("response")
+        assert failed.predict_log.HasField("request") and not failed.predict_log.HasField(
+            "response"
+        )
     assert list(failed_grpc.predict_log.request.inputs) == ["nope"]
 
-    records = list(request_log.read_records(str(prefix))) + list(request_log.read_records(str(tmp_path / "logs" / "mio")))
-    assert [r.code for r in records] == [Code.OK, Code.OK, Code.INVALID_ARGUMENT, Code.INVALID_ARGUMENT]
+    records = list(request_log.read_records(str(prefix))) + list(
+        request_log.read_records(str(tmp_path / "logs" / "mio"))
+    )
+    assert [r.code for r in records] == [
+        Code.OK,
+        Code.OK,
+        Code.INVALID_ARGUMENT,
+        Code.INVALID_ARGUMENT,
+    ]
     assert "nope" in records[2].message
     assert records[3].message == body["error"]
     assert all(r.latency > 0 and r.timestamp >= r.log.log_metadata.timestamp_secs for r in records)
 
 
-def test_classify_regress_and_multi_inference_are_logged_as_their_own_log_types(model_repo, tmp_path):
+def test_classify_regress_and_multi_inference_are_logged_as_their_own_log_types(
+    model_repo, tmp_path
+):
     base = model_repo("half_plus_two_tf1", "tf1")
     prefix = tmp_path / "logs" / "tf1"
     server = start(config_for("tf1", base, prefix), port=free_port())
@@ -183,7 +201,9 @@ def test_classify_regress_and_multi_inference_are_logged_as_their_own_log_types(
 
     classified, regressed, multied = raw_records(prefix)
     assert classified.classify_log.request.input.example_list.examples[0] == example(2.0)
-    assert classified.classify_log.response.result.classifications[0].classes[0].score == pytest.approx(3.0)
+    assert classified.classify_log.response.result.classifications[0].classes[
+        0
+    ].score == pytest.approx(3.0)
     assert regressed.regress_log.request.model_spec.signature_name == "regress_x_to_y"
     assert regressed.regress_log.response.result.regressions[0].value == pytest.approx(4.0)
     assert multied.multi_inference_log.request == multi
@@ -214,20 +234,28 @@ def test_files_rotate_by_size_and_by_age(hpt, tmp_path):
     by_size, by_age = tmp_path / "size" / "hpt", tmp_path / "age" / "hpt"
     for prefix, options in (
         (by_size, {"request_log_max_file_bytes": 1000}),
-        (by_age, {"request_log_max_file_seconds": 0}),  # every record is older than 0 s: one file each
+        (
+            by_age,
+            {"request_log_max_file_seconds": 0},
+        ),  # every record is older than 0 s: one file each
     ):
         server = start(config_for("hpt", hpt, prefix), **options)
         rest = Rest(server)
         try:
             for i in range(20):
-                assert rest.call("POST", "/v1/models/hpt:predict", {"instances": [[float(i)]]})[0] == 200
+                assert (
+                    rest.call("POST", "/v1/models/hpt:predict", {"instances": [[float(i)]]})[0]
+                    == 200
+                )
             assert server.request_log.flush()
         finally:
             rest.close()
             server.stop()
         files = request_log.log_files(str(prefix))
         assert all(os.path.getsize(f) <= 1000 for f in files)
-        sent = [tf.make_ndarray(r.predict_log.request.inputs["x"]).item() for r in raw_records(prefix)]
+        sent = [
+            tf.make_ndarray(r.predict_log.request.inputs["x"]).item() for r in raw_records(prefix)
+        ]
         assert sent == [float(i) for i in range(20)]  # nothing lost or reordered across files
         if prefix == by_age:
             assert len(files) == 20
@@ -264,12 +292,15 @@ def test_a_stalled_writer_drops_and_counts_records_while_requests_keep_succeedin
         assert BlockingSink.entered.wait(TIMEOUT)  # the writer holds record 1 and waits on the disk
         for i in range(1, 50):
             assert rest.call("POST", "/v1/models/hpt:predict", {"instances": [[float(i)]]}) == (
-                200, {"predictions": [[0.5 * i + 2.0]]}
+                200,
+                {"predictions": [[0.5 * i + 2.0]]},
             )
         assert count(server, "hpt", "written") == 0
         assert count(server, "hpt", "dropped") == 50 - 1 - 4  # one being written, four queued
         page = server.metrics.render().decode()
-        assert ':tensorflow:serving:request_log_count{model_name="hpt",status="dropped"} 45.0' in page
+        assert (
+            ':tensorflow:serving:request_log_count{model_name="hpt",status="dropped"} 45.0' in page
+        )
         BlockingSink.released.set()
         assert server.request_log.flush()
         assert count(server, "hpt", "written") == 5
@@ -280,10 +311,14 @@ def test_a_stalled_writer_drops_and_counts_records_while_requests_keep_succeedin
     assert len(raw_records(prefix)) == 5
 
 
-def test_a_removed_log_folder_is_a_logged_error_and_a_metric_not_a_failed_request(hpt, tmp_path, caplog):
+def test_a_removed_log_folder_is_a_logged_error_and_a_metric_not_a_failed_request(
+    hpt, tmp_path, caplog
+):
     folder = tmp_path / "logs"
     prefix = folder / "hpt"
-    server = start(config_for("hpt", hpt, prefix), request_log_max_file_seconds=0)  # a new file per record
+    server = start(
+        config_for("hpt", hpt, prefix), request_log_max_file_seconds=0
+    )  # a new file per record
     rest = Rest(server)
     try:
         assert rest.call("POST", "/v1/models/hpt:predict", {"instances": [[1.0]]})[0] == 200
@@ -295,7 +330,9 @@ def test_a_removed_log_folder_is_a_logged_error_and_a_metric_not_a_failed_reques
             assert server.request_log.flush()
         assert count(server, "hpt", "failed") == 3
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-        assert len(errors) == 1 and str(prefix) in errors[0].getMessage()  # once per run of failures
+        assert (
+            len(errors) == 1 and str(prefix) in errors[0].getMessage()
+        )  # once per run of failures
         folder.mkdir()
         assert rest.call("POST", "/v1/models/hpt:predict", {"instances": [[1.0]]})[0] == 200
         assert server.request_log.flush()
@@ -327,13 +364,21 @@ def test_the_management_api_turns_logging_on_off_and_changes_the_rate_live(hpt, 
     predict = ("POST", "/v1/models/hpt:predict", {"instances": [[1.0]]})
     try:
         assert rest.call("GET", "/tfserve/api/models/hpt/logging")[1]["enabled"] is False
-        status, body = rest.call("PUT", "/tfserve/api/models/hpt/logging", {"filename_prefix": str(prefix),
-                                                                            "sampling_rate": 1.0})
+        status, body = rest.call(
+            "PUT",
+            "/tfserve/api/models/hpt/logging",
+            {"filename_prefix": str(prefix), "sampling_rate": 1.0},
+        )
         assert status == 200 and body["enabled"] and body["type"] == "tfrecord"
         assert rest.call(*predict)[0] == 200
         rest.call("PUT", "/tfserve/api/models/hpt/logging", {"sampling_rate": 0.0})
         assert rest.call(*predict)[0] == 200
-        assert rest.call("PUT", "/tfserve/api/models/hpt/logging", {"sampling_rate": 1.0})[1]["sampling_rate"] == 1.0
+        assert (
+            rest.call("PUT", "/tfserve/api/models/hpt/logging", {"sampling_rate": 1.0})[1][
+                "sampling_rate"
+            ]
+            == 1.0
+        )
         assert rest.call(*predict)[0] == 200
         assert server.request_log.flush()
         assert rest.call("GET", "/tfserve/api/models/hpt/logging")[1]["records"]["written"] == 2

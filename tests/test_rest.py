@@ -352,7 +352,9 @@ def test_requests_past_the_in_flight_bound_are_refused_at_once(server, io_loop, 
                 b"Content-Length: 100\r\n\r\n"
             )
             held.append(sock)
-        assert wait_until(lambda: predict(base, "half_plus_two", {"instances": [1.0]}).status == 503)
+        assert wait_until(
+            lambda: predict(base, "half_plus_two", {"instances": [1.0]}).status == 503
+        )
         refused = predict(base, "half_plus_two", {"instances": [1.0]})
         assert refused.status == 503 and refused.headers["connection"] == "close"
         assert refused.error == (
@@ -360,7 +362,9 @@ def test_requests_past_the_in_flight_bound_are_refused_at_once(server, io_loop, 
         )
         assert call(base, "/v1/models/half_plus_two").status == 503  # every route counts
         held.pop().close()
-        assert wait_until(lambda: predict(base, "half_plus_two", {"instances": [1.0]}).status == 200)
+        assert wait_until(
+            lambda: predict(base, "half_plus_two", {"instances": [1.0]}).status == 200
+        )
     finally:
         for sock in held:
             sock.close()
@@ -405,7 +409,9 @@ def test_a_client_that_disconnects_leaves_its_queued_work(batched, io_loop, kind
                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
             )
             assert wait_until(lambda: batching("queued_rows") == 3)
-        answered = predict(f"http://127.0.0.1:{front.port}", "half_plus_two", {"instances": [[4.0]]})
+        answered = predict(
+            f"http://127.0.0.1:{front.port}", "half_plus_two", {"instances": [[4.0]]}
+        )
         assert answered.json() == {"predictions": [[4.0]]}
         assert batching("rows") - rows_before == 1  # the three rows of the closed request never ran
     finally:
@@ -430,7 +436,9 @@ def test_tensors_over_the_request_limit_are_refused_naming_the_shape(url):
     floats = TENSOR_LIMIT // 4 + 1
     reply = predict(url, "half_plus_two", '{"inputs": [' + "1," * (floats - 1) + "1]}")
     assert reply.status == 429
-    assert reply.error.startswith(f"tensor of shape [{floats}] and type float needs {floats * 4} bytes")
+    assert reply.error.startswith(
+        f"tensor of shape [{floats}] and type float needs {floats * 4} bytes"
+    )
     assert reply.error.endswith(f"limit of {TENSOR_LIMIT} bytes (max_request_tensor_bytes)")
     strings = TENSOR_LIMIT // 40 + 1
     body = '{"instances": [' + '{"b64": "eA=="},' * (strings - 1) + '{"b64": "eA=="}]}'
@@ -446,7 +454,10 @@ def test_a_version_of_thousands_of_digits_is_a_400(url):
         assert reply.error.startswith("Failed to convert version: " + digits[:100])
         assert len(reply.error) < 1100
     leading_zeros = call(url, "/v1/models/half_plus_two/versions/" + "0" * 5000 + "1")
-    assert leading_zeros.status == 200 and leading_zeros.json()["model_version_status"][0]["version"] == "1"
+    assert (
+        leading_zeros.status == 200
+        and leading_zeros.json()["model_version_status"][0]["version"] == "1"
+    )
 
 
 def test_an_integer_of_thousands_of_digits_in_a_body_is_a_400(url):
@@ -771,7 +782,9 @@ def test_management_lists_models(url):
     assert models["tf1"]["versions"][0]["loader"] in ("tf1", "tf2")
     assert hpt["versions"][0]["error_code"] == "OK"
     assert call(url, "/tfserve/api/nope").status == 404
-    wrong_method = call(url, "/tfserve/api/models", "{}", method="PUT", headers={"Content-Type": "application/json"})
+    wrong_method = call(
+        url, "/tfserve/api/models", "{}", method="PUT", headers={"Content-Type": "application/json"}
+    )
     assert wrong_method.status == 405 and wrong_method.headers["allow"] == "GET, POST"
 
 
@@ -933,7 +946,9 @@ def test_idle_and_slow_header_connections_are_dropped(server, io_loop, kind, mon
         io_loop.run(front.stop(5))
 
 
-def test_a_body_that_stops_arriving_gets_a_408_and_the_port_keeps_serving(server, io_loop, monkeypatch):
+def test_a_body_that_stops_arriving_gets_a_408_and_the_port_keeps_serving(
+    server, io_loop, monkeypatch
+):
     """The standalone front's body deadline; the next request on a new connection is answered."""
     monkeypatch.setattr(http_asgi, "BODY_TIMEOUT_SECONDS", 0.5)
     front = io_loop.run(SERVE["asgi"](server.rest, "127.0.0.1", 0, server.options))
@@ -941,7 +956,7 @@ def test_a_body_that_stops_arriving_gets_a_408_and_the_port_keeps_serving(server
         with socket.create_connection(("127.0.0.1", front.port), timeout=10) as slow:
             slow.sendall(
                 b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: localhost\r\n"
-                b"Content-Length: 100\r\n\r\n{\"instances\""
+                b'Content-Length: 100\r\n\r\n{"instances"'
             )
             answer = b""
             while chunk := slow.recv(65536):
@@ -963,8 +978,13 @@ def slow_server(model_store, tmp_path_factory):
     config = model_server_config_pb2.ModelServerConfig()
     for name in ("sleeper", "half_plus_two"):
         config.model_config_list.config.add(name=name, base_path=str(root / name))
-    options = ServerOptions(port=0, rest_api_port=0, file_system_poll_wait_seconds=0,
-                            rest_api_timeout_in_ms=300, enable_model_warmup=False)
+    options = ServerOptions(
+        port=0,
+        rest_api_port=0,
+        file_system_poll_wait_seconds=0,
+        rest_api_timeout_in_ms=300,
+        enable_model_warmup=False,
+    )
     model_server = ModelServer(options, config=config).start(timeout=120)
     yield model_server
     model_server.stop()

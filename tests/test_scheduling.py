@@ -32,8 +32,9 @@ def test_marks_only_the_calling_thread():
 @pytest.mark.parametrize("batching", [False, True])
 def test_model_runs_happen_on_background_threads(model_store, batching):
     base = os.path.dirname(str(model_store["half_plus_two"]))
-    options = ServerOptions(port=0, rest_api_port=0, model_name="hpt", model_base_path=base,
-                            enable_batching=batching)
+    options = ServerOptions(
+        port=0, rest_api_port=0, model_name="hpt", model_base_path=base, enable_batching=batching
+    )
     with ModelServer(options) as server:
         with server.service.resolve(ModelSpec("hpt")) as resolved:
             future = server.service.predict(resolved, {"x": np.array([[1.0]], np.float32)})
@@ -53,15 +54,22 @@ def test_grpc_handlers_that_run_models_are_background_threads(model_store):
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     base = os.path.dirname(str(model_store["half_plus_two"]))
-    options = ServerOptions(port=free_port(), rest_api_port=0, model_name="hpt", model_base_path=base)
-    with ModelServer(options) as server, grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+    options = ServerOptions(
+        port=free_port(), rest_api_port=0, model_name="hpt", model_base_path=base
+    )
+    with (
+        ModelServer(options) as server,
+        grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel,
+    ):
         request = predict_pb2.PredictRequest()
         request.model_spec.name = "hpt"
         request.inputs["x"].dtype = 1  # DT_FLOAT
         request.inputs["x"].tensor_shape.dim.add(size=1)
         request.inputs["x"].tensor_shape.dim.add(size=1)
         request.inputs["x"].float_val.append(1.0)
-        answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+        answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            request, timeout=30
+        )
         assert list(answer.outputs["y"].float_val) == [2.5]
         policies = {
             t.name: os.sched_getscheduler(t.native_id)

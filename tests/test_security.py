@@ -45,8 +45,10 @@ def tfserve(tmp_path, repo):
     started: list[Tfserve] = []
 
     def start(*flags: str) -> Tfserve:
-        server = Tfserve(["--model_name=hpt", f"--model_base_path={repo('hpt')}", *flags],
-                         tmp_path / f"tfserve-{len(started)}.log")
+        server = Tfserve(
+            ["--model_name=hpt", f"--model_base_path={repo('hpt')}", *flags],
+            tmp_path / f"tfserve-{len(started)}.log",
+        )
         started.append(server)
         return server.start()
 
@@ -69,7 +71,9 @@ def model_names(server: Tfserve, headers=None) -> list[str]:
 
 def load(server: Tfserve, name: str, base_path: str, headers) -> requests.Response:
     body = json.dumps({"name": name, "base_path": base_path})
-    return requests.post(server.url + "/tfserve/api/models", data=body, headers=headers, timeout=TIMEOUT)
+    return requests.post(
+        server.url + "/tfserve/api/models", data=body, headers=headers, timeout=TIMEOUT
+    )
 
 
 # ---------------------------------------------------------------------- finding 2: standalone
@@ -81,7 +85,9 @@ def test_standalone_changes_are_off_by_default_and_a_web_page_cannot_make_any(tf
     assert reply.status_code == 400 and "Content-Type: application/json" in reply.json()["error"]
     reply = load(server, "other", other, {**JSON, "Origin": "http://evil.example"})
     assert reply.status_code == 403 and "Origin 'http://evil.example'" in reply.json()["error"]
-    rebound = requests.get(server.url + "/v1/models/hpt", headers={"Host": "attacker.example"}, timeout=TIMEOUT)
+    rebound = requests.get(
+        server.url + "/v1/models/hpt", headers={"Host": "attacker.example"}, timeout=TIMEOUT
+    )
     assert rebound.status_code == 403 and "attacker.example" in rebound.json()["error"]
     assert model_names(server) == ["hpt"]
     assert load(server, "other", other, {**JSON, "Origin": server.url}).status_code == 202
@@ -107,14 +113,18 @@ def test_standalone_grpc_needs_the_token_when_one_is_configured(tfserve, repo, t
     grpc_port = free_port()
     server = tfserve(f"--auth_token_file={token_file}", f"--port={grpc_port}")
     request = model_management_pb2.ReloadConfigRequest()
-    request.config.model_config_list.config.add(name="other", base_path=repo("other"), model_platform="tensorflow")
+    request.config.model_config_list.config.add(
+        name="other", base_path=repo("other"), model_platform="tensorflow"
+    )
     with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         stub = model_service_pb2_grpc.ModelServiceStub(channel)
         with pytest.raises(grpc.RpcError) as refused:
             stub.HandleReloadConfigRequest(request, timeout=TIMEOUT)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert model_names(server, AUTH) == ["hpt"]
-        stub.HandleReloadConfigRequest(request, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=TIMEOUT)
+        stub.HandleReloadConfigRequest(
+            request, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=TIMEOUT
+        )
     assert model_names(server, AUTH) == ["other"]
 
 
@@ -142,15 +152,26 @@ def test_a_bad_model_name_is_refused_on_every_door(tfserve, repo, token_file):
     stub = model_service_pb2_grpc.ModelServiceStub(channel)
     for name in BAD_NAMES:
         reply = load(server, name, base, AUTH)
-        assert reply.status_code == 400 and "is not allowed: use letters, digits" in reply.json()["error"], name
+        assert (
+            reply.status_code == 400
+            and "is not allowed: use letters, digits" in reply.json()["error"]
+        ), name
         text = f'model_config_list {{ config {{ name: {json.dumps(name)} base_path: "{base}" }} }}'
-        reply = requests.post(server.url + "/tfserve/api/config/reload", data=json.dumps({"config": text}),
-                              headers=AUTH, timeout=TIMEOUT)
+        reply = requests.post(
+            server.url + "/tfserve/api/config/reload",
+            data=json.dumps({"config": text}),
+            headers=AUTH,
+            timeout=TIMEOUT,
+        )
         assert reply.status_code == 400 and "is not allowed" in reply.json()["error"], name
         request = model_management_pb2.ReloadConfigRequest()
-        request.config.model_config_list.config.add(name=name, base_path=base, model_platform="tensorflow")
+        request.config.model_config_list.config.add(
+            name=name, base_path=base, model_platform="tensorflow"
+        )
         with pytest.raises(grpc.RpcError) as refused:
-            stub.HandleReloadConfigRequest(request, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=TIMEOUT)
+            stub.HandleReloadConfigRequest(
+                request, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=TIMEOUT
+            )
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
         assert "is not allowed" in refused.value.details()
     channel.close()
@@ -205,7 +226,10 @@ def test_the_rest_port_serves_https_with_the_token(tls_files, token_file, repo):
         body = {"instances": [1.0, 2.0, 5.0]}
         reply = requests.post(url, json=body, headers=AUTH, verify=tls_files["ca"], timeout=TIMEOUT)
         assert reply.json() == {"predictions": [2.5, 3.0, 4.5]}
-        assert requests.post(url, json=body, verify=tls_files["ca"], timeout=TIMEOUT).status_code == 401
+        assert (
+            requests.post(url, json=body, verify=tls_files["ca"], timeout=TIMEOUT).status_code
+            == 401
+        )
         with pytest.raises(requests.ConnectionError):  # plain HTTP gets no answer on a TLS port
             requests.post(url.replace("https:", "http:"), json=body, headers=AUTH, timeout=TIMEOUT)
     finally:
@@ -221,5 +245,9 @@ def test_an_unreadable_certificate_is_one_line_naming_the_flag_before_any_load(t
     assert refused.value.message == (
         f"Could not load the REST port's certificate --rest_api_ssl_cert_file={missing}: No such file or directory"
     )
-    with pytest.raises(ServingError, match="--rest_api_ssl_key_file is set without --rest_api_ssl_cert_file"):
-        ModelServer(dataclasses.replace(options, rest_api_ssl_key_file=tls_files["key"])).start(timeout=30)
+    with pytest.raises(
+        ServingError, match="--rest_api_ssl_key_file is set without --rest_api_ssl_cert_file"
+    ):
+        ModelServer(dataclasses.replace(options, rest_api_ssl_key_file=tls_files["key"])).start(
+            timeout=30
+        )

@@ -204,7 +204,10 @@ def test_tfserve_demo_exports_and_serves_what_the_readme_promises(tmp_path):
         assert server.stop() == 0
     assert (base / "1" / "saved_model.pb").is_file()
     log = server.log()
-    assert f"curl -d '{{\"instances\": [1.0, 2.0, 5.0]}}' -X POST {server.url.replace('127.0.0.1', 'localhost')}/v1/models/half_plus_two:predict" in log
+    assert (
+        f"curl -d '{{\"instances\": [1.0, 2.0, 5.0]}}' -X POST {server.url.replace('127.0.0.1', 'localhost')}/v1/models/half_plus_two:predict"
+        in log
+    )
     # The user sees our lines only: no TensorFlow INFO records from exporting or loading.
     assert "INFO tensorflow" not in log and "INFO absl" not in log, log
     assert not any(line[:1] in "IW" and line[1:5].isdigit() for line in log.splitlines()), log

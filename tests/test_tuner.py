@@ -29,8 +29,6 @@ SLEEP_MS = 25.0
 FAST = {"warmup": "0.2s", "window": "0.4s", "max_trials": 3, "progress": None}
 
 
-
-
 def _serve(tmp_path_factory, version_dir: str, **options) -> ModelServer:
     base = tmp_path_factory.mktemp("tuner_repo") / "sleeper"
     shutil.copytree(version_dir, base / "1")

@@ -45,14 +45,18 @@ def publish(folder, model_store, version: int, kind: str = "half_plus_two") -> N
 def config_of(**models: str) -> model_server_config_pb2.ModelServerConfig:
     config = model_server_config_pb2.ModelServerConfig()
     for name, base_path in models.items():
-        config.model_config_list.config.add(name=name, base_path=base_path, model_platform="tensorflow")
+        config.model_config_list.config.add(
+            name=name, base_path=base_path, model_platform="tensorflow"
+        )
     model = config.model_config_list.config[0]
     model.model_version_policy.all.SetInParent()
     return config
 
 
 def start(config, host: HostSettings | None = None) -> ModelServer:
-    options = ServerOptions(port=0, rest_api_port=free_port(), file_system_poll_wait_seconds=0.1, max_num_load_retries=0)
+    options = ServerOptions(
+        port=0, rest_api_port=free_port(), file_system_poll_wait_seconds=0.1, max_num_load_retries=0
+    )
     return ModelServer(options, config=config, host=host).start(timeout=120)
 
 
@@ -64,12 +68,18 @@ def wait_until(predicate, what: str) -> None:
 
 
 def available(server: ModelServer, name: str) -> list[int]:
-    return sorted(s.version for s in server.manager.version_status(name) if s.state == State.AVAILABLE)
+    return sorted(
+        s.version for s in server.manager.version_status(name) if s.state == State.AVAILABLE
+    )
 
 
 def predict(server: ModelServer, name: str, version: int) -> list[float]:
     with server.manager.acquire(name, version) as handle:
-        return handle.servable.run("serving_default", {"x": np.array([[1.0]], np.float32)})["y"].ravel().tolist()
+        return (
+            handle.servable.run("serving_default", {"x": np.array([[1.0]], np.float32)})["y"]
+            .ravel()
+            .tolist()
+        )
 
 
 def test_schemes_name_sources_and_plugins_join_from_entry_points(plugin_installed):
@@ -80,7 +90,9 @@ def test_schemes_name_sources_and_plugins_join_from_entry_points(plugin_installe
     assert version_sources.names() == ["archive", "brokensource", "file"]
 
 
-def test_a_plugin_source_serves_versions_and_new_ones_as_they_appear(plugin_installed, tmp_path, model_store):
+def test_a_plugin_source_serves_versions_and_new_ones_as_they_appear(
+    plugin_installed, tmp_path, model_store
+):
     shipped = tmp_path / "shipped"
     publish(shipped, model_store, 1)
     server = start(config_of(hpt=f"archive://{shipped}"))
@@ -95,12 +107,18 @@ def test_a_plugin_source_serves_versions_and_new_ones_as_they_appear(plugin_inst
         server.stop()
 
 
-def test_a_missing_or_broken_source_is_an_error_on_its_model_only(plugin_installed, tmp_path, model_store):
+def test_a_missing_or_broken_source_is_an_error_on_its_model_only(
+    plugin_installed, tmp_path, model_store
+):
     plain = tmp_path / "plain"
     shutil.copytree(model_store["half_plus_two"], plain / "1")
-    server = start(config_of(hpt=str(plain), remote="s3://bucket/remote", broken="brokensource://x"))
+    server = start(
+        config_of(hpt=str(plain), remote="s3://bucket/remote", broken="brokensource://x")
+    )
     try:
-        wait_until(lambda: server.manager.source_error("broken") != "", "the broken plug-in's error")
+        wait_until(
+            lambda: server.manager.source_error("broken") != "", "the broken plug-in's error"
+        )
         assert server.manager.source_error("remote").startswith(
             "No source plug-in reads s3:// base paths (installed sources: archive, brokensource, file)"
         )
@@ -119,7 +137,9 @@ def test_the_model_roots_apply_to_what_a_plugin_yields(plugin_installed, tmp_pat
     inside, outside = roots / "inside", tmp_path / "outside"
     publish(inside, model_store, 1)
     publish(outside, model_store, 1)
-    policy = ChangePolicy(roots=ModelRoots(str(roots), restricted=True), open_doors=frozenset({"rest"}))
+    policy = ChangePolicy(
+        roots=ModelRoots(str(roots), restricted=True), open_doors=frozenset({"rest"})
+    )
     server = start(None, HostSettings(name="jupyter", policy=policy))
     try:
         caller = Caller("rest", "user")

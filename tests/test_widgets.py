@@ -50,7 +50,10 @@ def test_table_lists_models_versions_states(board):
     html = board.table.value
     assert html.count("AVAILABLE") == 3 and "<td>half</td>" in html and "<td>multi</td>" in html
     # Saved with the notebook, the widget reads as one line, not its children's repr.
-    assert board._repr_mimebundle_()["text/plain"] == f"tfserve dashboard at {board.client.url}: half, multi"
+    assert (
+        board._repr_mimebundle_()["text/plain"]
+        == f"tfserve dashboard at {board.client.url}: half, multi"
+    )
 
 
 def test_choosing_a_model_fills_its_versions(board):
@@ -83,7 +86,10 @@ def test_rollback_and_unload_buttons(board, server):
     assert "rolled back" in board.message.value
     board.model.value = "multi"
     board.unload_button.click()  # asks first: nothing is unloaded until confirmed
-    assert board.confirm.layout.display == "flex" and "Unload <b>multi</b>?" in board.confirm_text.value
+    assert (
+        board.confirm.layout.display == "flex"
+        and "Unload <b>multi</b>?" in board.confirm_text.value
+    )
     board.cancel_button.click()
     assert board.confirm.layout.display == "none"
     assert "multi" in server.manager.model_names()
@@ -131,8 +137,17 @@ def test_a_dead_server_shows_an_error_line(server):
 
 
 def test_models_html_shows_errors_and_empty_servers():
-    html = models_html([{"name": "m", "labels": {}, "versions": [
-        {"version": 3, "state": "END", "error_message": "Could not parse SavedModel"}]}])
+    html = models_html(
+        [
+            {
+                "name": "m",
+                "labels": {},
+                "versions": [
+                    {"version": 3, "state": "END", "error_message": "Could not parse SavedModel"}
+                ],
+            }
+        ]
+    )
     assert "Could not parse SavedModel" in html and "END" in html
     assert "no models served" in models_html([])
 

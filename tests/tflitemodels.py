@@ -27,7 +27,9 @@ def half_plus_two_tflite(base_path, version: str = "00000123") -> str:
 
 def convert(saved_model_dir: str, base_path, version) -> str:
     """The SavedModel at ``saved_model_dir`` as ``<base_path>/<version>/model.tflite`` (float32, signatures kept)."""
-    return _write(base_path, str(version), tf.lite.TFLiteConverter.from_saved_model(saved_model_dir).convert())
+    return _write(
+        base_path, str(version), tf.lite.TFLiteConverter.from_saved_model(saved_model_dir).convert()
+    )
 
 
 def _write(base_path, version: str, blob: bytes) -> str:

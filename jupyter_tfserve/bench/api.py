@@ -82,7 +82,13 @@ class Prepared:
     """A model ready to be measured: target, bodies, workers' setup, batching API."""
 
     def __init__(
-        self, target: Target, protocol: str | None, rows: int, data, seed: int, timeout: float,
+        self,
+        target: Target,
+        protocol: str | None,
+        rows: int,
+        data,
+        seed: int,
+        timeout: float,
         replay: Replay | None = None,
     ):
         # Default: REST, or gRPC when the server was given by its gRPC address alone.
@@ -102,7 +108,11 @@ class Prepared:
         self.protocol = protocol
         self.signature = target.signature_info()
         # A replay sends the logged requests as they were; otherwise inputs are made to the signature.
-        pool = replay.inputs if replay is not None else request_inputs(self.signature, rows, data, seed=seed)
+        pool = (
+            replay.inputs
+            if replay is not None
+            else request_inputs(self.signature, rows, data, seed=seed)
+        )
         self.rows_per_request = rows_of(pool[0])
         if protocol == "grpc":
             self.bodies = grpc_bodies(target, self.signature, pool)
@@ -194,8 +204,11 @@ def _predictor(target: Target, protocol: str, timeout: float):
 
     client = Client(endpoint=target.server, timeout=timeout)
     spec = {"version": target.version, "label": target.label, "signature": target.signature}
-    outputs = list(client.signature(target.model, target.signature, version=target.version,
-                                    label=target.label).outputs)
+    outputs = list(
+        client.signature(
+            target.model, target.signature, version=target.version, label=target.label
+        ).outputs
+    )
 
     def predict(inputs: dict) -> dict:
         answer = client.predict(target.model, inputs, grpc=protocol == "grpc", **spec)

@@ -113,7 +113,12 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser, text=str) -> None:
         help="send the requests of a request log (its logging_config prefix or a glob) and compare "
         "the answers with the logged ones; --rate logged replays at the logged rate",
     )
-    add("--tolerance", type=float, default=1e-5, help="replay: largest absolute difference that agrees")
+    add(
+        "--tolerance",
+        type=float,
+        default=1e-5,
+        help="replay: largest absolute difference that agrees",
+    )
     add("--csv", type=text, default=None, metavar="PATH", help="write perf_analyzer-style CSV")
     add("--plot", type=text, default=None, metavar="PATH", help="save the plots (png, svg, pdf)")
 
@@ -226,7 +231,9 @@ def build_parser(prog: str = "tfserve bench") -> argparse.ArgumentParser:
     )
     add_benchmark_arguments(parser)
     parser.add_argument(
-        "--wide", action="store_true", help="print every column of the table (default: the ones that fit 100 columns)"
+        "--wide",
+        action="store_true",
+        help="print every column of the table (default: the ones that fit 100 columns)",
     )
     return parser
 

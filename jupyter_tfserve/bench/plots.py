@@ -83,10 +83,14 @@ def benchmark_figure(result):
     for axes in (latency, throughput):
         axes.grid(True, alpha=0.3)
     if latency.has_data():
-        latency.legend(handles=_latency_legend(runs), fontsize="small", ncol=2 if len(runs) > 1 else 1)
+        latency.legend(
+            handles=_latency_legend(runs), fontsize="small", ncol=2 if len(runs) > 1 else 1
+        )
     if throughput.has_data():
         throughput.legend(fontsize="small")
-    title = f"{result.model}: {result.protocol.upper()}, {result.rows_per_request} row(s) per request"
+    title = (
+        f"{result.model}: {result.protocol.upper()}, {result.rows_per_request} row(s) per request"
+    )
     if result.compared:
         title = f"Batching off vs on. {title}"
     figure.suptitle(title)
@@ -95,9 +99,18 @@ def benchmark_figure(result):
         figure.tight_layout()
     else:
         figure.tight_layout(rect=(0, 0.06, 1, 1))
-        note = f"No server batch statistics: {result.server_stats_note}" if result.server_stats_note else ""
-        figure.text(0.01, 0.01, textwrap.shorten(note, 150) or "No server batch statistics.",
-                    fontsize="small", color="dimgray")
+        note = (
+            f"No server batch statistics: {result.server_stats_note}"
+            if result.server_stats_note
+            else ""
+        )
+        figure.text(
+            0.01,
+            0.01,
+            textwrap.shorten(note, 150) or "No server batch statistics.",
+            fontsize="small",
+            color="dimgray",
+        )
     return figure
 
 
@@ -106,11 +119,19 @@ def _latency_legend(runs: dict) -> list:
     from matplotlib.lines import Line2D
 
     compared = len(runs) > 1
-    handles = [Line2D([], [], color=RUN_COLORS.get(run, "C2"), linewidth=3, label=_run_name(run))
-               for run in runs] if compared else []
+    handles = (
+        [
+            Line2D([], [], color=RUN_COLORS.get(run, "C2"), linewidth=3, label=_run_name(run))
+            for run in runs
+        ]
+        if compared
+        else []
+    )
     colour = "black" if compared else RUN_COLORS.get(next(iter(runs), ""), "C0")
-    handles += [Line2D([], [], color=colour, linestyle=style, marker=marker, label=name)
-                for _key, name, style, marker in PERCENTILE_STYLES]
+    handles += [
+        Line2D([], [], color=colour, linestyle=style, marker=marker, label=name)
+        for _key, name, style, marker in PERCENTILE_STYLES
+    ]
     return handles
 
 
@@ -147,15 +168,32 @@ def tuner_figure(result):
     ok = [t for t in trials if t["meets_slo"]]
     bad = [t for t in trials if not t["meets_slo"]]
     if ok:
-        axes.scatter([t["throughput"] for t in ok], [t["p99_ms"] for t in ok], marker="o",
-                     color="tab:blue", label="meets SLO")
+        axes.scatter(
+            [t["throughput"] for t in ok],
+            [t["p99_ms"] for t in ok],
+            marker="o",
+            color="tab:blue",
+            label="meets SLO",
+        )
     if bad:
-        axes.scatter([t["throughput"] for t in bad], [t["p99_ms"] for t in bad], marker="x",
-                     color="tab:orange", label="misses SLO")
+        axes.scatter(
+            [t["throughput"] for t in bad],
+            [t["p99_ms"] for t in bad],
+            marker="x",
+            color="tab:orange",
+            label="misses SLO",
+        )
     front = sorted((t for t in result.pareto_front() if t in trials), key=lambda t: t["throughput"])
     if front:
-        axes.plot([t["throughput"] for t in front], [t["p99_ms"] for t in front], "-o", drawstyle="steps-pre",
-                  color="dimgray", markersize=3, label="Pareto front")
+        axes.plot(
+            [t["throughput"] for t in front],
+            [t["p99_ms"] for t in front],
+            "-o",
+            drawstyle="steps-pre",
+            color="dimgray",
+            markersize=3,
+            label="Pareto front",
+        )
     p99s = [t["p99_ms"] for t in trials]
     top = max(p99s, default=result.slo_ms)
     slo = f"p99 SLO {result.slo_ms:g} ms"
@@ -163,13 +201,31 @@ def tuner_figure(result):
     if slo_to_scale:
         axes.axhline(result.slo_ms, color="red", linestyle="--", label=slo)
     else:  # far above the data: said at the top edge, not drawn to scale
-        axes.annotate(f"{slo} (above)", xy=(0.99, 0.98), xycoords="axes fraction", ha="right", va="top",
-                      color="red", fontsize="small")
+        axes.annotate(
+            f"{slo} (above)",
+            xy=(0.99, 0.98),
+            xycoords="axes fraction",
+            ha="right",
+            va="top",
+            color="red",
+            fontsize="small",
+        )
     if result.best is not None:
         best = result.best
-        axes.scatter([best["throughput"]], [best["p99_ms"]], s=160, facecolors="none", edgecolors="green",
-                     linewidths=2, label="chosen")
-    axes.set(xlabel="throughput (req/s)", ylabel="p99 latency (ms)", title=f"Batching search: {result.model}")
+        axes.scatter(
+            [best["throughput"]],
+            [best["p99_ms"]],
+            s=160,
+            facecolors="none",
+            edgecolors="green",
+            linewidths=2,
+            label="chosen",
+        )
+    axes.set(
+        xlabel="throughput (req/s)",
+        ylabel="p99 latency (ms)",
+        title=f"Batching search: {result.model}",
+    )
     axes.margins(0.08)
     if p99s:
         low = min(p99s)

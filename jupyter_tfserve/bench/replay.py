@@ -37,7 +37,9 @@ class Replay:
         """Requests per second as logged (sampled requests: the sampling rate scales it down)."""
         span = max(self.timestamps) - min(self.timestamps) if len(self.timestamps) > 1 else 0.0
         if span <= 0:
-            raise BenchError(f"the log at {self.pattern} spans no time: give a rate or a concurrency instead")
+            raise BenchError(
+                f"the log at {self.pattern} spans no time: give a rate or a concurrency instead"
+            )
         return (len(self.timestamps) - 1) / span
 
 
@@ -56,8 +58,12 @@ def load_replay(pattern: str, signature: str, *, limit: int = MAX_REPLAYED) -> R
         ):
             replay.skipped += 1
             continue
-        replay.inputs.append({k: tensors.tensor_proto_to_ndarray(v) for k, v in entry.request.inputs.items()})
-        replay.outputs.append({k: tensors.tensor_proto_to_ndarray(v) for k, v in entry.response.outputs.items()})
+        replay.inputs.append(
+            {k: tensors.tensor_proto_to_ndarray(v) for k, v in entry.request.inputs.items()}
+        )
+        replay.outputs.append(
+            {k: tensors.tensor_proto_to_ndarray(v) for k, v in entry.response.outputs.items()}
+        )
         replay.versions.append(record.log.log_metadata.model_spec.version.value)
         replay.timestamps.append(record.timestamp)
     if not replay.inputs:
@@ -89,7 +95,9 @@ class ReplayReport:
         )
 
 
-def compare(replay: Replay, predict, tolerance: float = DEFAULT_TOLERANCE, *, shown: int = 10) -> ReplayReport:
+def compare(
+    replay: Replay, predict, tolerance: float = DEFAULT_TOLERANCE, *, shown: int = 10
+) -> ReplayReport:
     """Send each logged request once through ``predict(inputs) -> {alias: ndarray}`` and compare."""
     differing = failed = 0
     largest = 0.0
@@ -100,10 +108,15 @@ def compare(replay: Replay, predict, tolerance: float = DEFAULT_TOLERANCE, *, sh
         except Exception as exc:  # noqa: BLE001 - a refused request is a finding, not a crash
             failed += 1
             if len(examples) < shown:
-                examples.append({"index": index, "output": "", "difference": float("nan"), "error": str(exc)})
+                examples.append(
+                    {"index": index, "output": "", "difference": float("nan"), "error": str(exc)}
+                )
             continue
         output, worst = max(
-            ((alias, tensors.max_abs_diff(answer.get(alias), expected)) for alias, expected in logged.items()),
+            (
+                (alias, tensors.max_abs_diff(answer.get(alias), expected))
+                for alias, expected in logged.items()
+            ),
             key=lambda pair: pair[1],
             default=("", 0.0),
         )
@@ -111,7 +124,9 @@ def compare(replay: Replay, predict, tolerance: float = DEFAULT_TOLERANCE, *, sh
         if not worst <= tolerance:
             differing += 1
             if len(examples) < shown:
-                examples.append({"index": index, "output": output, "difference": worst, "error": ""})
+                examples.append(
+                    {"index": index, "output": output, "difference": worst, "error": ""}
+                )
     return ReplayReport(
         compared=len(replay.inputs),
         differing=differing,

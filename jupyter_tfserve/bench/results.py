@@ -82,7 +82,15 @@ COLUMNS = (
 
 
 # What a result shows by default, in this order (the level column goes second; absent ones are skipped).
-BRIEF_COLUMNS = ("batching", "throughput", "p50_ms", "p99_ms", "errors", "avg_batch_size", "queue_ms")
+BRIEF_COLUMNS = (
+    "batching",
+    "throughput",
+    "p50_ms",
+    "p99_ms",
+    "errors",
+    "avg_batch_size",
+    "queue_ms",
+)
 
 
 def _missing(value) -> bool:
@@ -310,7 +318,11 @@ class BenchmarkResult:
             drop.update(SERVER_COLUMNS)
         if wide:
             return frame.drop(columns=[c for c in frame if c in drop])
-        keep = [c for c in (*BRIEF_COLUMNS[:1], self.level_column, *BRIEF_COLUMNS[1:]) if c in frame and c not in drop]
+        keep = [
+            c
+            for c in (*BRIEF_COLUMNS[:1], self.level_column, *BRIEF_COLUMNS[1:])
+            if c in frame and c not in drop
+        ]
         return frame[keep]
 
     def show(self, columns=None, *, wide: bool = False):
@@ -325,7 +337,11 @@ class BenchmarkResult:
 
         table = self.table(wide=wide)
         hidden = len(self.table(wide=True).columns) - len(table.columns)
-        more = [f"({hidden} more columns: --wide, or result.table(wide=True))"] if hidden and not wide else []
+        more = (
+            [f"({hidden} more columns: --wide, or result.table(wide=True))"]
+            if hidden and not wide
+            else []
+        )
         return "\n".join([self.summary(), to_text(table), *more])
 
     def __repr__(self) -> str:

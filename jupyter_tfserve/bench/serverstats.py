@@ -51,7 +51,10 @@ class BatchingApi:
         info = self._server_info()
         if info.get("batching") is False:
             # Said once, here; asking the batching route would be refused (and logged) on every probe.
-            self.available, self.reason = False, f"batching is off on this server: {enable_batching_advice(info)}"
+            self.available, self.reason = (
+                False,
+                f"batching is off on this server: {enable_batching_advice(info)}",
+            )
             return False
         try:
             status, body = self.endpoint.request("GET", self.url)

@@ -74,7 +74,14 @@ class ModelRoots:
     config reload) admit any path.
     """
 
-    def __init__(self, models_root: str, allowed: Sequence[str] = (), *, restricted: bool = True, hint: str = ""):
+    def __init__(
+        self,
+        models_root: str,
+        allowed: Sequence[str] = (),
+        *,
+        restricted: bool = True,
+        hint: str = "",
+    ):
         self.models_root = os.path.abspath(os.path.expanduser(models_root))
         self.allowed = [os.path.abspath(os.path.expanduser(p)) for p in allowed]
         self.restricted = restricted
@@ -131,7 +138,9 @@ class ChangePolicy:
 class Admin:
     """The only way to change the served set; see the module docstring."""
 
-    def __init__(self, manager: ModelManager, policy: ChangePolicy, *, batcher=None, config_file: str = ""):
+    def __init__(
+        self, manager: ModelManager, policy: ChangePolicy, *, batcher=None, config_file: str = ""
+    ):
         self.manager = manager
         self.policy = policy
         self.batcher = batcher
@@ -153,7 +162,9 @@ class Admin:
                 return True
             if real not in self._refused_versions:  # logged once, not at every poll
                 self._refused_versions.add(real)
-                log.warning("Not serving %s of model %s: it resolves outside the model roots", real, name)
+                log.warning(
+                    "Not serving %s of model %s: it resolves outside the model roots", real, name
+                )
             return False
 
         return version_sources.list_versions(base_path, admit)
@@ -174,7 +185,13 @@ class Admin:
             self._keep_what_still_applies(name, config)
             self._trusted_bases.pop(name, None)
             self.manager.add_model(config, wait_timeout=None)
-        log.info("Serving model %s from %s (%s) for %s", name, path, source.describe_policy(policy), _who(caller))
+        log.info(
+            "Serving model %s from %s (%s) for %s",
+            name,
+            path,
+            source.describe_policy(policy),
+            _who(caller),
+        )
         return config
 
     def _keep_what_still_applies(self, name: str, config: ModelConfig) -> None:
@@ -186,7 +203,9 @@ class Admin:
         if previous.base_path != config.base_path:
             return
         config.logging_config.CopyFrom(previous.logging_config)
-        staying = source.aspired_versions(self.versions_of(name, config.base_path), config.model_version_policy)
+        staying = source.aspired_versions(
+            self.versions_of(name, config.base_path), config.model_version_policy
+        )
         for label, version in previous.version_labels.items():
             if version in staying:
                 config.version_labels[label] = version
@@ -206,7 +225,9 @@ class Admin:
             _check_name(label, "Label")
             self.manager.set_label(name, label, version)
             labels = self.manager.labels(name)
-        log.info("Label %s of model %s points at version %d, for %s", label, name, version, _who(caller))
+        log.info(
+            "Label %s of model %s points at version %d, for %s", label, name, version, _who(caller)
+        )
         return labels
 
     def remove_label(self, caller: Caller, name: str, label: str) -> dict[str, int]:
@@ -234,9 +255,13 @@ class Admin:
             self._admit(caller)
             _check_name(name)
             config = self.manager.model_config(name)
-            serving = [s.version for s in self.manager.version_status(name) if s.state == State.AVAILABLE]
+            serving = [
+                s.version for s in self.manager.version_status(name) if s.state == State.AVAILABLE
+            ]
             if not serving:
-                raise failed_precondition(f"Model {name} has no AVAILABLE version to roll back from")
+                raise failed_precondition(
+                    f"Model {name} has no AVAILABLE version to roll back from"
+                )
             current = max(serving)
             try:
                 on_disk = self.versions_of(name, config.base_path)
@@ -246,7 +271,9 @@ class Admin:
                 ) from None
             if version is not None:
                 if version not in on_disk:
-                    raise not_found(f"Version {version} of model {name} is not under {config.base_path}")
+                    raise not_found(
+                        f"Version {version} of model {name} is not under {config.base_path}"
+                    )
                 if version == current:
                     raise failed_precondition(f"Model {name} is already serving version {version}")
                 target = version
@@ -259,10 +286,18 @@ class Admin:
                 target = max(older)
             config.model_version_policy.specific.versions[:] = [target]  # also clears latest/all
             self.manager.add_model(config, wait_timeout=None)
-        log.info("Rolling back model %s from version %d to %d, for %s", name, current, target, _who(caller))
+        log.info(
+            "Rolling back model %s from version %d to %d, for %s",
+            name,
+            current,
+            target,
+            _who(caller),
+        )
         return target, current
 
-    def reload(self, caller: Caller, config: ModelServerConfig, *, wait_timeout: float | None = None) -> list[str]:
+    def reload(
+        self, caller: Caller, config: ModelServerConfig, *, wait_timeout: float | None = None
+    ) -> list[str]:
         """Realize exactly this config (TF Serving's HandleReloadConfigRequest); returns the model names.
 
         With ``wait_timeout``, new versions are waited for (up to that many
@@ -277,7 +312,11 @@ class Admin:
                 _check_name(model.name)
                 for label in model.version_labels:
                     _check_name(label, "Label")
-                if self.policy.roots.restricted and not caller.trusted and version_sources.is_local(model.base_path):
+                if (
+                    self.policy.roots.restricted
+                    and not caller.trusted
+                    and version_sources.is_local(model.base_path)
+                ):
                     self.policy.roots.check(version_sources.local_path(model.base_path))
                 self._check_log_folder(caller, model)
             self._trusted_bases = (
@@ -297,7 +336,9 @@ class Admin:
         try:
             config = text_format.Parse(text, ModelServerConfig())
         except text_format.ParseError as exc:
-            raise invalid_argument(f"Error parsing text-format tensorflow.serving.ModelServerConfig: {exc}") from None
+            raise invalid_argument(
+                f"Error parsing text-format tensorflow.serving.ModelServerConfig: {exc}"
+            ) from None
         return self.reload(caller, config, wait_timeout=_label_wait(config))
 
     def reload_file(self, caller: Caller) -> list[str]:
@@ -349,7 +390,9 @@ class Admin:
 
     def batcher_or_refusal(self):
         if self.batcher is None:
-            raise failed_precondition("Batching is not enabled on this server; start it with --enable_batching.")
+            raise failed_precondition(
+                "Batching is not enabled on this server; start it with --enable_batching."
+            )
         return self.batcher
 
     # ------------------------------------------------------------------ policy
@@ -373,7 +416,11 @@ class Admin:
 
 def _label_wait(config: ModelServerConfig) -> float | None:
     """Like TF Serving, a config with labels waits for its versions to load before labelling them."""
-    return LABEL_WAIT_SECONDS if any(m.version_labels for m in config.model_config_list.config) else None
+    return (
+        LABEL_WAIT_SECONDS
+        if any(m.version_labels for m in config.model_config_list.config)
+        else None
+    )
 
 
 def _check_name(name, what: str = "Model name") -> None:
@@ -423,7 +470,9 @@ def check_repository(name: str, path: str, policy, roots: ModelRoots) -> None:
 
 
 def _is_saved_model(path: str) -> bool:
-    return any(os.path.isfile(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt"))
+    return any(
+        os.path.isfile(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt")
+    )
 
 
 def parse_policy_json(value):
@@ -434,12 +483,16 @@ def parse_policy_json(value):
         return source.parse_policy(value)
     shown = json.dumps(value)
     if not isinstance(value, dict):
-        raise invalid_argument(f"Invalid version policy {shown}: expected latest:N, all, specific:V1,V2 or an object")
+        raise invalid_argument(
+            f"Invalid version policy {shown}: expected latest:N, all, specific:V1,V2 or an object"
+        )
     from google.protobuf import json_format
     from tensorflow_serving.config import file_system_storage_path_source_pb2 as fs
 
     try:
-        policy = json_format.ParseDict(value, fs.FileSystemStoragePathSourceConfig.ServableVersionPolicy())
+        policy = json_format.ParseDict(
+            value, fs.FileSystemStoragePathSourceConfig.ServableVersionPolicy()
+        )
     except json_format.ParseError as exc:
         raise invalid_argument(f"Invalid version policy {shown}: {exc}") from None
     choice = policy.WhichOneof("policy_choice")

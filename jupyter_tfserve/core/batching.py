@@ -97,7 +97,9 @@ QUEUING_BUCKETS_US = tuple(100 * 1.2**i for i in range(52))
 def is_batchable(signature) -> bool:
     """Every input and output declares a known rank >= 1 with an unknown leading (batch) dimension."""
     specs = [*signature.inputs.values(), *signature.outputs.values()]
-    return bool(signature.inputs) and all(s.shape is not None and s.shape[:1] == (-1,) for s in specs)
+    return bool(signature.inputs) and all(
+        s.shape is not None and s.shape[:1] == (-1,) for s in specs
+    )
 
 
 def _fits_signature(signature, inputs: dict[str, np.ndarray]) -> int | None:
@@ -418,7 +420,11 @@ class BatchScheduler:
                     elif batch.deadline <= now:
                         queue.close(batch, "timeout")
                     else:
-                        wait = batch.deadline - now if wait is None else min(wait, batch.deadline - now)
+                        wait = (
+                            batch.deadline - now
+                            if wait is None
+                            else min(wait, batch.deadline - now)
+                        )
             if queue.ready:
                 self._turn = (self._turn + i + 1) % len(queues)
                 return queue, queue.ready.popleft(), None
@@ -468,14 +474,21 @@ class BatchScheduler:
         finally:
             if self.metrics is not None:
                 self.metrics.observe_runtime(queue.model_name, time.perf_counter() - started)
-                self.metrics.inc(SERIES + "wrapped_run_count", queue.labels,
-                                 doc="Total count of run calls on the wrapped session")
+                self.metrics.inc(
+                    SERIES + "wrapped_run_count",
+                    queue.labels,
+                    doc="Total count of run calls on the wrapped session",
+                )
 
     def _rerun_alone(self, queue: _Queue, tasks: list[_Task], error: ServingError | None) -> None:
         """The merged run failed or did not split: each request runs by itself, so errors stay its own."""
         if error is not None:
-            log.info("batch of %d requests to %s failed (%s); running them one by one",
-                     len(tasks), queue.model_name, error.message)
+            log.info(
+                "batch of %d requests to %s failed (%s); running them one by one",
+                len(tasks),
+                queue.model_name,
+                error.message,
+            )
         with queue.stats.lock:
             queue.stats.reruns += 1
         for task in tasks:
@@ -493,15 +506,34 @@ class BatchScheduler:
         """TF Serving's ``batching_session`` series, labelled with the model and signature."""
         metrics, labels = self.metrics, queue.labels
         queuing = {**labels, "thread_pool_name": queue.options.thread_pool_name}
-        metrics.observe_all(SERIES + "queuing_latency", queuing, [w * 1e6 for w in waits],
-                            buckets=QUEUING_BUCKETS_US,
-                            doc="Distribution of wall time spent (in microseconds) in queuing")
-        metrics.observe_all(SERIES + "input_batch_size", labels, [t.rows for t in tasks],
-                            buckets=SIZE_BUCKETS, doc="Tracks the batch size distribution on the inputs.")
-        metrics.observe(SERIES + "processed_batch_size", labels, size, buckets=SIZE_BUCKETS,
-                        doc="Tracks the batch size distribution on processing.")
-        metrics.observe(SERIES + "padding_size", {**labels, "execution_batch_size": str(size)}, padding,
-                        buckets=SIZE_BUCKETS, doc="Tracks the padding size distribution on batches.")
+        metrics.observe_all(
+            SERIES + "queuing_latency",
+            queuing,
+            [w * 1e6 for w in waits],
+            buckets=QUEUING_BUCKETS_US,
+            doc="Distribution of wall time spent (in microseconds) in queuing",
+        )
+        metrics.observe_all(
+            SERIES + "input_batch_size",
+            labels,
+            [t.rows for t in tasks],
+            buckets=SIZE_BUCKETS,
+            doc="Tracks the batch size distribution on the inputs.",
+        )
+        metrics.observe(
+            SERIES + "processed_batch_size",
+            labels,
+            size,
+            buckets=SIZE_BUCKETS,
+            doc="Tracks the batch size distribution on processing.",
+        )
+        metrics.observe(
+            SERIES + "padding_size",
+            {**labels, "execution_batch_size": str(size)},
+            padding,
+            buckets=SIZE_BUCKETS,
+            doc="Tracks the padding size distribution on batches.",
+        )
 
     # ------------------------------------------------------------------ parameters
     def prepare(self, model_name: str, version: int, path: str) -> None:
@@ -626,4 +658,3 @@ def _pad_lengths(array: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
     padded = np.full((array.shape[0], *dims), fill, dtype=array.dtype)
     padded[tuple(slice(0, n) for n in array.shape)] = array
     return padded
-

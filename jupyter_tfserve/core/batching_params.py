@@ -68,16 +68,26 @@ class BatchingOptions:
         return options
 
     def validate(self) -> None:
-        for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads", "max_execution_batch_size"):
+        for name in (
+            "max_batch_size",
+            "max_enqueued_batches",
+            "num_batch_threads",
+            "max_execution_batch_size",
+        ):
             if getattr(self, name) < 1:
                 raise invalid_argument(f"{name} must be positive; was {getattr(self, name)}")
         if self.batch_timeout_micros < 0:
-            raise invalid_argument(f"batch_timeout_micros must be non-negative; was {self.batch_timeout_micros}")
+            raise invalid_argument(
+                f"batch_timeout_micros must be non-negative; was {self.batch_timeout_micros}"
+            )
         if self.num_batch_threads > MAX_BATCH_THREADS:
             raise invalid_argument(
                 f"num_batch_threads must be at most {MAX_BATCH_THREADS}; was {self.num_batch_threads}"
             )
-        if self.enable_large_batch_splitting and self.max_execution_batch_size > self.max_batch_size:
+        if (
+            self.enable_large_batch_splitting
+            and self.max_execution_batch_size > self.max_batch_size
+        ):
             raise invalid_argument(
                 "max_execution_batch_size must be less than or equal to max_batch_size; "
                 f"was {self.max_execution_batch_size}; max_batch_size is {self.max_batch_size}"
@@ -102,7 +112,11 @@ class BatchingOptions:
     @property
     def batch_capacity(self) -> int:
         """Rows one model run takes."""
-        return self.max_execution_batch_size if self.enable_large_batch_splitting else self.max_batch_size
+        return (
+            self.max_execution_batch_size
+            if self.enable_large_batch_splitting
+            else self.max_batch_size
+        )
 
     def padded_size(self, rows: int) -> int:
         """The smallest allowed batch size that holds ``rows`` (``rows`` itself when none does)."""

@@ -36,7 +36,9 @@ class BatchStats:
         self.recent: deque[tuple[float, int, int]] = deque()  # (finished, rows, requests)
         self.queued_rows = 0
 
-    def record(self, reason: str, rows: int, padding: int, waits: list[float], seconds: float, now: float):
+    def record(
+        self, reason: str, rows: int, padding: int, waits: list[float], seconds: float, now: float
+    ):
         """One batch that ran: why it closed, its rows, each request's queue wait, the run's duration."""
         with self.lock:
             self.batches += 1

@@ -38,12 +38,15 @@ __all__ = [
     "validate_model_server_config",
 ]
 
+
 def parse_text_file(path: str | os.PathLike, message_cls):
     """Parse a text-format proto file; errors name the file and the message type, like TF Serving's log."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise ServingError(Code.NOT_FOUND, f"Could not read config file {path}: {exc.strerror or exc}") from exc
+        raise ServingError(
+            Code.NOT_FOUND, f"Could not read config file {path}: {exc.strerror or exc}"
+        ) from exc
     try:
         return text_format.Parse(text, message_cls())
     except text_format.ParseError as exc:
@@ -58,7 +61,9 @@ def load_model_server_config(path: str | os.PathLike) -> ModelServerConfig:
     return config
 
 
-def single_model_config(name: str, base_path: str, platform: str = "tensorflow") -> ModelServerConfig:
+def single_model_config(
+    name: str, base_path: str, platform: str = "tensorflow"
+) -> ModelServerConfig:
     """The config ``--model_name``/``--model_base_path`` stand for."""
     config = ModelServerConfig()
     model = config.model_config_list.config.add()
@@ -73,16 +78,22 @@ def validate_model_server_config(config: ModelServerConfig) -> None:
     """Reject what TF Serving rejects, with its wording, before anything is (un)loaded."""
     kind = config.WhichOneof("config")
     if kind == "custom_model_config":
-        raise ServingError(Code.UNIMPLEMENTED, "custom_model_config is not supported; use model_config_list.")
+        raise ServingError(
+            Code.UNIMPLEMENTED, "custom_model_config is not supported; use model_config_list."
+        )
     seen: set[str] = set()
     for model in config.model_config_list.config:
         if not model.name:
             raise invalid_argument("Model name must not be empty in model_config_list.")
         if model.name in seen:
-            raise invalid_argument(f"Illegal to list model {model.name} multiple times in config list")
+            raise invalid_argument(
+                f"Illegal to list model {model.name} multiple times in config list"
+            )
         seen.add(model.name)
         base_path = model.base_path
-        if version_sources.is_local(base_path) and not os.path.isabs(version_sources.local_path(base_path)):
+        if version_sources.is_local(base_path) and not os.path.isabs(
+            version_sources.local_path(base_path)
+        ):
             raise invalid_argument(
                 f"Expected model {model.name} to have an absolute path or URI; got base_path()={model.base_path}"
             )
@@ -94,5 +105,7 @@ def validate_model_server_config(config: ModelServerConfig) -> None:
             if not label:
                 raise invalid_argument(f"Model {model.name}: version label must not be empty")
             if version < 0:
-                raise invalid_argument(f"Model {model.name}: label {label} has negative version {version}")
+                raise invalid_argument(
+                    f"Model {model.name}: label {label} has negative version {version}"
+                )
         validate_logging_config(model.name, model.logging_config)

@@ -28,21 +28,51 @@ _PACKAGE = "tensorflow.serving"
 _MESSAGES = {
     "BatchingParameters": [
         ("max_batch_size", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-        ("batch_timeout_micros", 2, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-        ("max_enqueued_batches", 3, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
+        (
+            "batch_timeout_micros",
+            2,
+            _F.TYPE_MESSAGE,
+            _F.LABEL_OPTIONAL,
+            ".google.protobuf.Int64Value",
+        ),
+        (
+            "max_enqueued_batches",
+            3,
+            _F.TYPE_MESSAGE,
+            _F.LABEL_OPTIONAL,
+            ".google.protobuf.Int64Value",
+        ),
         ("num_batch_threads", 4, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
         ("thread_pool_name", 5, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".google.protobuf.StringValue"),
         ("allowed_batch_sizes", 6, _F.TYPE_INT64, _F.LABEL_REPEATED, None),
         ("pad_variable_length_inputs", 7, _F.TYPE_BOOL, _F.LABEL_OPTIONAL, None),
-        ("enable_large_batch_splitting", 8, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".google.protobuf.BoolValue"),
-        ("max_execution_batch_size", 9, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
+        (
+            "enable_large_batch_splitting",
+            8,
+            _F.TYPE_MESSAGE,
+            _F.LABEL_OPTIONAL,
+            ".google.protobuf.BoolValue",
+        ),
+        (
+            "max_execution_batch_size",
+            9,
+            _F.TYPE_MESSAGE,
+            _F.LABEL_OPTIONAL,
+            ".google.protobuf.Int64Value",
+        ),
     ],
     "PrometheusConfig": [
         ("enable", 1, _F.TYPE_BOOL, _F.LABEL_OPTIONAL, None),
         ("path", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
     ],
     "MonitoringConfig": [
-        ("prometheus_config", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, f".{_PACKAGE}.PrometheusConfig"),
+        (
+            "prometheus_config",
+            1,
+            _F.TYPE_MESSAGE,
+            _F.LABEL_OPTIONAL,
+            f".{_PACKAGE}.PrometheusConfig",
+        ),
     ],
     "SSLConfig": [
         ("server_key", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
@@ -53,7 +83,9 @@ _MESSAGES = {
 }
 
 
-def build_messages(file_name: str, package: str, messages: dict, dependencies=()) -> dict[str, type]:
+def build_messages(
+    file_name: str, package: str, messages: dict, dependencies=()
+) -> dict[str, type]:
     """Message classes for ``messages`` (as :data:`_MESSAGES`), added once to protobuf's default pool."""
     file = descriptor_pb2.FileDescriptorProto(
         name=file_name, package=package, syntax="proto3", dependency=list(dependencies)
@@ -76,7 +108,10 @@ def build_messages(file_name: str, package: str, messages: dict, dependencies=()
 
 
 _CLASSES = build_messages(
-    "jupyter_tfserve/tfserving_config.proto", _PACKAGE, _MESSAGES, ["google/protobuf/wrappers.proto"]
+    "jupyter_tfserve/tfserving_config.proto",
+    _PACKAGE,
+    _MESSAGES,
+    ["google/protobuf/wrappers.proto"],
 )
 BatchingParameters = _CLASSES["BatchingParameters"]
 PrometheusConfig = _CLASSES["PrometheusConfig"]

@@ -116,7 +116,9 @@ class InferenceService:
     # ------------------------------------------------------------------ resolution
     def resolve(self, spec: ModelSpec) -> Target:
         if spec.version is not None and spec.label:
-            raise invalid_argument("ModelSpec has both version and version_label set; set at most one.")
+            raise invalid_argument(
+                "ModelSpec has both version and version_label set; set at most one."
+            )
         handle = self.manager.acquire(spec.name, spec.version, spec.label)
         try:
             signature = handle.servable.signature(spec.signature)
@@ -143,7 +145,9 @@ class InferenceService:
         if model_log is None:
             return self._predict(target, inputs, output_filter, inline)
         return model_log.watch(
-            PREDICT, target, (inputs, list(output_filter)),
+            PREDICT,
+            target,
+            (inputs, list(output_filter)),
             lambda: self._predict(target, inputs, output_filter, inline),
         )
 
@@ -158,12 +162,16 @@ class InferenceService:
         return self.request_log.sample(model_name) if self.request_log is not None else None
 
     # ------------------------------------------------------------------ classify / regress
-    def classify(self, target: Target, examples: list[bytes], *, inline: bool = False, log: bool = True) -> Future:
+    def classify(
+        self, target: Target, examples: list[bytes], *, inline: bool = False, log: bool = True
+    ) -> Future:
         """Future of a :class:`Classification` for serialized tf.Examples."""
         model_log = self.sampled_log(target.model_name) if log else None
         if model_log is None:
             return self._classify(target, examples, inline)
-        return model_log.watch(CLASSIFY, target, examples, lambda: self._classify(target, examples, inline))
+        return model_log.watch(
+            CLASSIFY, target, examples, lambda: self._classify(target, examples, inline)
+        )
 
     def _classify(self, target: Target, examples: list[bytes], inline: bool) -> Future:
         signature = target.signature
@@ -177,12 +185,16 @@ class InferenceService:
         future = self._submit(target, {input_alias: example_array(examples)}, None, inline)
         return _then(future, lambda out: _classification(out, len(examples)))
 
-    def regress(self, target: Target, examples: list[bytes], *, inline: bool = False, log: bool = True) -> Future:
+    def regress(
+        self, target: Target, examples: list[bytes], *, inline: bool = False, log: bool = True
+    ) -> Future:
         """Future of a 1-D float array, one value per example."""
         model_log = self.sampled_log(target.model_name) if log else None
         if model_log is None:
             return self._regress(target, examples, inline)
-        return model_log.watch(REGRESS, target, examples, lambda: self._regress(target, examples, inline))
+        return model_log.watch(
+            REGRESS, target, examples, lambda: self._regress(target, examples, inline)
+        )
 
     def _regress(self, target: Target, examples: list[bytes], inline: bool) -> Future:
         signature = target.signature
@@ -226,7 +238,9 @@ class InferenceService:
                     self.metrics.observe_runtime(handle.model_name, time.perf_counter() - started)
 
 
-def _shape_error(handle: Handle, signature_name: str, inputs, exc: Exception) -> ServingError | None:
+def _shape_error(
+    handle: Handle, signature_name: str, inputs, exc: Exception
+) -> ServingError | None:
     """A failed run's error restated when an input's shape conflicts with the signature's static shape.
 
     TensorFlow's own message locates the failure in the graph (``Matrix
@@ -282,7 +296,9 @@ def validate_inputs(signature: SignatureInfo, inputs: dict[str, np.ndarray]) -> 
             )
 
 
-def validate_output_filter(signature: SignatureInfo, output_filter: Sequence[str]) -> list[str] | None:
+def validate_output_filter(
+    signature: SignatureInfo, output_filter: Sequence[str]
+) -> list[str] | None:
     if not output_filter:
         return None
     seen: set[str] = set()
@@ -346,7 +362,9 @@ def _regression(values: np.ndarray, batch: int) -> np.ndarray:
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
     if values.ndim != 1 or values.shape[0] != batch:
-        raise invalid_argument(f"Expected output Tensor shape to be either [{batch}] or [{batch}, 1] but got {list(values.shape)}")
+        raise invalid_argument(
+            f"Expected output Tensor shape to be either [{batch}] or [{batch}, 1] but got {list(values.shape)}"
+        )
     return values
 
 

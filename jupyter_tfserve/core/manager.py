@@ -152,7 +152,9 @@ class ModelManager:
         """``version_source(name, base_path)`` lists a model's version directories at each poll
         (default: every one under base_path); the admin core passes one that applies the model roots."""
         self._loader = loader
-        self._version_source = version_source or (lambda name, base_path: version_sources.list_versions(base_path))
+        self._version_source = version_source or (
+            lambda name, base_path: version_sources.list_versions(base_path)
+        )
         self.poll_wait_seconds = file_system_poll_wait_seconds
         self.max_num_load_retries = max_num_load_retries
         self.load_retry_interval_seconds = load_retry_interval_seconds
@@ -182,7 +184,9 @@ class ModelManager:
     def start(self) -> None:
         """Start polling the file system (when the poll interval is positive)."""
         if self._poller is None and self.poll_wait_seconds > 0:
-            self._poller = threading.Thread(target=self._poll_loop, name="tfserve-poll", daemon=True)
+            self._poller = threading.Thread(
+                target=self._poll_loop, name="tfserve-poll", daemon=True
+            )
             self._poller.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -219,7 +223,9 @@ class ModelManager:
             config.CopyFrom(self._config)
             return config
 
-    def reload_config(self, config: ModelServerConfig, *, wait_timeout: float | None = 300.0) -> None:
+    def reload_config(
+        self, config: ModelServerConfig, *, wait_timeout: float | None = 300.0
+    ) -> None:
         """Realize exactly this set of models; models not listed are unloaded.
 
         New models are loaded (and waited for, like TF Serving, up to ``wait_timeout``)
@@ -301,7 +307,11 @@ class ModelManager:
                 entry = model.versions.get(version)
                 available = entry is not None and entry.state == State.AVAILABLE
                 is_new = model.labels.get(label) != version
-                if not available and is_new and not (self.allow_unavailable_labels and label not in model.labels):
+                if (
+                    not available
+                    and is_new
+                    and not (self.allow_unavailable_labels and label not in model.labels)
+                ):
                     raise failed_precondition(
                         f"Request to assign label to version {version} of model {name}, "
                         "which is not currently available for inference"
@@ -329,13 +339,17 @@ class ModelManager:
             try:
                 available = self._version_source(name, model.config.base_path)
                 model.source_error = ""
-            except ServingError as exc:  # a source plug-in failed: say so, keep serving what is loaded
+            except (
+                ServingError
+            ) as exc:  # a source plug-in failed: say so, keep serving what is loaded
                 if model.source_error != exc.message:
                     log.warning("Model %s: %s", name, exc.message)
                 model.source_error = exc.message
                 continue
             except OSError as exc:
-                message = f"No versions of servable {name} found under base path {model.config.base_path}"
+                message = (
+                    f"No versions of servable {name} found under base path {model.config.base_path}"
+                )
                 if model.source_error != message:
                     log.warning("%s (%s)", message, exc.strerror or exc)
                 model.source_error = message
@@ -408,9 +422,15 @@ class ModelManager:
             error = from_exception(exc)
             log.warning(
                 "Loading %s version %s failed (attempt %d of %d): %s",
-                name, entry.version, attempt + 1, attempts, error.message,
+                name,
+                entry.version,
+                attempt + 1,
+                attempts,
+                error.message,
             )
-            if attempt + 1 < attempts and self._schedule_retry(name, model, entry, attempt + 1, error):
+            if attempt + 1 < attempts and self._schedule_retry(
+                name, model, entry, attempt + 1, error
+            ):
                 return
             self._finish_load(name, entry, error, time.monotonic() - started)
             return
@@ -477,7 +497,10 @@ class ModelManager:
                 log.warning(
                     "Unloading %s version %s: %d request(s) still running after %g s; "
                     "it closes when they finish",
-                    name, entry.version, entry.refcount, bound,
+                    name,
+                    entry.version,
+                    entry.refcount,
+                    bound,
                 )
                 servable, entry.close_on_release = None, True
         if servable is not None:
@@ -488,7 +511,9 @@ class ModelManager:
             if model is not None:
                 for label, version in list(model.labels.items()):
                     if version == entry.version and not self.allow_unavailable_labels:
-                        log.info("Label %s of %s pointed at unloaded version %s", label, name, version)
+                        log.info(
+                            "Label %s of %s pointed at unloaded version %s", label, name, version
+                        )
                 if model.removed and all(v.state == State.END for v in model.versions.values()):
                     del self._models[name]
             self._cond.notify_all()

@@ -27,7 +27,30 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # 10 * 1.8^i microseconds, 33 buckets: TF Serving's request/runtime latency histograms.
 LATENCY_BUCKETS_US = tuple(10 * 1.8**i for i in range(33))
 # Batch sizes: powers of two and their midpoints, up to well past TF Serving's default max of 1000.
-BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096)
+BATCH_SIZE_BUCKETS = (
+    1,
+    2,
+    3,
+    4,
+    6,
+    8,
+    12,
+    16,
+    24,
+    32,
+    48,
+    64,
+    96,
+    128,
+    192,
+    256,
+    384,
+    512,
+    768,
+    1024,
+    2048,
+    4096,
+)
 
 
 class _Histogram:
@@ -47,7 +70,12 @@ class _Histogram:
         self.count += 1
 
     def snapshot(self) -> dict:
-        return {"buckets": list(self.buckets), "counts": list(self.counts), "sum": self.sum, "count": self.count}
+        return {
+            "buckets": list(self.buckets),
+            "counts": list(self.counts),
+            "sum": self.sum,
+            "count": self.count,
+        }
 
 
 # The model_name of requests that name no served model: one series however many names
@@ -79,10 +107,19 @@ class ServingMetrics:
                 self._docs.setdefault(name, doc)
             self._counters[name][key] += value
 
-    def observe(self, name: str, labels: dict[str, str], value: float, buckets=LATENCY_BUCKETS_US, doc: str = "") -> None:
+    def observe(
+        self,
+        name: str,
+        labels: dict[str, str],
+        value: float,
+        buckets=LATENCY_BUCKETS_US,
+        doc: str = "",
+    ) -> None:
         self.observe_all(name, labels, (value,), buckets, doc)
 
-    def observe_all(self, name: str, labels: dict[str, str], values, buckets=LATENCY_BUCKETS_US, doc: str = "") -> None:
+    def observe_all(
+        self, name: str, labels: dict[str, str], values, buckets=LATENCY_BUCKETS_US, doc: str = ""
+    ) -> None:
         """Several observations of one series under one lock (a batch's per-request values)."""
         key = tuple(labels.values())
         with self._lock:
@@ -96,7 +133,9 @@ class ServingMetrics:
             for value in values:
                 histogram.observe(value)
 
-    def observe_request(self, model_name: str, api: str, entrypoint: str, status: str, seconds: float) -> None:
+    def observe_request(
+        self, model_name: str, api: str, entrypoint: str, status: str, seconds: float
+    ) -> None:
         """One finished request: TF Serving's request_count and request_latency (microseconds)."""
         if self.is_served is not None and not self.is_served(model_name):
             model_name = UNKNOWN_MODEL
@@ -159,11 +198,15 @@ class ServingMetrics:
             out: dict = {}
             for name, series in self._counters.items():
                 names = self._label_names[name]
-                out[name] = [{"labels": dict(zip(names, k, strict=True)), "value": v} for k, v in series.items()]
+                out[name] = [
+                    {"labels": dict(zip(names, k, strict=True)), "value": v}
+                    for k, v in series.items()
+                ]
             for name, series in self._histograms.items():
                 names = self._label_names[name]
                 out[name] = [
-                    {"labels": dict(zip(names, k, strict=True)), **h.snapshot()} for k, h in series.items()
+                    {"labels": dict(zip(names, k, strict=True)), **h.snapshot()}
+                    for k, h in series.items()
                 ]
             return out
 
@@ -182,7 +225,9 @@ class ServingMetrics:
     def collect(self):
         with self._lock:
             counters = {n: dict(s) for n, s in self._counters.items()}
-            histograms = {n: {k: h.snapshot() for k, h in s.items()} for n, s in self._histograms.items()}
+            histograms = {
+                n: {k: h.snapshot() for k, h in s.items()} for n, s in self._histograms.items()
+            }
             label_names = dict(self._label_names)
             docs = dict(self._docs)
         for name, series in counters.items():
@@ -205,7 +250,7 @@ class ServingMetrics:
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
 def _le(bound: float) -> str:

@@ -23,7 +23,9 @@ import threading
 
 # "I0000 00:00:1796518345.642910   19987 port.cc:153] ..." (severity, date, time, thread, file:line)
 _ABSL_LINE = re.compile(rb"^([IWEF])\d{4} \d\d:\d\d:[\d.]+\s+\d+ [^ \]]+:\d+\] ")
-_ABSL_BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_ABSL_BANNER = (
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+)
 # Lines that start another program's log record, never a continuation of absl's message.
 _OWN_RECORD = re.compile(rb"^(\[|\d|[A-Z]+:)")
 _SEVERITY = {b"I": 0, b"W": 1, b"E": 2, b"F": 3}

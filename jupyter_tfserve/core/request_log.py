@@ -75,7 +75,13 @@ _CLASSES = build_messages(
         ],
         # The same bytes as a PredictionLog, seen through the one field it adds.
         "LoggedRecord": [
-            ("outcome", OUTCOME_FIELD, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".jupyter_tfserve.LoggedOutcome"),
+            (
+                "outcome",
+                OUTCOME_FIELD,
+                _F.TYPE_MESSAGE,
+                _F.LABEL_OPTIONAL,
+                ".jupyter_tfserve.LoggedOutcome",
+            ),
         ],
     },
 )
@@ -124,10 +130,14 @@ def validate_logging_config(model_name: str, config) -> None:
     """A model's ``logging_config`` is refused when the server could not honour it."""
     rate = config.sampling_config.sampling_rate
     if not 0.0 <= rate <= 1.0:
-        raise invalid_argument(f"Model {model_name}: sampling_rate must be between 0 and 1; got {rate}")
+        raise invalid_argument(
+            f"Model {model_name}: sampling_rate must be between 0 and 1; got {rate}"
+        )
     if not config.HasField("log_collector_config"):
         if config.sampling_config.sampling_rate:
-            raise invalid_argument(f"Model {model_name}: logging_config has no log_collector_config")
+            raise invalid_argument(
+                f"Model {model_name}: logging_config has no log_collector_config"
+            )
         return
     collector = config.log_collector_config
     if collector.type not in _COLLECTORS:
@@ -152,7 +162,9 @@ class _Logged:
     model_name: str
     version: int
     signature_name: str
-    request: object  # predict: (inputs, output_filter); classify/regress: examples; multi: the proto
+    request: (
+        object  # predict: (inputs, output_filter); classify/regress: examples; multi: the proto
+    )
     result: object  # the run's result (None on error)
     error: ServingError | None
     timestamp: float  # wall clock, seconds
@@ -184,8 +196,17 @@ class ModelLog:
 
         def done(f) -> None:
             if f.cancelled():
-                self.record(kind, name, version, signature, request, None,
-                            ServingError(Code.CANCELLED, "Cancelled by the client"), timestamp, started)
+                self.record(
+                    kind,
+                    name,
+                    version,
+                    signature,
+                    request,
+                    None,
+                    ServingError(Code.CANCELLED, "Cancelled by the client"),
+                    timestamp,
+                    started,
+                )
                 return
             error = f.exception()
             result = None if error is not None else f.result()
@@ -205,12 +226,23 @@ class ModelLog:
         self.record(kind, name, version, "", request, result, None, timestamp, started)
         return result
 
-    def record(self, kind, name, version, signature, request, result, error, timestamp, started) -> None:
+    def record(
+        self, kind, name, version, signature, request, result, error, timestamp, started
+    ) -> None:
         if error is not None and not isinstance(error, ServingError):
             error = from_exception(error)
         self.writer.offer(
-            _Logged(kind, name, version, signature, request, result, error, timestamp,
-                    time.perf_counter() - started)
+            _Logged(
+                kind,
+                name,
+                version,
+                signature,
+                request,
+                result,
+                error,
+                timestamp,
+                time.perf_counter() - started,
+            )
         )
 
 
@@ -251,7 +283,10 @@ class RequestLogger:
                     continue
                 collector = model.logging_config.log_collector_config
                 previous = current.get(model.name)
-                if previous is not None and previous.writer.collector == (collector.type, collector.filename_prefix):
+                if previous is not None and previous.writer.collector == (
+                    collector.type,
+                    collector.filename_prefix,
+                ):
                     writer = previous.writer
                 else:
                     writer = _Writer(model.name, collector.type, collector.filename_prefix, self)
@@ -280,7 +315,9 @@ class RequestLogger:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every record queued so far is written (or failed); False on timeout."""
         deadline = time.monotonic() + timeout
-        return all(m.writer.drain(max(0.0, deadline - time.monotonic())) for m in list(self._logs.values()))
+        return all(
+            m.writer.drain(max(0.0, deadline - time.monotonic())) for m in list(self._logs.values())
+        )
 
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:
@@ -327,7 +364,9 @@ class _Writer:
             os.makedirs(directory, exist_ok=True)
         except OSError as exc:
             log.error("Request log of model %s: cannot create %s: %s", model_name, directory, exc)
-        self._thread = threading.Thread(target=self._run, name=f"tfserve-log-{model_name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"tfserve-log-{model_name}", daemon=True
+        )
         self._thread.start()
 
     # ------------------------------------------------------------------ request path
@@ -374,7 +413,12 @@ class _Writer:
         except Exception as exc:  # noqa: BLE001 - full disk, removed folder, closed pipe: count, go on
             if not self._failing:
                 self._failing = True
-                log.error("Request log of model %s: cannot write under %s: %s", self.model_name, self._prefix, exc)
+                log.error(
+                    "Request log of model %s: cannot write under %s: %s",
+                    self.model_name,
+                    self._prefix,
+                    exc,
+                )
             self._close_sink()
             return "failed"
         self._bytes += len(record) + 16  # TFRecord framing: length, its CRC, the data's CRC
@@ -407,7 +451,12 @@ class _Writer:
         try:
             self._sink.flush()
         except Exception as exc:  # noqa: BLE001
-            log.error("Request log of model %s: cannot flush under %s: %s", self.model_name, self._prefix, exc)
+            log.error(
+                "Request log of model %s: cannot flush under %s: %s",
+                self.model_name,
+                self._prefix,
+                exc,
+            )
             self._close_sink()
 
     def _close_sink(self) -> None:
@@ -416,8 +465,12 @@ class _Writer:
             try:
                 sink.close()
             except Exception as exc:  # noqa: BLE001
-                log.error("Request log of model %s: cannot close a file under %s: %s",
-                          self.model_name, self._prefix, exc)
+                log.error(
+                    "Request log of model %s: cannot close a file under %s: %s",
+                    self.model_name,
+                    self._prefix,
+                    exc,
+                )
 
     def _done(self, count: int) -> None:
         with self._idle:
@@ -435,8 +488,11 @@ class _Writer:
         try:
             self._queue.put(_STOP, timeout=timeout)
         except queue.Full:
-            log.error("Request log of model %s: writer stuck; %d records not written",
-                      self.model_name, self._queue.qsize())
+            log.error(
+                "Request log of model %s: writer stuck; %d records not written",
+                self.model_name,
+                self._queue.qsize(),
+            )
             return
         self._thread.join(timeout)
 
@@ -501,7 +557,9 @@ def _tensor(array: np.ndarray):
     proto = tensor_pb2.TensorProto(dtype=tensors.datatype_of(array))
     for size in array.shape:
         proto.tensor_shape.dim.add(size=size)
-    proto.tensor_content = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    proto.tensor_content = np.ascontiguousarray(
+        array, dtype=array.dtype.newbyteorder("<")
+    ).tobytes()
     return proto
 
 
@@ -582,7 +640,11 @@ def warmup_sample(pattern: str, count: int, seed: int = 0) -> list:
 def parse_record(raw: bytes, path: str = "") -> Record:
     record = prediction_log_pb2.PredictionLog.FromString(raw)
     outcome = LoggedRecord.FromString(raw).outcome
-    timestamp = outcome.timestamp_micros / 1e6 if outcome.timestamp_micros else float(record.log_metadata.timestamp_secs)
+    timestamp = (
+        outcome.timestamp_micros / 1e6
+        if outcome.timestamp_micros
+        else float(record.log_metadata.timestamp_secs)
+    )
     return Record(
         log=record,
         code=Code(outcome.error_code),

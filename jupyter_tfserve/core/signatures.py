@@ -48,7 +48,9 @@ class SignatureInfo:
 def _spec(alias: str, tensor_info) -> TensorSpec:
     shape_proto = tensor_info.tensor_shape
     shape = None if shape_proto.unknown_rank else tuple(int(d.size) for d in shape_proto.dim)
-    return TensorSpec(alias=alias, tensor_name=tensor_info.name, dtype=int(tensor_info.dtype), shape=shape)
+    return TensorSpec(
+        alias=alias, tensor_name=tensor_info.name, dtype=int(tensor_info.dtype), shape=shape
+    )
 
 
 def shape_text(shape: tuple[int, ...] | None) -> str:
@@ -71,7 +73,9 @@ def shape_conflicts(expected: tuple[int, ...] | None, got: tuple[int, ...]) -> b
     return any(want >= 0 and want != have for want, have in zip(expected, got, strict=True))
 
 
-def shape_mismatches(signature: SignatureInfo, shapes: dict[str, tuple[int, ...]]) -> list[tuple[str, str, tuple]]:
+def shape_mismatches(
+    signature: SignatureInfo, shapes: dict[str, tuple[int, ...]]
+) -> list[tuple[str, str, tuple]]:
     """``(alias, expected shape text, sent shape)`` for every input whose sent shape conflicts with the signature."""
     return [
         (alias, shape_text(spec.shape), tuple(shapes[alias]))

@@ -33,7 +33,9 @@ def write_warmup_records(version_dir: str, logs) -> int:
     """Write ``PredictionLog``s as the version's warmup file (at most :data:`MAX_WARMUP_RECORDS`)."""
     logs = list(logs)
     if len(logs) > MAX_WARMUP_RECORDS:
-        raise ServingError(Code.INVALID_ARGUMENT, f"At most {MAX_WARMUP_RECORDS} warmup records, not {len(logs)}")
+        raise ServingError(
+            Code.INVALID_ARGUMENT, f"At most {MAX_WARMUP_RECORDS} warmup records, not {len(logs)}"
+        )
     path = warmup_path(version_dir)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tensorflow().io.TFRecordWriter(path) as writer:
@@ -59,7 +61,11 @@ def read_warmup_records(path: str) -> list:
 
 
 def warmup(
-    servable: Servable, iterations: int = 1, metrics=None, *, check_signature_method_name: bool = False
+    servable: Servable,
+    iterations: int = 1,
+    metrics=None,
+    *,
+    check_signature_method_name: bool = False,
 ) -> int:
     """Replay the version's warmup records; returns how many were replayed (0 when there is no file).
 
@@ -74,14 +80,17 @@ def warmup(
     except ServingError:
         raise
     except Exception as exc:  # a truncated or foreign file: fail this version's load, clearly
-        raise ServingError(Code.DATA_LOSS, f"Could not read warmup records from {path}: {exc}") from exc
+        raise ServingError(
+            Code.DATA_LOSS, f"Could not read warmup records from {path}: {exc}"
+        ) from exc
     for log in logs:
         for _ in range(max(1, iterations)):
             try:
                 _replay(servable, log, check_signature_method_name)
             except ServingError as exc:
                 raise ServingError(
-                    exc.code, f"Warmup failed for {servable.name} version {servable.version}: {exc.message}"
+                    exc.code,
+                    f"Warmup failed for {servable.name} version {servable.version}: {exc.message}",
                 ) from exc
     if metrics is not None:
         metrics.observe(
@@ -100,16 +109,22 @@ def _replay(servable: Servable, log, check_method_name: bool) -> None:
         signature = servable.signature(request.model_spec.signature_name or DEFAULT_SIGNATURE)
         inputs = {k: tensors.tensor_proto_to_ndarray(v) for k, v in request.inputs.items()}
         validate_inputs(signature, inputs)
-        servable.run(signature.name, inputs, validate_output_filter(signature, list(request.output_filter)))
+        servable.run(
+            signature.name, inputs, validate_output_filter(signature, list(request.output_filter))
+        )
     elif kind in ("classify_log", "regress_log"):
         request = getattr(log, kind).request
         method = CLASSIFY_METHOD if kind == "classify_log" else REGRESS_METHOD
-        _run_examples(servable, request.model_spec.signature_name, request.input, method, check_method_name)
+        _run_examples(
+            servable, request.model_spec.signature_name, request.input, method, check_method_name
+        )
     elif kind == "multi_inference_log":
         request = log.multi_inference_log.request
         for task in request.tasks:
             method = CLASSIFY_METHOD if task.method_name == CLASSIFY_METHOD else REGRESS_METHOD
-            _run_examples(servable, task.model_spec.signature_name, request.input, method, check_method_name)
+            _run_examples(
+                servable, task.model_spec.signature_name, request.input, method, check_method_name
+            )
     else:
         raise ServingError(Code.UNIMPLEMENTED, f"Unsupported log_type for warmup: {kind}")
 
@@ -119,4 +134,6 @@ def _run_examples(
 ) -> None:
     signature = servable.signature(signature_name or DEFAULT_SIGNATURE)
     alias = example_input_alias(signature, method, check_method_name=check_method_name)
-    servable.run(signature.name, {alias: example_array(tensors.input_to_serialized_examples(input_proto))})
+    servable.run(
+        signature.name, {alias: example_array(tensors.input_to_serialized_examples(input_proto))}
+    )

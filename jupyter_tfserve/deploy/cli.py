@@ -69,13 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("names", nargs="*", metavar="NAME", help="models to deploy (default: all)")
     _add_model_source(d)
     d.add_argument(
-        "--target", choices=TARGETS, default="k8s", help="plain Kubernetes objects or KServe InferenceServices"
+        "--target",
+        choices=TARGETS,
+        default="k8s",
+        help="plain Kubernetes objects or KServe InferenceServices",
     )
     d.add_argument("--out", "-o", required=True, help="output directory")
     d.add_argument("--storage-uri", help="s3://, gs:// or hdfs:// URI holding <model>/<version>")
     d.add_argument("--pvc", help="PersistentVolumeClaim holding <model>/<version>")
-    d.add_argument("--min-replicas", type=int, default=1, help="fewest pods the autoscaler keeps (default 1)")
-    d.add_argument("--max-replicas", type=int, default=3, help="most pods the autoscaler starts (default 3)")
+    d.add_argument(
+        "--min-replicas", type=int, default=1, help="fewest pods the autoscaler keeps (default 1)"
+    )
+    d.add_argument(
+        "--max-replicas", type=int, default=3, help="most pods the autoscaler starts (default 3)"
+    )
     d.add_argument("--cpu", default="1", help="CPU request (default 1)")
     d.add_argument("--memory", default="2Gi", help="memory request (default 2Gi)")
     d.add_argument("--cpu-limit", help="default: the request")
@@ -105,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="MonitoringConfig text proto: the pods expose Prometheus metrics as it says",
     )
     d.add_argument("--name", default="tfserve", help="name of the Kubernetes objects")
-    d.add_argument("--namespace", help="Kubernetes namespace of the objects (default: kubectl's current one)")
+    d.add_argument(
+        "--namespace", help="Kubernetes namespace of the objects (default: kubectl's current one)"
+    )
     d.add_argument("--image", help="default: tensorflow/serving matching the installed TensorFlow")
     d.add_argument(
         "--canary-traffic-percent",
@@ -113,8 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="KServe: share of requests a new revision gets first (default 10)",
     )
-    d.add_argument("--client-label", default="tfserve-client=true",
-                   help="key=value: only pods with this label may reach the server's ports (NetworkPolicy)")
+    d.add_argument(
+        "--client-label",
+        default="tfserve-client=true",
+        help="key=value: only pods with this label may reach the server's ports (NetworkPolicy)",
+    )
     d.add_argument("--sync-target", help="where the sync command copies to (the mounted volume)")
     d.add_argument("--force", action="store_true", help="write into a non-empty directory")
 

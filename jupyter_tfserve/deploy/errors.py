@@ -54,8 +54,14 @@ class VersionConflictError(DeployError):
 
 # deploy()'s keyword arguments that its error messages name, and that the CLI spells as dashed flags.
 _FLAG_PARAMETERS = (
-    "storage_uri", "pvc", "image", "min_replicas", "max_replicas",
-    "canary_traffic_percent", "target_cpu_utilization", "intra_op_parallelism",
+    "storage_uri",
+    "pvc",
+    "image",
+    "min_replicas",
+    "max_replicas",
+    "canary_traffic_percent",
+    "target_cpu_utilization",
+    "intra_op_parallelism",
 )
 _FLAG_WORDS = re.compile(r"\b(" + "|".join(_FLAG_PARAMETERS) + r")\b(?:=('([^']*)'|\.\.\.))?")
 

@@ -145,7 +145,10 @@ def deployment(
 
     volumes = [
         {"name": "config", "configMap": {"name": f"{options.name}-config"}},
-        {"name": "tmp", "emptyDir": {}},  # the root file system is read-only; TensorFlow writes here
+        {
+            "name": "tmp",
+            "emptyDir": {},
+        },  # the root file system is read-only; TensorFlow writes here
     ]
     mounts = [
         {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},

@@ -141,7 +141,9 @@ def _model_dir(target: Path, name: str) -> Path:
     model_dir = target / name
     real_target = target.resolve()
     if model_dir.resolve().parent != real_target:
-        raise DeployError(f"model {name}: {model_dir} resolves outside the sync target {real_target}")
+        raise DeployError(
+            f"model {name}: {model_dir} resolves outside the sync target {real_target}"
+        )
     return model_dir
 
 

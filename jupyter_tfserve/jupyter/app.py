@@ -81,7 +81,9 @@ class TFServe(ExtensionApp):
         "Paths are compared after resolving '..' and symlinks.",
     )
     model_config_file = Unicode(
-        "", config=True, help="A TF Serving ModelServerConfig text proto (models.config) to serve at startup."
+        "",
+        config=True,
+        help="A TF Serving ModelServerConfig text proto (models.config) to serve at startup.",
     )
     model_config_file_poll_wait_seconds = Int(
         0, config=True, help="Re-read model_config_file this often, in seconds (0 = never)."
@@ -91,7 +93,9 @@ class TFServe(ExtensionApp):
     )
     grpc_port = Int(8500, config=True, help="Standalone gRPC port for outside clients (0 = off).")
     rest_port = Int(
-        8501, config=True, help="Standalone TF-Serving-compatible REST port for outside clients (0 = off)."
+        8501,
+        config=True,
+        help="Standalone TF-Serving-compatible REST port for outside clients (0 = off).",
     )
     bind_host = Unicode("127.0.0.1", config=True, help="Address the standalone ports bind to.")
     ports_require_token = Bool(
@@ -107,7 +111,9 @@ class TFServe(ExtensionApp):
         "", config=True, help="A TF Serving BatchingParameters text proto (needs enable_batching)."
     )
     enable_per_model_batching_parameters = Bool(
-        False, config=True, help="Read batching_params.pbtxt from each SavedModel (needs enable_batching)."
+        False,
+        config=True,
+        help="Read batching_params.pbtxt from each SavedModel (needs enable_batching).",
     )
     enable_signature_method_name_check = Bool(
         False,
@@ -149,10 +155,14 @@ class TFServe(ExtensionApp):
         fields = {f.name for f in dataclasses.fields(ServerOptions)}
         unknown = sorted(set(self.server_options) - fields)
         if unknown:
-            self.log.error("tfserve: ignoring unknown TFServe.server_options %s", ", ".join(unknown))
+            self.log.error(
+                "tfserve: ignoring unknown TFServe.server_options %s", ", ".join(unknown)
+            )
         extra = {k: v for k, v in self.server_options.items() if k in fields}
         enable_batching = self.enable_batching
-        if (self.batching_parameters_file or self.enable_per_model_batching_parameters) and not enable_batching:
+        if (
+            self.batching_parameters_file or self.enable_per_model_batching_parameters
+        ) and not enable_batching:
             self.log.error(
                 "tfserve: server_options.batching_parameters_file is set without setting "
                 "server_options.enable_batching to true; batching stays off (set c.TFServe.enable_batching)"
@@ -168,7 +178,9 @@ class TFServe(ExtensionApp):
                 "model_config_file_poll_wait_seconds": self.model_config_file_poll_wait_seconds,
                 "file_system_poll_wait_seconds": self.file_system_poll_wait_seconds,
                 "enable_batching": enable_batching,
-                "batching_parameters_file": self.batching_parameters_file if enable_batching else "",
+                "batching_parameters_file": self.batching_parameters_file
+                if enable_batching
+                else "",
                 "enable_per_model_batching_parameters": self.enable_per_model_batching_parameters
                 and enable_batching,
                 "enable_signature_method_name_check": self.enable_signature_method_name_check,

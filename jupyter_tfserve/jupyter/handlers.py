@@ -81,7 +81,9 @@ def _guarded(method, action: str):
 def authenticated_handler(handler_class: type) -> type:
     """A subclass of the REST adapter's handler with every HTTP method guarded."""
     methods = {
-        name.lower(): _guarded(getattr(handler_class, name.lower()), HTTP_METHOD_TO_AUTH_ACTION[name])
+        name.lower(): _guarded(
+            getattr(handler_class, name.lower()), HTTP_METHOD_TO_AUTH_ACTION[name]
+        )
         for name in handler_class.SUPPORTED_METHODS
     }
     return type(handler_class.__name__, (handler_class,), methods)
@@ -110,10 +112,14 @@ class JupyterMount:
         except Exception as exc:
             from ..protocols.rest import error_response
 
-            return error_response(ServingError(Code.UNAVAILABLE, f"The model server could not start: {exc}"))
+            return error_response(
+                ServingError(Code.UNAVAILABLE, f"The model server could not start: {exc}")
+            )
         if path == "/api" or path.startswith("/api/"):
             path = "/tfserve" + path
-        return await server.rest.dispatch(method, path, query, headers, body, Caller("jupyter", "jupyter user"))
+        return await server.rest.dispatch(
+            method, path, query, headers, body, Caller("jupyter", "jupyter user")
+        )
 
     def body_too_large(self, size, limit=None):
         from ..protocols.rest import RestApp
@@ -142,11 +148,15 @@ class TFServeRoutes(routing.Router):
         if self._handler_class is None:
             from ..protocols.http_tornado import rest_handlers
 
-            ((_, handler_class),) = rest_handlers(JupyterMount(self.host), self.prefix, TFServeAPIHandler)
+            ((_, handler_class),) = rest_handlers(
+                JupyterMount(self.host), self.prefix, TFServeAPIHandler
+            )
             self._handler_class = authenticated_handler(handler_class)
         return self._handler_class
 
-    def find_handler(self, request: httputil.HTTPServerRequest, **kwargs) -> httputil.HTTPMessageDelegate:
+    def find_handler(
+        self, request: httputil.HTTPServerRequest, **kwargs
+    ) -> httputil.HTTPMessageDelegate:
         imported = self.host.imported
         if not imported.done():
             self.host.start()
@@ -155,9 +165,14 @@ class TFServeRoutes(routing.Router):
 
     def delegate(self, request, kwargs) -> httputil.HTTPMessageDelegate:
         if self.host.imported.exception() is not None:
-            return self.application.get_handler_delegate(request, web.ErrorHandler, {"status_code": 503})
+            return self.application.get_handler_delegate(
+                request, web.ErrorHandler, {"status_code": 503}
+            )
         return self.application.get_handler_delegate(
-            request, self.handler_class(), path_args=kwargs.get("path_args"), path_kwargs=kwargs.get("path_kwargs")
+            request,
+            self.handler_class(),
+            path_args=kwargs.get("path_args"),
+            path_kwargs=kwargs.get("path_kwargs"),
         )
 
 

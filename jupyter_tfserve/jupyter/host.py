@@ -68,7 +68,11 @@ def port_owner(port: int) -> str | None:
                 for line in lines:
                     fields = line.split()
                     # local_address is HEXIP:HEXPORT; state 0A is LISTEN
-                    if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    if (
+                        len(fields) > 9
+                        and fields[3] == "0A"
+                        and int(fields[1].rsplit(":", 1)[1], 16) == port
+                    ):
                         inodes.add(f"socket:[{fields[9]}]")
         except OSError:
             continue
@@ -76,7 +80,10 @@ def port_owner(port: int) -> str | None:
         return None
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in os.listdir(f"/proc/{pid}/fd")):
+            if any(
+                os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
+                for fd in os.listdir(f"/proc/{pid}/fd")
+            ):
                 with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                     command = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
                 return f"pid {pid} ({command[:80]})" if command else f"pid {pid}"
@@ -125,7 +132,9 @@ class ServerHost:
         with self._lock:
             if self._future is None:
                 self._future = concurrent.futures.Future()
-                self._thread = threading.Thread(target=self._build, name="tfserve-start", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._build, name="tfserve-start", daemon=True
+                )
                 self._thread.start()
             return self._future
 
@@ -213,7 +222,8 @@ class ServerHost:
             log.error(
                 "tfserve: could not open the standalone ports (%s); they stay off, "
                 "models are served under %stfserve/ only",
-                exc, self.base_url,
+                exc,
+                self.base_url,
             )
             self.port_errors.setdefault("standalone", str(exc))
             closed = dataclasses.replace(options, port=0, rest_api_port=0)
@@ -227,7 +237,10 @@ class ServerHost:
     def _free_ports(self, options):
         """The options with every port that is already taken switched off (and logged)."""
         changes = {}
-        endpoints = (("grpc", "port", options.grpc_host), ("rest", "rest_api_port", options.rest_api_host))
+        endpoints = (
+            ("grpc", "port", options.grpc_host),
+            ("rest", "rest_api_port", options.rest_api_host),
+        )
         for endpoint, field, host in endpoints:
             port = getattr(options, field)
             if port and port_taken(host, port):
@@ -235,14 +248,19 @@ class ServerHost:
                 log.error(
                     "tfserve: %s port %s; the standalone %s endpoint stays off "
                     "(models are still served under %stfserve/)",
-                    endpoint, message, endpoint, self.base_url,
+                    endpoint,
+                    message,
+                    endpoint,
+                    self.base_url,
                 )
                 self.port_errors[endpoint] = message
                 changes[field] = 0
         return dataclasses.replace(options, **changes) if changes else options
 
     def _config_failed(self, message: str) -> None:
-        log.error("tfserve: model config not applied, serving no models until it is fixed: %s", message)
+        log.error(
+            "tfserve: model config not applied, serving no models until it is fixed: %s", message
+        )
         self.config_error = message
 
     # ------------------------------------------------------------------ shutdown

@@ -42,9 +42,15 @@ def connect(
             )
     from . import embedded as embedded_server
 
-    info, started = embedded_server.start(rest_port, grpc_port, models_root, poll_seconds, enable_batching)
+    info, started = embedded_server.start(
+        rest_port, grpc_port, models_root, poll_seconds, enable_batching
+    )
     if started and announce is not None:
-        announce(info.banner(embedded_server.ASKED if embedded == "always" else embedded_server.NOT_FOUND))
+        announce(
+            info.banner(
+                embedded_server.ASKED if embedded == "always" else embedded_server.NOT_FOUND
+            )
+        )
     return info.endpoint()
 
 
@@ -93,7 +99,9 @@ def serve(
     afterwards talks to the same server, embedded or not.
     """
     client = client or Client(endpoint=connect())
-    path = os.path.abspath(os.path.expanduser(path or os.path.join(models_root_for(None, client.endpoint), name)))
+    path = os.path.abspath(
+        os.path.expanduser(path or os.path.join(models_root_for(None, client.endpoint), name))
+    )
     if not os.path.isdir(path):
         raise ServingError(
             Code.NOT_FOUND,

@@ -72,7 +72,9 @@ class Endpoint:
         return cls(url=url, api_url=f"{api}/api", token=token, **extra)
 
     @classmethod
-    def from_server_info(cls, info, *, source: str | None = None, grpc_target: str | None = None) -> Endpoint:
+    def from_server_info(
+        cls, info, *, source: str | None = None, grpc_target: str | None = None
+    ) -> Endpoint:
         """The endpoint of a server :func:`~jupyter_tfserve.discover` found."""
         standalone = f"http://{info.host}:{info.rest_port}" if info.rest_port else ""
         return cls.from_url(
@@ -85,7 +87,9 @@ class Endpoint:
         )
 
 
-def resolve_endpoint(url: str | None = None, token: str | None = None, grpc_target: str | None = None) -> Endpoint:
+def resolve_endpoint(
+    url: str | None = None, token: str | None = None, grpc_target: str | None = None
+) -> Endpoint:
     """An explicit URL, else what :func:`discover` finds, else this process's embedded server."""
     from ..discovery import discover
     from . import embedded
@@ -131,7 +135,9 @@ class Client:
     def _headers(self) -> dict[str, str]:
         return {"Content-Type": "application/json", **self.endpoint.headers}
 
-    def request(self, method: str, url: str, body: bytes | None = None, *, timeout: float | None = None) -> bytes:
+    def request(
+        self, method: str, url: str, body: bytes | None = None, *, timeout: float | None = None
+    ) -> bytes:
         """One HTTP exchange; error bodies (``{"error": ...}``) become ServingError with the server's words."""
         request = urllib.request.Request(url, data=body, method=method, headers=self._headers())
         try:
@@ -141,26 +147,38 @@ class Client:
             raise _http_error(exc, url) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ServingError(Code.UNAVAILABLE, f"Cannot reach the tfserve server at {url}: {reason}") from None
+            raise ServingError(
+                Code.UNAVAILABLE, f"Cannot reach the tfserve server at {url}: {reason}"
+            ) from None
 
     def _v1(self, method: str, path: str, payload=None):
-        body = payload if isinstance(payload, bytes) or payload is None else json.dumps(payload).encode()
+        body = (
+            payload
+            if isinstance(payload, bytes) or payload is None
+            else json.dumps(payload).encode()
+        )
         return _loads(self.request(method, f"{self.endpoint.url}/v1/{path}", body))
 
     def _api(self, method: str, path: str, payload=None, *, timeout: float | None = None):
         body = None if payload is None else json.dumps(payload).encode()
-        return _loads(self.request(method, f"{self.endpoint.api_url}/{path}", body, timeout=timeout))
+        return _loads(
+            self.request(method, f"{self.endpoint.api_url}/{path}", body, timeout=timeout)
+        )
 
     # ------------------------------------------------------------------ TF Serving's API
     def status(self, name: str, version: int | None = None) -> list[dict]:
         """TF Serving's model status: ``[{"version": "2", "state": "AVAILABLE", "status": {...}}, ...]``."""
-        path = f"models/{_quote(name)}" + (f"/versions/{int(version)}" if version is not None else "")
+        path = f"models/{_quote(name)}" + (
+            f"/versions/{int(version)}" if version is not None else ""
+        )
         try:
             return self._v1("GET", path).get("model_version_status", [])
         except ServingError as exc:
             raise self._name_served_models(exc, name) from None
 
-    def metadata(self, name: str, version: int | None = None, label: str | None = None) -> tuple[int, dict[str, SignatureInfo]]:
+    def metadata(
+        self, name: str, version: int | None = None, label: str | None = None
+    ) -> tuple[int, dict[str, SignatureInfo]]:
         """The served version and its signatures (``__saved_model_init_op`` and friends left out)."""
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2
@@ -170,7 +188,9 @@ class Client:
         except ServingError as exc:
             raise self._name_served_models(exc, name) from None
         signatures = get_model_metadata_pb2.SignatureDefMap()
-        json_format.ParseDict(document["metadata"]["signature_def"], signatures, ignore_unknown_fields=True)
+        json_format.ParseDict(
+            document["metadata"]["signature_def"], signatures, ignore_unknown_fields=True
+        )
         served = int(document["model_spec"].get("version") or 0)
         infos = {
             key: SignatureInfo.from_proto(key, sig)
@@ -179,7 +199,9 @@ class Client:
         }
         return served, infos
 
-    def signature(self, name: str, signature: str | None = None, *, version=None, label=None, refresh=False) -> SignatureInfo:
+    def signature(
+        self, name: str, signature: str | None = None, *, version=None, label=None, refresh=False
+    ) -> SignatureInfo:
         """One signature of the version a request would reach (cached per model/version/label)."""
         key = (name, version, label)
         if refresh or key not in self._signatures:
@@ -235,32 +257,43 @@ class Client:
             return next(iter(outputs.values()))
         return outputs
 
-    def predict_json(self, name: str, body: dict, *, version=None, label=None, signature: str | None = None):
+    def predict_json(
+        self, name: str, body: dict, *, version=None, label=None, signature: str | None = None
+    ):
         """Send a TF Serving JSON body as written (``instances`` or ``inputs``); decode the answer to numpy.
 
         The answer is shaped like :meth:`predict`'s: one output as an ndarray,
         several as a dict of ndarrays (row-format answers are turned into columns).
         """
         if not isinstance(body, dict):
-            raise ServingError(Code.INVALID_ARGUMENT, "A predict body is a JSON object with 'instances' or 'inputs'")
+            raise ServingError(
+                Code.INVALID_ARGUMENT,
+                "A predict body is a JSON object with 'instances' or 'inputs'",
+            )
         if signature:
             body = {**body, "signature_name": signature}
         sig = self.signature(name, body.get("signature_name") or None, version=version, label=label)
         from ..core import tensors
 
         url = f"{self.endpoint.url}/v1/{_model_path(name, version, label)}:predict"
-        answer = tensors.parse_json(self.request("POST", url, json.dumps(body, allow_nan=True).encode()))
+        answer = tensors.parse_json(
+            self.request("POST", url, json.dumps(body, allow_nan=True).encode())
+        )
         decoded = _decode_answer(answer, sig)
         return next(iter(decoded.values())) if len(decoded) == 1 else decoded
 
-    def _predict_rest(self, name, sig: SignatureInfo, inputs, version, label) -> dict[str, np.ndarray]:
+    def _predict_rest(
+        self, name, sig: SignatureInfo, inputs, version, label
+    ) -> dict[str, np.ndarray]:
         from ..core import tensors
 
         url = f"{self.endpoint.url}/v1/{_model_path(name, version, label)}:predict"
         body = _columnar_request(sig.name, inputs)
         return _decode_answer(tensors.parse_json(self.request("POST", url, body)), sig)
 
-    def _predict_grpc(self, name, sig: SignatureInfo, inputs, version, label) -> dict[str, np.ndarray]:
+    def _predict_grpc(
+        self, name, sig: SignatureInfo, inputs, version, label
+    ) -> dict[str, np.ndarray]:
         import grpc
         from tensorflow_serving.apis import predict_pb2
 
@@ -276,14 +309,21 @@ class Client:
         for alias, array in inputs.items():
             spec = sig.inputs.get(alias)
             try:
-                request.inputs[alias].CopyFrom(tensors.ndarray_to_tensor_proto(array, spec.dtype if spec else None))
+                request.inputs[alias].CopyFrom(
+                    tensors.ndarray_to_tensor_proto(array, spec.dtype if spec else None)
+                )
             except (TypeError, ValueError) as exc:
                 raise ServingError(Code.INVALID_ARGUMENT, f"Input {alias!r}: {exc}") from None
         try:
-            response = self._grpc_stub().Predict(request, timeout=self.timeout, metadata=self.endpoint.grpc_metadata)
+            response = self._grpc_stub().Predict(
+                request, timeout=self.timeout, metadata=self.endpoint.grpc_metadata
+            )
         except grpc.RpcError as exc:
             raise _grpc_error(exc, self.endpoint.grpc_target) from None
-        return {alias: np.array(tensors.tensor_proto_to_ndarray(t)) for alias, t in sorted(response.outputs.items())}
+        return {
+            alias: np.array(tensors.tensor_proto_to_ndarray(t))
+            for alias, t in sorted(response.outputs.items())
+        }
 
     def _grpc_stub(self):
         if self._stub is None:
@@ -297,7 +337,10 @@ class Client:
                     f"The server at {self.endpoint.url} has no gRPC port open; predict over REST or open one",
                 )
             limit = 2**31 - 1
-            options = [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
+            options = [
+                ("grpc.max_send_message_length", limit),
+                ("grpc.max_receive_message_length", limit),
+            ]
             self._channel = grpc.insecure_channel(target, options=options)
             self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         return self._stub
@@ -351,7 +394,9 @@ class Client:
         return self._api("DELETE", f"models/{_quote(name)}")
 
     def set_label(self, name: str, label: str, version: int) -> dict:
-        return self._api("PUT", f"models/{_quote(name)}/labels/{_quote(label)}", {"version": int(version)})
+        return self._api(
+            "PUT", f"models/{_quote(name)}/labels/{_quote(label)}", {"version": int(version)}
+        )
 
     def remove_label(self, name: str, label: str) -> dict:
         return self._api("DELETE", f"models/{_quote(name)}/labels/{_quote(label)}")
@@ -410,7 +455,9 @@ class Client:
             states = {int(s["version"]): s for s in statuses}
             available = [v for v, s in states.items() if s["state"] == "AVAILABLE"]
             loading = [v for v, s in states.items() if s["state"] in ("START", "LOADING")]
-            failed = {v: s["status"] for v, s in states.items() if s["state"] == "END" and _failed(s)}
+            failed = {
+                v: s["status"] for v, s in states.items() if s["state"] == "END" and _failed(s)
+            }
             if version is not None:
                 if version in failed:
                     raise _load_error(name, version, failed[version])
@@ -422,8 +469,13 @@ class Client:
                 newest = max(failed)
                 raise _load_error(name, newest, failed[newest])
             if time.monotonic() > deadline:
-                detail = ", ".join(f"v{v} {s['state']}" for v, s in sorted(states.items())) or "no versions"
-                raise ServingError(Code.DEADLINE_EXCEEDED, f"{name} did not settle within {timeout:g}s ({detail})")
+                detail = (
+                    ", ".join(f"v{v} {s['state']}" for v, s in sorted(states.items()))
+                    or "no versions"
+                )
+                raise ServingError(
+                    Code.DEADLINE_EXCEEDED, f"{name} did not settle within {timeout:g}s ({detail})"
+                )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
@@ -440,16 +492,25 @@ def policy_json(text: str) -> dict:
     return json_format.MessageToDict(parse_policy(text), preserving_proto_field_name=True)
 
 
-def _explain_shapes(exc: ServingError, sig: SignatureInfo, inputs: dict[str, np.ndarray]) -> ServingError:
+def _explain_shapes(
+    exc: ServingError, sig: SignatureInfo, inputs: dict[str, np.ndarray]
+) -> ServingError:
     """The server's refusal restated from the signature when an input's shape cannot fit: ``x expects [?, 2], got (1, 3)``.
 
     The request was sent as given (TF Serving answers some shapes that differ from
     the signature's, e.g. ``[1]`` for ``[-1, 1]``); only a failure is explained.
     """
     conflicts = shape_mismatches(sig, {alias: np.shape(value) for alias, value in inputs.items()})
-    if not conflicts or exc.code not in (Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNKNOWN, Code.INTERNAL):
+    if not conflicts or exc.code not in (
+        Code.INVALID_ARGUMENT,
+        Code.FAILED_PRECONDITION,
+        Code.UNKNOWN,
+        Code.INTERNAL,
+    ):
         return exc
-    return ServingError(exc.code, "; ".join(f"{alias} expects {want}, got {got}" for alias, want, got in conflicts))
+    return ServingError(
+        exc.code, "; ".join(f"{alias} expects {want}, got {got}" for alias, want, got in conflicts)
+    )
 
 
 def _failed(status: dict) -> bool:
@@ -500,8 +561,22 @@ def _grpc_error(exc, target: str | None) -> ServingError:
     return ServingError(Code(code.value[0]), details)
 
 
-_PLAIN_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
-                                                 np.uint8, np.uint16, np.uint32, np.uint64, np.bool_))
+_PLAIN_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (
+        np.float32,
+        np.float64,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.bool_,
+    )
+)
 
 
 def _columnar_request(signature_name: str, inputs: dict[str, np.ndarray]) -> bytes:
@@ -515,11 +590,19 @@ def _columnar_request(signature_name: str, inputs: dict[str, np.ndarray]) -> byt
     """
     from ..core import tensors
 
-    if all(a.dtype in _PLAIN_DTYPES and (a.dtype.kind != "f" or np.isfinite(a).all()) for a in inputs.values()):
+    if all(
+        a.dtype in _PLAIN_DTYPES and (a.dtype.kind != "f" or np.isfinite(a).all())
+        for a in inputs.values()
+    ):
         contiguous = {alias: np.ascontiguousarray(a) for alias, a in inputs.items()}
         return tensors.dumps({"signature_name": signature_name, "inputs": contiguous})
     encoded = tensors.encode_predict_response(inputs, row_format=False)
-    return b'{"signature_name":' + json.dumps(signature_name).encode() + b',"inputs":' + encoded[len(b'{"outputs":') :]
+    return (
+        b'{"signature_name":'
+        + json.dumps(signature_name).encode()
+        + b',"inputs":'
+        + encoded[len(b'{"outputs":') :]
+    )
 
 
 def _decode_answer(answer: dict, sig: SignatureInfo) -> dict[str, np.ndarray]:
@@ -534,9 +617,15 @@ def _decode_answer(answer: dict, sig: SignatureInfo) -> dict[str, np.ndarray]:
         columns = {a: [row[a] for row in rows] for a in rows[0]} if named else {_only(sig): rows}
     else:
         outputs = answer["outputs"]
-        columns = outputs if len(sig.outputs) != 1 and isinstance(outputs, dict) else {_only(sig): outputs}
+        columns = (
+            outputs
+            if len(sig.outputs) != 1 and isinstance(outputs, dict)
+            else {_only(sig): outputs}
+        )
     return {
-        alias: _decode_json_tensor(value, sig.outputs[alias].dtype if alias in sig.outputs else None)
+        alias: _decode_json_tensor(
+            value, sig.outputs[alias].dtype if alias in sig.outputs else None
+        )
         for alias, value in columns.items()
     }
 

@@ -49,7 +49,9 @@ class Side:
         if text.isdigit():
             return cls(version=int(text))
         if not text:
-            raise ServingError(Code.INVALID_ARGUMENT, "compare needs two versions or labels, got an empty one")
+            raise ServingError(
+                Code.INVALID_ARGUMENT, "compare needs two versions or labels, got an empty one"
+            )
         return cls(label=text)
 
     def __str__(self) -> str:
@@ -74,7 +76,8 @@ def agreement(name: str, a: np.ndarray, b: np.ndarray) -> OutputAgreement:
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ServingError(
-            Code.FAILED_PRECONDITION, f"output {name!r} has shape {a.shape} on one side and {b.shape} on the other"
+            Code.FAILED_PRECONDITION,
+            f"output {name!r} has shape {a.shape} on one side and {b.shape} on the other",
         )
     rows = a.shape[0] if a.ndim else 1
     if a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
@@ -104,35 +107,67 @@ def _percentiles(seconds: list[float]) -> tuple[float, float]:
 class Comparison:
     """Two sides' outputs on the same rows: agreement per output, latency per side."""
 
-    def __init__(self, model: str, a: Side, b: Side, rows: int, outputs: dict[str, OutputAgreement],
-                 latency: dict[str, dict[str, float]], client, protocol: str):
+    def __init__(
+        self,
+        model: str,
+        a: Side,
+        b: Side,
+        rows: int,
+        outputs: dict[str, OutputAgreement],
+        latency: dict[str, dict[str, float]],
+        client,
+        protocol: str,
+    ):
         self.model = model
         self.a, self.b = a, b
         self.rows = rows
         self.outputs = outputs
-        self.latency = latency  # {"a"|"b": {"p50_ms", "p99_ms", "batched_p50_ms", "batched_p99_ms"}}
+        self.latency = (
+            latency  # {"a"|"b": {"p50_ms", "p99_ms", "batched_p50_ms", "batched_p99_ms"}}
+        )
         self.client = client
         self.protocol = protocol
 
     # ------------------------------------------------------------------ reading it
     def agreement_table(self) -> render.Table:
         rows = [
-            [o.name, f"{o.max_abs_diff:.3g}", f"{o.mean_abs_diff:.3g}",
-             "-" if o.argmax_agreement is None else f"{o.argmax_agreement:.1%}"]
+            [
+                o.name,
+                f"{o.max_abs_diff:.3g}",
+                f"{o.mean_abs_diff:.3g}",
+                "-" if o.argmax_agreement is None else f"{o.argmax_agreement:.1%}",
+            ]
             for o in self.outputs.values()
         ]
-        return render.Table(["output", "max |a - b|", "mean |a - b|", "argmax agreement"], rows,
-                            title=f"{self.model}: {self.a} (a) vs {self.b} (b) on {self.rows} rows over "
-                                  f"{self.protocol.upper()}")
+        return render.Table(
+            ["output", "max |a - b|", "mean |a - b|", "argmax agreement"],
+            rows,
+            title=f"{self.model}: {self.a} (a) vs {self.b} (b) on {self.rows} rows over "
+            f"{self.protocol.upper()}",
+        )
 
     def latency_table(self) -> render.Table:
         rows = [
-            [f"{name} ({side})", *(f"{self.latency[name][k]:.2f}" for k in
-                                   ("p50_ms", "p99_ms", "batched_p50_ms", "batched_p99_ms"))]
+            [
+                f"{name} ({side})",
+                *(
+                    f"{self.latency[name][k]:.2f}"
+                    for k in ("p50_ms", "p99_ms", "batched_p50_ms", "batched_p99_ms")
+                ),
+            ]
             for name, side in (("a", self.a), ("b", self.b))
         ]
-        return render.Table(["side", "p50 ms (1 row)", "p99 ms (1 row)", f"p50 ms ({self.rows} rows)",
-                             f"p99 ms ({self.rows} rows)"], rows, title="latency")
+        return render.Table(
+            [
+                "side",
+                "p50 ms (1 row)",
+                "p99 ms (1 row)",
+                f"p50 ms ({self.rows} rows)",
+                f"p99 ms ({self.rows} rows)",
+            ],
+            rows,
+            title="latency",
+        )
 
     def most_different(self, count: int = MOST_DIFFERENT_ROWS) -> render.Table:
         """The rows with the largest difference in any output (row index, output, difference, argmaxes)."""
@@ -143,12 +178,20 @@ class Comparison:
                     entries.append((float(o.row_diffs[row]), int(row), o))
         entries.sort(key=lambda e: (-e[0], e[1]))
         rows = [
-            [row, o.name, f"{diff:.3g}",
-             "" if o.argmax_a is None else f"{o.argmax_a[row]} / {o.argmax_b[row]}"]
+            [
+                row,
+                o.name,
+                f"{diff:.3g}",
+                "" if o.argmax_a is None else f"{o.argmax_a[row]} / {o.argmax_b[row]}",
+            ]
             for diff, row, o in entries[:count]
         ]
-        return render.Table(["row", "output", "max |a - b|", "argmax a / b"], rows,
-                            title="rows that differ most", footer="" if rows else "every row agrees exactly")
+        return render.Table(
+            ["row", "output", "max |a - b|", "argmax a / b"],
+            rows,
+            title="rows that differ most",
+            footer="" if rows else "every row agrees exactly",
+        )
 
     def summary(self) -> str:
         worst = max(self.outputs.values(), key=lambda o: o.max_abs_diff, default=None)
@@ -157,13 +200,24 @@ class Comparison:
         else:
             verdict = f"largest difference {worst.max_abs_diff:.3g} in {worst.name!r}"
         # Argmax is worth a word where scores differ; where they are identical it agrees trivially.
-        classes = [o for o in self.outputs.values() if o.argmax_agreement is not None and o.max_abs_diff > 0]
+        classes = [
+            o
+            for o in self.outputs.values()
+            if o.argmax_agreement is not None and o.max_abs_diff > 0
+        ]
         if classes:
-            verdict += "; argmax agrees on " + ", ".join(f"{o.argmax_agreement:.1%} ({o.name})" for o in classes)
+            verdict += "; argmax agrees on " + ", ".join(
+                f"{o.argmax_agreement:.1%} ({o.name})" for o in classes
+            )
         return f"{self.model} {self.a} vs {self.b}: {verdict}"
 
     def __repr__(self) -> str:
-        parts = [self.summary(), self.agreement_table(), self.latency_table(), self.most_different()]
+        parts = [
+            self.summary(),
+            self.agreement_table(),
+            self.latency_table(),
+            self.most_different(),
+        ]
         return "\n\n".join(str(p) if isinstance(p, str) else repr(p) for p in parts)
 
     def _repr_html_(self) -> str:
@@ -221,31 +275,51 @@ def compare(
     client = client or Client(url, token, grpc_target=grpc if isinstance(grpc, str) else None)
     side_a, side_b = Side.parse(a), Side.parse(b)
     if requests < 1 or batched_requests < 1:
-        raise ServingError(Code.INVALID_ARGUMENT, "requests and batched_requests must be at least 1")
+        raise ServingError(
+            Code.INVALID_ARGUMENT, "requests and batched_requests must be at least 1"
+        )
 
     def run(side: Side, rows):
-        return client.predict(model, rows, version=side.version, label=side.label, signature=signature,
-                              grpc=bool(grpc))
+        return client.predict(
+            model,
+            rows,
+            version=side.version,
+            label=side.label,
+            signature=signature,
+            grpc=bool(grpc),
+        )
 
     first_a, first_b = run(side_a, data), run(side_b, data)
     # One output comes back as an array, without its name: the signature has it.
-    only = next(iter(client.signature(model, signature, version=side_a.version, label=side_a.label).outputs),
-                "output")
+    only = next(
+        iter(
+            client.signature(model, signature, version=side_a.version, label=side_a.label).outputs
+        ),
+        "output",
+    )
     named_a, named_b = _as_outputs(first_a, only), _as_outputs(first_b, only)
     if named_a.keys() != named_b.keys():
-        raise ServingError(Code.FAILED_PRECONDITION,
-                           f"{side_a} has outputs {sorted(named_a)} and {side_b} has {sorted(named_b)}")
+        raise ServingError(
+            Code.FAILED_PRECONDITION,
+            f"{side_a} has outputs {sorted(named_a)} and {side_b} has {sorted(named_b)}",
+        )
     outputs = {name: agreement(name, named_a[name], named_b[name]) for name in sorted(named_a)}
     rows = _row_count(data)
     latency = _latency(run, (side_a, side_b), data, rows, requests, batched_requests)
-    return Comparison(model, side_a, side_b, rows, outputs, latency, client, "grpc" if grpc else "rest")
+    return Comparison(
+        model, side_a, side_b, rows, outputs, latency, client, "grpc" if grpc else "rest"
+    )
 
 
 def _as_outputs(answer, only: str) -> dict[str, np.ndarray]:
     """A predict answer (array, dict of arrays, DataFrame) as ``{output name: array}``."""
     if data_lib.is_dataframe(answer):
-        return {str(c): np.stack(answer[c].to_numpy()) if answer[c].dtype == object else answer[c].to_numpy()
-                for c in answer.columns}
+        return {
+            str(c): np.stack(answer[c].to_numpy())
+            if answer[c].dtype == object
+            else answer[c].to_numpy()
+            for c in answer.columns
+        }
     if isinstance(answer, dict):
         return {str(k): np.asarray(v) for k, v in answer.items()}
     return {only: np.asarray(answer)}
@@ -263,13 +337,15 @@ def _row_count(data) -> int:
 def _row(data, index: int):
     """Row ``index`` of the data as a one-row batch, in the data's own kind."""
     if data_lib.is_dataframe(data):
-        return data.iloc[index:index + 1]
+        return data.iloc[index : index + 1]
     if isinstance(data, dict):
-        return {k: np.asarray(v)[index:index + 1] for k, v in data.items()}
-    return np.asarray(data)[index:index + 1]
+        return {k: np.asarray(v)[index : index + 1] for k, v in data.items()}
+    return np.asarray(data)[index : index + 1]
 
 
-def _latency(run, sides, data, rows: int, requests: int, batched_requests: int) -> dict[str, dict[str, float]]:
+def _latency(
+    run, sides, data, rows: int, requests: int, batched_requests: int
+) -> dict[str, dict[str, float]]:
     """p50/p99 of one-row and all-row requests per side, sent alternately (a, b, a, b, ...)."""
     single: dict[str, list[float]] = {"a": [], "b": []}
     batched: dict[str, list[float]] = {"a": [], "b": []}

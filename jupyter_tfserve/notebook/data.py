@@ -35,13 +35,19 @@ def named_inputs(data, input_names: Sequence[str]) -> dict[str, np.ndarray]:
         if sorted(columns) != sorted(names):
             raise InputMismatch(
                 f"DataFrame columns {columns} do not match the signature's inputs {sorted(names)}"
-                + ("; pass df.to_numpy() to send the frame as its one input" if len(names) == 1 else "")
+                + (
+                    "; pass df.to_numpy() to send the frame as its one input"
+                    if len(names) == 1
+                    else ""
+                )
             )
         return {str(c): _column(data[c]) for c in data.columns}
     if isinstance(data, Mapping):
         keys = [str(k) for k in data]
         if sorted(keys) != sorted(names):
-            raise InputMismatch(f"Input keys {sorted(keys)} do not match the signature's inputs {sorted(names)}")
+            raise InputMismatch(
+                f"Input keys {sorted(keys)} do not match the signature's inputs {sorted(names)}"
+            )
         return {str(k): np.asarray(v) for k, v in data.items()}
     if len(names) != 1:
         raise InputMismatch(

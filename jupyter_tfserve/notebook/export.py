@@ -108,7 +108,9 @@ class ExportResult:
         return signature_table(self.signatures)
 
     def __repr__(self) -> str:
-        table = repr(self.table()) if self.comparison is None else self.comparison.round(4).to_string()
+        table = (
+            repr(self.table()) if self.comparison is None else self.comparison.round(4).to_string()
+        )
         return "\n".join([self.summary(), *self.notes, table])
 
     def _repr_html_(self) -> str:
@@ -128,7 +130,15 @@ def signature_table(signatures: Mapping[str, SignatureInfo]) -> Table:
         for kind, specs in (("input", sig.inputs), ("output", sig.outputs)):
             for spec in specs.values():
                 rows.append(
-                    [key, kind, spec.alias, dtype_name(spec.dtype), shape_text(spec.shape), spec.tensor_name, method]
+                    [
+                        key,
+                        kind,
+                        spec.alias,
+                        dtype_name(spec.dtype),
+                        shape_text(spec.shape),
+                        spec.tensor_name,
+                        method,
+                    ]
                 )
     return Table(["signature", "kind", "name", "dtype", "shape", "tensor", "method"], rows)
 
@@ -174,11 +184,17 @@ def export(
             optimize_lib.check_optimization(optimize, sample is not None)
         except ValueError as exc:
             raise ExportError(str(exc)) from None
-    base_path = os.path.join(os.path.abspath(os.path.expanduser(models_root or default_models_root())), name)
-    if version is not None and (not isinstance(version, int) or version < 1 or source.parse_version(str(version)) is None):
+    base_path = os.path.join(
+        os.path.abspath(os.path.expanduser(models_root or default_models_root())), name
+    )
+    if version is not None and (
+        not isinstance(version, int) or version < 1 or source.parse_version(str(version)) is None
+    ):
         raise ExportError(f"Invalid version {version!r}: a positive int64")
     if version is not None and os.path.exists(os.path.join(base_path, str(version))):
-        raise ExportError(f"{name} version {version} already exists at {os.path.join(base_path, str(version))}")
+        raise ExportError(
+            f"{name} version {version} already exists at {os.path.join(base_path, str(version))}"
+        )
     report(0.05, "tracing")
     plan = plan_export(model, signatures, sample)
     created = not os.path.isdir(base_path)
@@ -203,7 +219,9 @@ def export(
             inputs = typed_inputs(sample, written[plan.default_key])
             if not warmup_from:
                 report(0.5, "writing warmup records")
-                result.warmup_records = write_warmup_records(staging, name, plan.default_key, inputs)
+                result.warmup_records = write_warmup_records(
+                    staging, name, plan.default_key, inputs
+                )
             report(0.65, "loading the export and checking parity")
             result.parity = check_parity(staging, name, plan, inputs, tolerance)
         else:
@@ -212,7 +230,9 @@ def export(
         published = staging
         if optimize is not None:
             published = f"{staging}-{optimize}"
-            _optimize(result, staging, published, optimize, inputs if sample is not None else None, report)
+            _optimize(
+                result, staging, published, optimize, inputs if sample is not None else None, report
+            )
         report(0.9, "publishing")
         result.version = _publish(published, base_path, version)
         result.path = os.path.join(base_path, str(result.version))
@@ -226,7 +246,9 @@ def export(
     return result
 
 
-def _optimize(result: ExportResult, staging: str, target: str, optimize: str, inputs, report) -> None:
+def _optimize(
+    result: ExportResult, staging: str, target: str, optimize: str, inputs, report
+) -> None:
     """Convert the staged SavedModel into ``target/model.tflite`` (with warmup records) and compare the two.
 
     Both are run through ``serving_default``: the converter keeps one signature per
@@ -252,7 +274,9 @@ def _optimize(result: ExportResult, staging: str, target: str, optimize: str, in
     result.comparison = optimize_lib.compare(staging, target, optimize, DEFAULT_SIGNATURE, inputs)
 
 
-def _synthetic_parity(result: ExportResult, staging: str, name: str, plan, signature, tolerance: float) -> None:
+def _synthetic_parity(
+    result: ExportResult, staging: str, name: str, plan, signature, tolerance: float
+) -> None:
     """Without a sample, check parity on made-up rows when the signature says what they look like.
 
     A model may legitimately refuse made-up input (ids out of a vocabulary,
@@ -260,14 +284,18 @@ def _synthetic_parity(result: ExportResult, staging: str, name: str, plan, signa
     """
     inputs = synthetic_inputs(signature)
     if inputs is None:
-        result.notes.append("parity check skipped: the inputs have unknown dimensions or strings; pass a sample")
+        result.notes.append(
+            "parity check skipped: the inputs have unknown dimensions or strings; pass a sample"
+        )
         return
     try:
         result.parity = check_parity(staging, name, plan, inputs, tolerance)
     except ParityError:
         raise
     except Exception as exc:  # noqa: BLE001 - the model's own complaint about made-up input
-        result.notes.append(f"parity check skipped: the model did not run on synthetic input ({exc}); pass a sample")
+        result.notes.append(
+            f"parity check skipped: the model did not run on synthetic input ({exc}); pass a sample"
+        )
         return
     result.parity_input = f"{SYNTHETIC_ROWS} synthetic rows"
 
@@ -283,14 +311,18 @@ def synthetic_inputs(signature: SignatureInfo) -> dict[str, np.ndarray] | None:
         if spec.shape is None or any(d < 0 for d in spec.shape[1:]) or dtype.kind not in "biuf":
             return None
         shape = (SYNTHETIC_ROWS, *spec.shape[1:]) if spec.shape else ()
-        inputs[alias] = rng.random(shape).astype(dtype) if dtype.kind == "f" else np.zeros(shape, dtype)
+        inputs[alias] = (
+            rng.random(shape).astype(dtype) if dtype.kind == "f" else np.zeros(shape, dtype)
+        )
     return inputs
 
 
 def _publish(staging: str, base_path: str, version: int | None) -> int:
     """Rename the staging directory to the next free version (or the one asked for)."""
     while True:
-        target = version if version is not None else max(source.list_versions(base_path), default=0) + 1
+        target = (
+            version if version is not None else max(source.list_versions(base_path), default=0) + 1
+        )
         try:
             os.rename(staging, os.path.join(base_path, str(target)))
             return target
@@ -360,16 +392,22 @@ def _with_default(functions: dict) -> dict:
 def _plan_keras(tf, model, signatures, sample) -> ExportPlan:
     keys = _signature_keys(signatures, DEFAULT_SIGNATURE)
     if any("=" in k for k in keys):
-        raise ExportError("A Keras model has one serving function: give --signature NAME, not KEY=method")
+        raise ExportError(
+            "A Keras model has one serving function: give --signature NAME, not KEY=method"
+        )
     names, specs = _keras_input_specs(tf, model, sample)
-    output_names = getattr(model, "output_names", None) or ([model.layers[-1].name] if model.layers else [])
+    output_names = getattr(model, "output_names", None) or (
+        [model.layers[-1].name] if model.layers else []
+    )
 
     def serve(*args):
         x = args[0] if len(args) == 1 else dict(zip(names, args, strict=True))
         return _named_outputs(model(x, training=False), output_names)
 
     if not model.built:  # a subclassed model creates its weights on its first call
-        serve(*[tf.zeros([1 if d is None else d for d in spec.shape], spec.dtype) for spec in specs])
+        serve(
+            *[tf.zeros([1 if d is None else d for d in spec.shape], spec.dtype) for spec in specs]
+        )
 
     def save(path: str) -> None:
         from keras.export import ExportArchive
@@ -394,7 +432,9 @@ def _keras_input_specs(tf, model, sample):
         inputs = []
     if inputs:
         names = [t.name for t in inputs]
-        return names, [tf.TensorSpec(t.shape, t.dtype, name=n) for t, n in zip(inputs, names, strict=True)]
+        return names, [
+            tf.TensorSpec(t.shape, t.dtype, name=n) for t, n in zip(inputs, names, strict=True)
+        ]
     if sample is None:
         raise ExportError(
             f"{type(model).__name__} has no Input layers to take a signature from: pass a sample "
@@ -434,14 +474,18 @@ def _plan_module(tf, module, signatures, sample) -> ExportPlan:
         key, _, attr = entry.partition("=")
         attr = attr or key
         if attr not in functions:
-            raise ExportError(f"{type(module).__name__} has no tf.function {attr!r}; it has {sorted(functions)}")
+            raise ExportError(
+                f"{type(module).__name__} has no tf.function {attr!r}; it has {sorted(functions)}"
+            )
         chosen[key] = _concrete(tf, functions[attr], attr, sample)
     default_key = next(iter(chosen))
 
     def save(path: str) -> None:
         tf.saved_model.save(module, path, signatures=_with_default(chosen))
 
-    return ExportPlan(save, lambda inputs: _numpy(_call_concrete(chosen[default_key], inputs)), default_key)
+    return ExportPlan(
+        save, lambda inputs: _numpy(_call_concrete(chosen[default_key], inputs)), default_key
+    )
 
 
 def _module_functions(tf, module) -> dict:
@@ -469,7 +513,9 @@ def _concrete(tf, function, attr: str, sample):
     if function.input_signature is not None:
         return function.get_concrete_function()
     if sample is None:
-        raise ExportError(f"tf.function {attr!r} has no input_signature: pass a sample (--sample) to trace it")
+        raise ExportError(
+            f"tf.function {attr!r} has no input_signature: pass a sample (--sample) to trace it"
+        )
     params = [p for p in inspect.signature(function.python_function).parameters if p != "self"]
     named = data_lib.named_inputs(sample, params)
     return function.get_concrete_function(**{n: _spec_like(tf, named[n], n) for n in params})
@@ -480,7 +526,9 @@ def _plan_concrete(tf, function, signatures) -> ExportPlan:
 
     def save(path: str) -> None:
         root = tf.Module()
-        root.tracked_variables = list(function.variables)  # captured variables must be saved with it
+        root.tracked_variables = list(
+            function.variables
+        )  # captured variables must be saved with it
         tf.saved_model.save(root, path, signatures=_with_default(dict.fromkeys(keys, function)))
 
     return ExportPlan(save, lambda inputs: _numpy(_call_concrete(function, inputs)), keys[0])
@@ -516,11 +564,15 @@ def typed_inputs(sample, signature: SignatureInfo) -> dict[str, np.ndarray]:
         try:
             typed[alias] = np.asarray(array).astype(dtype)
         except (TypeError, ValueError) as exc:
-            raise ExportError(f"Sample input {alias!r} cannot be converted to {dtype}: {exc}") from None
+            raise ExportError(
+                f"Sample input {alias!r} cannot be converted to {dtype}: {exc}"
+            ) from None
     return typed
 
 
-def write_warmup_records(version_dir: str, name: str, signature_name: str, inputs: dict[str, np.ndarray]) -> int:
+def write_warmup_records(
+    version_dir: str, name: str, signature_name: str, inputs: dict[str, np.ndarray]
+) -> int:
     """One predict record with the first rows of the sample, in TF Serving's warmup file format."""
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
@@ -532,7 +584,9 @@ def write_warmup_records(version_dir: str, name: str, signature_name: str, input
     for alias, array in inputs.items():
         rows = array[:WARMUP_MAX_ROWS] if array.ndim else array
         request.inputs[alias].CopyFrom(tensors.ndarray_to_tensor_proto(rows))
-    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    log = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
     return warmup.write_warmup_records(version_dir, [log])
 
 
@@ -553,7 +607,9 @@ def warmup_from_log(version_dir: str, name: str, pattern: str, count: int) -> in
     try:
         warmup.warmup(servable)
     except Exception as exc:
-        raise ExportError(f"the logged requests under {pattern!r} do not run on this export: {exc}") from None
+        raise ExportError(
+            f"the logged requests under {pattern!r} do not run on this export: {exc}"
+        ) from None
     finally:
         servable.close()
     return written
@@ -577,7 +633,9 @@ def check_parity(
     differences = {}
     for output, value in exported.items():
         if output not in expected:
-            raise ParityError(f"Exported output {output!r} is missing from the in-memory model's outputs", {})
+            raise ParityError(
+                f"Exported output {output!r} is missing from the in-memory model's outputs", {}
+            )
         differences[output] = max_abs_diff(value, expected[output])
     worst = max(differences, key=differences.get, default=None)
     if worst is not None and not differences[worst] <= tolerance:

@@ -17,7 +17,18 @@ import numpy as np
 from ..bench.options import parse_duration
 from ..core import request_log, tensors
 
-COLUMNS = ["time", "model", "version", "signature", "api", "latency_ms", "status", "message", "inputs", "outputs"]
+COLUMNS = [
+    "time",
+    "model",
+    "version",
+    "signature",
+    "api",
+    "latency_ms",
+    "status",
+    "message",
+    "inputs",
+    "outputs",
+]
 _VALUES_SHOWN = 4
 
 
@@ -103,7 +114,9 @@ def _value(value) -> str:
 
 def _results(kind: str, response) -> str:
     if kind == "classify_log":
-        first = response.result.classifications[0].classes if response.result.classifications else []
+        first = (
+            response.result.classifications[0].classes if response.result.classifications else []
+        )
         return f"{len(response.result.classifications)} classifications; first: " + ", ".join(
             f"{c.label or '?'}={c.score:.4g}" for c in list(first)[:_VALUES_SHOWN]
         )

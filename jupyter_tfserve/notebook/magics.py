@@ -73,34 +73,66 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
 
     p = sub.add_parser("export", help="write a live model as the next version of NAME")
-    p.add_argument("model", metavar="VAR", help="the model: a Keras model, tf.Module or concrete function")
-    p.add_argument("--name", required=True, type=_unquote, help="model name (a directory under models_root)")
+    p.add_argument(
+        "model", metavar="VAR", help="the model: a Keras model, tf.Module or concrete function"
+    )
+    p.add_argument(
+        "--name", required=True, type=_unquote, help="model name (a directory under models_root)"
+    )
     p.add_argument("--version", type=int, help="version number (default: the next one)")
-    p.add_argument("--signature", action="append", type=_unquote, metavar="KEY[=METHOD]",
-                   help="signature key; for a tf.Module, KEY=method or method (repeatable)")
-    p.add_argument("--sample", metavar="DATA_VAR", help="sample input: writes warmup records and checks parity")
+    p.add_argument(
+        "--signature",
+        action="append",
+        type=_unquote,
+        metavar="KEY[=METHOD]",
+        help="signature key; for a tf.Module, KEY=method or method (repeatable)",
+    )
+    p.add_argument(
+        "--sample", metavar="DATA_VAR", help="sample input: writes warmup records and checks parity"
+    )
     p.add_argument("--tolerance", type=float, help="parity tolerance (max abs difference)")
-    p.add_argument("--warmup-from", type=_unquote, metavar="PREFIX*",
-                   help="warm the new version up with a sample of a request log's requests")
-    p.add_argument("--warmup-records", type=int, default=100, help="logged requests to warm up with (default 100)")
-    p.add_argument("--optimize", choices=OPTIMIZATIONS,
-                   help="publish a TensorFlow Lite conversion instead, compared with the float32 SavedModel "
-                   "(int8 calibrates on --sample)")
+    p.add_argument(
+        "--warmup-from",
+        type=_unquote,
+        metavar="PREFIX*",
+        help="warm the new version up with a sample of a request log's requests",
+    )
+    p.add_argument(
+        "--warmup-records",
+        type=int,
+        default=100,
+        help="logged requests to warm up with (default 100)",
+    )
+    p.add_argument(
+        "--optimize",
+        choices=OPTIMIZATIONS,
+        help="publish a TensorFlow Lite conversion instead, compared with the float32 SavedModel "
+        "(int8 calibrates on --sample)",
+    )
 
     p = sub.add_parser("serve", help="serve NAME (from models_root/NAME or PATH)")
     p.add_argument("name", type=_unquote)
     p.add_argument("path", nargs="?", type=_unquote, help="base path of the version directories")
-    p.add_argument("--policy", type=_unquote, help="latest:N | all | specific:1,2 (default latest:1)")
-    p.add_argument("--no-wait", action="store_true", help="return without waiting for a version to load")
+    p.add_argument(
+        "--policy", type=_unquote, help="latest:N | all | specific:1,2 (default latest:1)"
+    )
+    p.add_argument(
+        "--no-wait", action="store_true", help="return without waiting for a version to load"
+    )
 
     sub.add_parser("list", help="served models with versions, states and labels")
 
     p = sub.add_parser("status", help="the server (or one model's versions)")
     p.add_argument("name", nargs="?", type=_unquote)
 
-    p = sub.add_parser("predict", help="predict on DATA (an expression); %%%%tfserve predict NAME takes a JSON body")
+    p = sub.add_parser(
+        "predict",
+        help="predict on DATA (an expression); %%%%tfserve predict NAME takes a JSON body",
+    )
     p.add_argument("name", type=_unquote)
-    p.add_argument("data", nargs="*", metavar="DATA", help="a Python expression (array, DataFrame, dict, list)")
+    p.add_argument(
+        "data", nargs="*", metavar="DATA", help="a Python expression (array, DataFrame, dict, list)"
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--version", type=int)
     which.add_argument("--label", type=_unquote)
@@ -128,30 +160,53 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="request counts and latencies (of NAME)")
     p.add_argument("name", nargs="?", type=_unquote)
 
-    p = sub.add_parser("logs", help="NAME's logged requests (its logging_config) as a table, newest last")
-    p.add_argument("name", type=_unquote, help="model name, or a log prefix or glob such as /logs/mnist*")
+    p = sub.add_parser(
+        "logs", help="NAME's logged requests (its logging_config) as a table, newest last"
+    )
+    p.add_argument(
+        "name", type=_unquote, help="model name, or a log prefix or glob such as /logs/mnist*"
+    )
     p.add_argument("--since", type=_unquote, help="only records newer than this, e.g. 90s or 10m")
     p.add_argument("--limit", type=int, default=20, help="the most recent N records (default 20)")
 
     p = sub.add_parser("snippet", help="curl, requests and gRPC code for NAME, ready to paste")
     p.add_argument("name", type=_unquote)
 
-    sub.add_parser("dashboard", help="a live table of models with unload/label/rollback/reload buttons")
+    sub.add_parser(
+        "dashboard", help="a live table of models with unload/label/rollback/reload buttons"
+    )
 
-    p = sub.add_parser("compare", help="send the same DATA to two versions or labels of NAME: agreement, latency")
+    p = sub.add_parser(
+        "compare", help="send the same DATA to two versions or labels of NAME: agreement, latency"
+    )
     p.add_argument("name", type=_unquote)
-    p.add_argument("a", metavar="A", type=_unquote, help="a version number or a label (the reference)")
-    p.add_argument("b", metavar="B", type=_unquote, help="a version number or a label (the candidate)")
-    p.add_argument("--data", required=True, metavar="EXPR", help="rows to send: a Python expression")
+    p.add_argument(
+        "a", metavar="A", type=_unquote, help="a version number or a label (the reference)"
+    )
+    p.add_argument(
+        "b", metavar="B", type=_unquote, help="a version number or a label (the candidate)"
+    )
+    p.add_argument(
+        "--data", required=True, metavar="EXPR", help="rows to send: a Python expression"
+    )
     p.add_argument("--signature", type=_unquote, help="signature name (default serving_default)")
     p.add_argument("--grpc", action="store_true", help="send over gRPC instead of REST")
-    p.add_argument("--requests", type=int, default=20, help="one-row requests per side for latency (default 20)")
+    p.add_argument(
+        "--requests",
+        type=int,
+        default=20,
+        help="one-row requests per side for latency (default 20)",
+    )
 
-    p = sub.add_parser("deploy", help="Kubernetes or KServe manifests for the served models (nothing applied)")
+    p = sub.add_parser(
+        "deploy", help="Kubernetes or KServe manifests for the served models (nothing applied)"
+    )
     p.add_argument("names", nargs="*", metavar="NAME", type=_unquote)
     p.add_argument("--target", choices=("k8s", "kserve"), default="k8s")
     p.add_argument("--out", required=True, type=_unquote, help="output directory")
-    p.add_argument("--storage-uri", type=_unquote, help="s3://, gs:// or hdfs:// prefix for base paths")
+    p.add_argument(
+        "--storage-uri", type=_unquote, help="s3://, gs:// or hdfs:// prefix for base paths"
+    )
     p.add_argument("--pvc", type=_unquote, help="PersistentVolumeClaim holding the synced models")
     p.add_argument("--min-replicas", type=int, default=1)
     p.add_argument("--max-replicas", type=int, default=3)
@@ -160,9 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ..bench.cli import add_benchmark_arguments, add_tune_arguments
 
-    p = sub.add_parser("benchmark", help="load-test NAME from worker processes: throughput, latency, batch sizes")
+    p = sub.add_parser(
+        "benchmark", help="load-test NAME from worker processes: throughput, latency, batch sizes"
+    )
     add_benchmark_arguments(p, text=_unquote)
-    p = sub.add_parser("tune", help="find NAME's batching parameters with the most throughput under --p99")
+    p = sub.add_parser(
+        "tune", help="find NAME's batching parameters with the most throughput under --p99"
+    )
     add_tune_arguments(p, text=_unquote)
     return parser
 
@@ -208,7 +267,9 @@ def split_commands(line: str) -> list[list[str]]:
         else:
             token.append(char)
     if quote or depth:
-        raise TFServeError(f"cannot parse the command line: unclosed {'quote' if quote else 'bracket'}")
+        raise TFServeError(
+            f"cannot parse the command line: unclosed {'quote' if quote else 'bracket'}"
+        )
     flush()
     cleaned = []
     for command in commands:
@@ -223,21 +284,40 @@ def split_commands(line: str) -> list[list[str]]:
 class TFServeMagics(Magics, Configurable):
     """The ``%tfserve`` magic. Configure with ``%config TFServeMagics.<trait> = value``."""
 
-    url = Unicode("", help="Server URL (default: discover the Jupyter extension, else embedded)").tag(config=True)
-    token = Unicode("", help="Token for url (default: discovered or $TFSERVE_TOKEN)").tag(config=True)
-    models_root = Unicode("", help="Where exports go (default: what the server reports)").tag(config=True)
+    url = Unicode(
+        "", help="Server URL (default: discover the Jupyter extension, else embedded)"
+    ).tag(config=True)
+    token = Unicode("", help="Token for url (default: discovered or $TFSERVE_TOKEN)").tag(
+        config=True
+    )
+    models_root = Unicode("", help="Where exports go (default: what the server reports)").tag(
+        config=True
+    )
     embedded = Enum(
-        ["auto", "always", "never"], "auto",
+        ["auto", "always", "never"],
+        "auto",
         help="Start a server in this kernel: when none is found (auto), always, or never",
     ).tag(config=True)
     rest_port = Int(8501, help="Embedded mode's REST port (a free one if taken)").tag(config=True)
-    grpc_port = Int(8500, help="Embedded mode's gRPC port (a free one if taken; 0 = off)").tag(config=True)
-    poll_seconds = Float(1.0, help="Embedded mode: how often model directories are re-read").tag(config=True)
-    enable_batching = Bool(False, help="Embedded mode: batch requests server-side (set before the server starts)").tag(config=True)
-    tolerance = Float(1e-4, help="Export parity check: largest allowed abs difference").tag(config=True)
+    grpc_port = Int(8500, help="Embedded mode's gRPC port (a free one if taken; 0 = off)").tag(
+        config=True
+    )
+    poll_seconds = Float(1.0, help="Embedded mode: how often model directories are re-read").tag(
+        config=True
+    )
+    enable_batching = Bool(
+        False, help="Embedded mode: batch requests server-side (set before the server starts)"
+    ).tag(config=True)
+    tolerance = Float(1e-4, help="Export parity check: largest allowed abs difference").tag(
+        config=True
+    )
     load_timeout = Float(300.0, help="Seconds to wait for a model version to load").tag(config=True)
-    request_timeout = Float(60.0, help="Seconds to wait for one answer from the server").tag(config=True)
-    progress = Enum(["auto", "widget", "text", "none"], "auto", help="Progress display").tag(config=True)
+    request_timeout = Float(60.0, help="Seconds to wait for one answer from the server").tag(
+        config=True
+    )
+    progress = Enum(["auto", "widget", "text", "none"], "auto", help="Progress display").tag(
+        config=True
+    )
     debug = Bool(False, help="Show full tracebacks instead of one-line errors").tag(config=True)
 
     def __init__(self, shell=None, **kwargs):
@@ -324,7 +404,9 @@ class TFServeMagics(Magics, Configurable):
         try:
             return self.shell.ev(expression)
         except Exception as exc:
-            raise TFServeError(f"cannot evaluate {what} {expression!r}: {type(exc).__name__}: {exc}") from None
+            raise TFServeError(
+                f"cannot evaluate {what} {expression!r}: {type(exc).__name__}: {exc}"
+            ) from None
 
     def _progress(self, title: str):
         from .progress import Progress
@@ -367,16 +449,22 @@ class TFServeMagics(Magics, Configurable):
         entry = next((m for m in self._client.models() if m["name"] == result.name), None)
         if entry is None:
             return
-        if os.path.realpath(entry.get("base_path", "")) != os.path.realpath(os.path.dirname(result.path)):
+        if os.path.realpath(entry.get("base_path", "")) != os.path.realpath(
+            os.path.dirname(result.path)
+        ):
             return
         if "latest" not in entry.get("policy", {}):
-            result.notes.append(f"{result.name} is served with policy {entry.get('policy')}: version "
-                                f"{result.version} is served once the policy includes it")
+            result.notes.append(
+                f"{result.name} is served with policy {entry.get('policy')}: version "
+                f"{result.version} is served once the policy includes it"
+            )
             return
         try:
             self._client.wait_for(result.name, result.version, timeout=self.load_timeout)
         except ServingError as exc:  # the export stands; the server keeps serving what it served
-            result.notes.append(f"the server did not take version {result.version}: {_one_line(exc)}")
+            result.notes.append(
+                f"the server did not take version {result.version}: {_one_line(exc)}"
+            )
             return
         result.notes.append(f"the server now serves {result.name} version {result.version}")
 
@@ -394,11 +482,19 @@ class TFServeMagics(Magics, Configurable):
         def on_status(statuses):
             if statuses:
                 top = statuses[0]
-                progress.update(fractions.get(top["state"], 0.5), f"version {top['version']} {top['state']}")
+                progress.update(
+                    fractions.get(top["state"], 0.5), f"version {top['version']} {top['state']}"
+                )
 
         try:
-            version = serve(args.name, path, policy=args.policy, client=client, timeout=self.load_timeout,
-                            on_status=on_status)
+            version = serve(
+                args.name,
+                path,
+                policy=args.policy,
+                client=client,
+                timeout=self.load_timeout,
+                on_status=on_status,
+            )
         except Exception as exc:
             progress.fail(_one_line(exc))
             raise
@@ -432,16 +528,21 @@ class TFServeMagics(Magics, Configurable):
             versions = model.get("versions", [])
             serving = [str(v["version"]) for v in versions if v["state"] == "AVAILABLE"]
             others = [f"{v['version']} {v['state']}" for v in versions if v["state"] != "AVAILABLE"]
-            rows.append([
-                model["name"],
-                ", ".join(serving) or "-",
-                ", ".join(others),
-                _labels_text(model.get("labels", {})),
-                _policy_text(model.get("policy")),
-                model.get("base_path", ""),
-            ])
-        return render.Table(["model", "serving", "other versions", "labels", "policy", "base_path"], rows,
-                            title=f"Models at {self.client().url}")
+            rows.append(
+                [
+                    model["name"],
+                    ", ".join(serving) or "-",
+                    ", ".join(others),
+                    _labels_text(model.get("labels", {})),
+                    _policy_text(model.get("policy")),
+                    model.get("base_path", ""),
+                ]
+            )
+        return render.Table(
+            ["model", "serving", "other versions", "labels", "policy", "base_path"],
+            rows,
+            title=f"Models at {self.client().url}",
+        )
 
     def _cmd_status(self, args, cell):
         client = self.client()
@@ -449,14 +550,28 @@ class TFServeMagics(Magics, Configurable):
             rows = []
             for entry in client.status(args.name):
                 status = entry.get("status", {})
-                rows.append([entry["version"], entry["state"], status.get("error_code", "OK"),
-                             status.get("error_message", "")])
-            return render.Table(["version", "state", "error_code", "error_message"], rows,
-                                title=f"{args.name} at {client.url}")
+                rows.append(
+                    [
+                        entry["version"],
+                        entry["state"],
+                        status.get("error_code", "OK"),
+                        status.get("error_message", ""),
+                    ]
+                )
+            return render.Table(
+                ["version", "state", "error_code", "error_message"],
+                rows,
+                title=f"{args.name} at {client.url}",
+            )
         endpoint = client.endpoint
         models = client.models()
         rows = [
-            ["mode", "embedded in this kernel" if endpoint.source == "embedded" else f"server ({endpoint.source})"],
+            [
+                "mode",
+                "embedded in this kernel"
+                if endpoint.source == "embedded"
+                else f"server ({endpoint.source})",
+            ],
             ["REST", endpoint.url],
             *([["REST (standalone)", endpoint.standalone_url]] if endpoint.standalone_url else []),
             ["gRPC", endpoint.grpc_target or "off"],
@@ -480,13 +595,26 @@ class TFServeMagics(Magics, Configurable):
                 raise TFServeError("the cell form takes the request body from the cell, not DATA")
             if args.grpc:
                 raise TFServeError("the cell form sends its JSON body over REST; drop --grpc")
-            return client.predict_json(args.name, _json_body(cell), version=args.version, label=args.label,
-                                       signature=args.signature)
+            return client.predict_json(
+                args.name,
+                _json_body(cell),
+                version=args.version,
+                label=args.label,
+                signature=args.signature,
+            )
         if not args.data:
-            raise TFServeError("predict needs DATA (a Python expression), or use %%tfserve predict with a JSON body")
+            raise TFServeError(
+                "predict needs DATA (a Python expression), or use %%tfserve predict with a JSON body"
+            )
         data = self._eval(" ".join(args.data), "DATA")
-        return client.predict(args.name, data, version=args.version, label=args.label,
-                              signature=args.signature, grpc=args.grpc)
+        return client.predict(
+            args.name,
+            data,
+            version=args.version,
+            label=args.label,
+            signature=args.signature,
+            grpc=args.grpc,
+        )
 
     def _cmd_versions(self, args, cell):
         model = self.client().model(args.name)
@@ -494,12 +622,20 @@ class TFServeMagics(Magics, Configurable):
         for label, version in model.get("labels", {}).items():
             labels_of.setdefault(int(version), []).append(label)
         rows = [
-            [v["version"], v["state"], ", ".join(sorted(labels_of.get(int(v["version"]), []))),
-             v.get("error_message", ""), v.get("path", "")]
+            [
+                v["version"],
+                v["state"],
+                ", ".join(sorted(labels_of.get(int(v["version"]), []))),
+                v.get("error_message", ""),
+                v.get("path", ""),
+            ]
             for v in model.get("versions", [])
         ]
-        return render.Table(["version", "state", "labels", "error", "path"], rows,
-                            title=f"{args.name} ({_policy_text(model.get('policy'))})")
+        return render.Table(
+            ["version", "state", "labels", "error", "path"],
+            rows,
+            title=f"{args.name} ({_policy_text(model.get('policy'))})",
+        )
 
     def _cmd_label(self, args, cell):
         client = self.client()
@@ -535,7 +671,9 @@ class TFServeMagics(Magics, Configurable):
         client = self.client()
         config = text_format.Parse(client.config(), ModelServerConfig())
         served = {
-            m["name"]: [int(v["version"]) for v in m.get("versions", []) if v["state"] == "AVAILABLE"]
+            m["name"]: [
+                int(v["version"]) for v in m.get("versions", []) if v["state"] == "AVAILABLE"
+            ]
             for m in client.models()
         }
         try:
@@ -609,8 +747,11 @@ class TFServeMagics(Magics, Configurable):
         kwargs = to_kwargs(args, data)
         if not args.url:
             endpoint = self.client().endpoint
-            kwargs.update(url=endpoint.url, token=args.token or endpoint.token or None,
-                          grpc=args.grpc or endpoint.grpc_target)
+            kwargs.update(
+                url=endpoint.url,
+                token=args.token or endpoint.token or None,
+                grpc=args.grpc or endpoint.grpc_target,
+            )
         kwargs["progress"] = None if args.quiet or self.progress == "none" else self.progress
         return kwargs
 
@@ -641,8 +782,16 @@ class TFServeMagics(Magics, Configurable):
         from .progress import widgets_available
 
         data = self._eval(args.data, "--data")
-        result = compare(args.name, args.a, args.b, data, client=self.client(), grpc=args.grpc,
-                         signature=args.signature, requests=args.requests)
+        result = compare(
+            args.name,
+            args.a,
+            args.b,
+            data,
+            client=self.client(),
+            grpc=args.grpc,
+            signature=args.signature,
+            requests=args.requests,
+        )
         return result.widget() if widgets_available() else result
 
     def _cmd_dashboard(self, args, cell):
@@ -655,7 +804,13 @@ class TFServeMagics(Magics, Configurable):
 
 
 # Lines of TensorFlow runtime errors that locate the failure in the graph rather than explain it.
-_TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "[[", "File ")
+_TF_NOISE = (
+    "Graph execution error",
+    "Detected at node",
+    "<stack traces unavailable>",
+    "[[",
+    "File ",
+)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -669,7 +824,9 @@ def _one_line(exc: BaseException) -> str:
 
 def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
     """The subcommand names of ``parser``, in the order they were added."""
-    return next(list(a.choices) for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return next(
+        list(a.choices) for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    )
 
 
 def _labels_text(labels: dict) -> str:
@@ -689,7 +846,9 @@ def _policy_text(policy) -> str:
 def _json_body(cell: str):
     text = cell.strip()
     if not text:
-        raise TFServeError("the cell is empty: put a JSON request body in it, e.g. {\"instances\": [[1.0]]}")
+        raise TFServeError(
+            'the cell is empty: put a JSON request body in it, e.g. {"instances": [[1.0]]}'
+        )
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -701,7 +860,9 @@ def _saved_model_dir(path: str) -> str:
     """The SavedModel at ``path``, or the newest version directory under it."""
     from ..core import source
 
-    if os.path.exists(os.path.join(path, "saved_model.pb")) or os.path.exists(os.path.join(path, "saved_model.pbtxt")):
+    if os.path.exists(os.path.join(path, "saved_model.pb")) or os.path.exists(
+        os.path.join(path, "saved_model.pbtxt")
+    ):
         return path
     versions = source.list_versions(path)
     if not versions:
@@ -714,8 +875,11 @@ def _local_signatures(directory: str):
     from ..core.signatures import SignatureInfo
 
     meta_graph = read_meta_graph(directory, ["serve"])
-    return {k: SignatureInfo.from_proto(k, s) for k, s in sorted(meta_graph.signature_def.items())
-            if not k.startswith("__")}
+    return {
+        k: SignatureInfo.from_proto(k, s)
+        for k, s in sorted(meta_graph.signature_def.items())
+        if not k.startswith("__")
+    }
 
 
 def load_ipython_extension(ipython) -> None:

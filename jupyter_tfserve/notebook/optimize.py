@@ -36,20 +36,27 @@ class ConversionRefused(ValueError):
 
 def check_optimization(optimize: str, has_sample: bool) -> None:
     if optimize not in OPTIMIZATIONS:
-        raise ValueError(f"Unknown optimization {optimize!r}: choose one of {', '.join(OPTIMIZATIONS)}")
+        raise ValueError(
+            f"Unknown optimization {optimize!r}: choose one of {', '.join(OPTIMIZATIONS)}"
+        )
     if optimize == "int8" and not has_sample:
         raise ValueError("int8 quantization calibrates on the sample: pass one (--sample)")
 
 
 def convert(
-    saved_model_dir: str, signature_keys: list[str], optimize: str, inputs: dict[str, np.ndarray] | None
+    saved_model_dir: str,
+    signature_keys: list[str],
+    optimize: str,
+    inputs: dict[str, np.ndarray] | None,
 ) -> bytes:
     """The SavedModel's signatures as a ``.tflite`` flatbuffer with this optimization."""
     from ..core.native_logs import quiet_python_logs
     from ..core.platforms.tensorflow import tensorflow
 
     tf = tensorflow()
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=signature_keys)
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=signature_keys
+    )
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if optimize == "float16":
         converter.target_spec.supported_types = [tf.float16]
@@ -100,16 +107,24 @@ def compare(
         expected = reference.run(signature_key, inputs) if inputs else None
         for label, servable, size in (
             ("float32 SavedModel", reference, _tree_size(saved_model_dir)),
-            (f"{optimize} TFLite", optimized, os.path.getsize(os.path.join(tflite_dir, MODEL_FILE))),
+            (
+                f"{optimize} TFLite",
+                optimized,
+                os.path.getsize(os.path.join(tflite_dir, MODEL_FILE)),
+            ),
         ):
             row = {"size_kb": size / 1024}
             if expected is not None:
                 got = servable.run(signature_key, inputs)
-                row["max_abs_error"] = max(float(np.max(np.abs(got[k] - expected[k]), initial=0.0)) for k in expected)
+                row["max_abs_error"] = max(
+                    float(np.max(np.abs(got[k] - expected[k]), initial=0.0)) for k in expected
+                )
                 row["argmax_agreement"] = _argmax_agreement(got, expected)
             if inputs:
                 for batch in LATENCY_BATCHES:
-                    row[f"latency_ms_batch{batch}"] = _median_ms(servable, signature_key, _rows(inputs, batch))
+                    row[f"latency_ms_batch{batch}"] = _median_ms(
+                        servable, signature_key, _rows(inputs, batch)
+                    )
             rows[label] = row
     finally:
         reference.close()

@@ -15,7 +15,9 @@ from html import escape
 class Table:
     """Rows under column headers, with an optional title and footer line."""
 
-    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence], *, title: str = "", footer: str = ""):
+    def __init__(
+        self, columns: Sequence[str], rows: Sequence[Sequence], *, title: str = "", footer: str = ""
+    ):
         self.columns = [str(c) for c in columns]
         self.rows = [["" if v is None else str(v) for v in row] for row in rows]
         self.title = title
@@ -104,20 +106,38 @@ def metrics_table(snapshot: dict, model: str | None = None) -> Table:
         short = name.rsplit(":", 1)[-1] if name.startswith(":tensorflow:") else name
         for sample in samples:
             labels = sample.get("labels", {})
-            if model and labels.get("model_name", model) != model and f"/{model}/" not in labels.get("model_path", ""):
+            if (
+                model
+                and labels.get("model_name", model) != model
+                and f"/{model}/" not in labels.get("model_path", "")
+            ):
                 continue
-            described = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "model_name" or not model)
+            described = ", ".join(
+                f"{k}={v}" for k, v in sorted(labels.items()) if k != "model_name" or not model
+            )
             if "counts" in sample:
                 scale = 1e-3 if "latency" in name else 1.0  # microseconds -> ms
                 count = sample["count"]
                 mean = sample["sum"] / count * scale if count else 0.0
-                rows.append([short, described, count, _number(mean), _number(_quantile(sample, 0.5) * scale),
-                             _number(_quantile(sample, 0.99) * scale)])
+                rows.append(
+                    [
+                        short,
+                        described,
+                        count,
+                        _number(mean),
+                        _number(_quantile(sample, 0.5) * scale),
+                        _number(_quantile(sample, 0.99) * scale),
+                    ]
+                )
             else:
                 rows.append([short, described, _number(sample.get("value", 0)), "", "", ""])
     title = f"metrics of {model}" if model else "metrics"
-    return Table(["metric", "labels", "count/value", "mean", "p50", "p99"], rows, title=title,
-                 footer="latencies in ms; p50/p99 are bucket upper bounds")
+    return Table(
+        ["metric", "labels", "count/value", "mean", "p50", "p99"],
+        rows,
+        title=title,
+        footer="latencies in ms; p50/p99 are bucket upper bounds",
+    )
 
 
 def _quantile(sample: dict, q: float) -> float:

@@ -52,7 +52,9 @@ class Snippets:
         return "\n\n".join(f"# --- {title}\n{code}" for title, code in self.blocks)
 
     def _repr_html_(self) -> str:
-        return "".join(f"<p><b>{escape(title)}</b></p><pre>{escape(code)}</pre>" for title, code in self.blocks)
+        return "".join(
+            f"<p><b>{escape(title)}</b></p><pre>{escape(code)}</pre>" for title, code in self.blocks
+        )
 
 
 def snippets(endpoint: Endpoint, name: str, signature: SignatureInfo) -> Snippets:
@@ -68,7 +70,8 @@ def snippets(endpoint: Endpoint, name: str, signature: SignatureInfo) -> Snippet
         ("curl", curl_line(url, body, token)),
         (
             "requests",
-            "import requests\n" + (read_token if token else "\n")
+            "import requests\n"
+            + (read_token if token else "\n")
             + f"response = requests.post(\n    {url!r},\n    json={body!r},\n    headers={headers},\n)\n"
             "response.raise_for_status()\nprint(response.json())",
         ),

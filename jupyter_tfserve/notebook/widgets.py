@@ -20,7 +20,13 @@ import ipywidgets as widgets
 
 from ..core.status import ServingError
 
-_STATE_COLORS = {"AVAILABLE": "#1a7f37", "LOADING": "#9a6700", "START": "#9a6700", "UNLOADING": "#9a6700", "END": "#6e7781"}
+_STATE_COLORS = {
+    "AVAILABLE": "#1a7f37",
+    "LOADING": "#9a6700",
+    "START": "#9a6700",
+    "UNLOADING": "#9a6700",
+    "END": "#6e7781",
+}
 
 
 def models_html(models: list[dict]) -> str:
@@ -30,11 +36,17 @@ def models_html(models: list[dict]) -> str:
         labels_of: dict[int, list[str]] = {}
         for label, version in model.get("labels", {}).items():
             labels_of.setdefault(int(version), []).append(label)
-        versions = model.get("versions") or [{"version": "-", "state": "no versions", "error_message": model.get("source_error", "")}]
+        versions = model.get("versions") or [
+            {"version": "-", "state": "no versions", "error_message": model.get("source_error", "")}
+        ]
         for index, version in enumerate(versions):
             state = version["state"]
             color = _STATE_COLORS.get(state, "#cf222e")
-            labels = ", ".join(sorted(labels_of.get(int(version["version"]), []))) if version["version"] != "-" else ""
+            labels = (
+                ", ".join(sorted(labels_of.get(int(version["version"]), [])))
+                if version["version"] != "-"
+                else ""
+            )
             rows.append(
                 "<tr>"
                 f"<td>{escape(model['name']) if index == 0 else ''}</td>"
@@ -46,7 +58,10 @@ def models_html(models: list[dict]) -> str:
             )
     if not rows:
         rows.append("<tr><td colspan='5'><i>no models served</i></td></tr>")
-    head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("model", "version", "state", "labels", "error"))
+    head = "".join(
+        f"<th style='text-align:left'>{h}</th>"
+        for h in ("model", "version", "state", "labels", "error")
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -60,7 +75,9 @@ class Dashboard(widgets.VBox):
         self.model = widgets.Dropdown(description="model", options=[])
         self.version = widgets.Dropdown(description="version", options=[])
         self.label = widgets.Text(description="label", placeholder="stable")
-        self.unload_button = widgets.Button(description="Unload", button_style="danger", icon="trash")
+        self.unload_button = widgets.Button(
+            description="Unload", button_style="danger", icon="trash"
+        )
         self.label_button = widgets.Button(description="Set label", icon="tag")
         self.rollback_button = widgets.Button(description="Roll back", icon="undo")
         self.reload_button = widgets.Button(description="Reload", icon="refresh")
@@ -70,8 +87,10 @@ class Dashboard(widgets.VBox):
         self.confirm_text = widgets.HTML()
         self.confirm_button = widgets.Button(description="Unload", button_style="danger")
         self.cancel_button = widgets.Button(description="Cancel")
-        self.confirm = widgets.HBox([self.confirm_text, self.confirm_button, self.cancel_button],
-                                    layout=widgets.Layout(display="none"))
+        self.confirm = widgets.HBox(
+            [self.confirm_text, self.confirm_button, self.cancel_button],
+            layout=widgets.Layout(display="none"),
+        )
         self.unload_button.on_click(lambda _: self._ask_unload())
         self.confirm_button.on_click(lambda _: self._confirmed(self._unload))
         self.cancel_button.on_click(lambda _: self._confirmed(None))
@@ -85,8 +104,15 @@ class Dashboard(widgets.VBox):
                 widgets.HTML(f"<b>tfserve</b> at <code>{escape(client.url)}</code>"),
                 self.table,
                 widgets.HBox([self.model, self.version, self.label]),
-                widgets.HBox([self.unload_button, self.label_button, self.rollback_button,
-                              self.reload_button, self.refresh_button]),
+                widgets.HBox(
+                    [
+                        self.unload_button,
+                        self.label_button,
+                        self.rollback_button,
+                        self.reload_button,
+                        self.refresh_button,
+                    ]
+                ),
                 self.confirm,
                 self.message,
             ],
@@ -99,7 +125,9 @@ class Dashboard(widgets.VBox):
         self.refresh()
         self._thread = None
         if refresh_seconds > 0:
-            self._thread = threading.Thread(target=self._refresh_loop, name="tfserve-dashboard", daemon=True)
+            self._thread = threading.Thread(
+                target=self._refresh_loop, name="tfserve-dashboard", daemon=True
+            )
             self._thread.start()
 
     # ------------------------------------------------------------------ refreshing
@@ -168,9 +196,7 @@ class Dashboard(widgets.VBox):
             self._say("No model selected", error=True)
             return
         self._pending_unload = name
-        self.confirm_text.value = (
-            f"Unload <b>{escape(name)}</b>? Clients calling it get \"not found\" until it is loaded again."
-        )
+        self.confirm_text.value = f'Unload <b>{escape(name)}</b>? Clients calling it get "not found" until it is loaded again.'
         self.confirm_button.description = f"Unload {name}"
         self.confirm.layout.display = "flex"
 
@@ -190,7 +216,9 @@ class Dashboard(widgets.VBox):
         return self.model.value
 
     def _unload(self) -> str:
-        name = self._pending_unload  # the model the user confirmed, even if the selection moved since
+        name = (
+            self._pending_unload
+        )  # the model the user confirmed, even if the selection moved since
         self.client.unload(name)
         return f"{name} unloaded"
 
@@ -229,7 +257,11 @@ class ComparisonWidget(widgets.VBox):
         self.message = widgets.HTML()
         self.move_button.on_click(lambda _: self._move())
         super().__init__(
-            [widgets.HTML(comparison._repr_html_()), widgets.HBox([self.label, self.move_button]), self.message],
+            [
+                widgets.HTML(comparison._repr_html_()),
+                widgets.HBox([self.label, self.move_button]),
+                self.message,
+            ],
             **kwargs,
         )
 

@@ -88,7 +88,9 @@ class PortGuard:
             )
         if path not in OPEN_PATHS and not self.token_ok(headers.get("authorization", "")):
             raise self.unauthenticated()
-        if method not in _READ_METHODS and (path == MANAGEMENT_PREFIX or path.startswith(MANAGEMENT_PREFIX + "/")):
+        if method not in _READ_METHODS and (
+            path == MANAGEMENT_PREFIX or path.startswith(MANAGEMENT_PREFIX + "/")
+        ):
             _check_change_request(method, host, headers)
 
     def host_ok(self, host: str) -> bool:

@@ -155,10 +155,14 @@ def method_handler(method: Method, server) -> grpc.RpcMethodHandler:
                 log.exception("gRPC %s failed", api)
         finally:
             if method.observed and request is not None:
-                metrics.observe_request(_model_name(request), api, ENTRYPOINT, status, time.perf_counter() - started)
+                metrics.observe_request(
+                    _model_name(request), api, ENTRYPOINT, status, time.perf_counter() - started
+                )
         context.abort(*grpc_status(error))
 
-    return grpc.unary_unary_rpc_method_handler(call, response_serializer=method.response.SerializeToString)
+    return grpc.unary_unary_rpc_method_handler(
+        call, response_serializer=method.response.SerializeToString
+    )
 
 
 def generic_handler(service, server) -> grpc.GenericRpcHandler:
@@ -199,15 +203,33 @@ class PredictionService:
 
     def methods(self) -> list[Method]:
         return [
-            Method("Predict", predict_pb2.PredictRequest, predict_pb2.PredictResponse, self._predict),
-            Method("Classify", classification_pb2.ClassificationRequest,
-                   classification_pb2.ClassificationResponse, self._classify),
-            Method("Regress", regression_pb2.RegressionRequest, regression_pb2.RegressionResponse,
-                   self._regress),
-            Method("MultiInference", inference_pb2.MultiInferenceRequest, inference_pb2.MultiInferenceResponse,
-                   self._multi_inference),
-            Method("GetModelMetadata", get_model_metadata_pb2.GetModelMetadataRequest,
-                   get_model_metadata_pb2.GetModelMetadataResponse, self._metadata),
+            Method(
+                "Predict", predict_pb2.PredictRequest, predict_pb2.PredictResponse, self._predict
+            ),
+            Method(
+                "Classify",
+                classification_pb2.ClassificationRequest,
+                classification_pb2.ClassificationResponse,
+                self._classify,
+            ),
+            Method(
+                "Regress",
+                regression_pb2.RegressionRequest,
+                regression_pb2.RegressionResponse,
+                self._regress,
+            ),
+            Method(
+                "MultiInference",
+                inference_pb2.MultiInferenceRequest,
+                inference_pb2.MultiInferenceResponse,
+                self._multi_inference,
+            ),
+            Method(
+                "GetModelMetadata",
+                get_model_metadata_pb2.GetModelMetadataRequest,
+                get_model_metadata_pb2.GetModelMetadataResponse,
+                self._metadata,
+            ),
         ]
 
     # ------------------------------------------------------------------ handlers
@@ -215,7 +237,9 @@ class PredictionService:
         service = self.service
         with service.resolve(model_spec(request)) as target:
             inputs = decode_inputs(request.inputs, service.tensor_budget())
-            outputs = _wait(service.predict(target, inputs, request.output_filter, inline=True), context)
+            outputs = _wait(
+                service.predict(target, inputs, request.output_filter, inline=True), context
+            )
         return predict_response(target, outputs)
 
     def _classify(self, request, context) -> classification_pb2.ClassificationResponse:
@@ -264,7 +288,9 @@ class PredictionService:
         response = inference_pb2.MultiInferenceResponse()
         for task, result in zip(tasks, results, strict=True):
             out = response.results.add()
-            _echo(out.model_spec, task.model_spec.name, handle.version, task.model_spec.signature_name)
+            _echo(
+                out.model_spec, task.model_spec.name, handle.version, task.model_spec.signature_name
+            )
             if task.method_name == CLASSIFY_METHOD:
                 tensors.fill_classifications(out.classification_result, result)
             else:
@@ -280,7 +306,9 @@ class PredictionService:
     def _metadata(self, request, context) -> get_model_metadata_pb2.GetModelMetadataResponse:
         spec = model_spec(request)
         if not request.metadata_field:
-            raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
+            raise invalid_argument(
+                "GetModelMetadataRequest must specify at least one metadata_field"
+            )
         for field in request.metadata_field:
             if field != _SIGNATURE_DEF:
                 raise invalid_argument(f"Metadata field {field} is not supported")
@@ -319,18 +347,26 @@ def _multi_inference_targets(handle, tasks, check_method_name: bool) -> list[Tar
         if not name:
             raise invalid_argument("Found ModelSpec with an empty model name.")
         if name != handle.model_name:
-            raise invalid_argument("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+            raise invalid_argument(
+                "All ModelSpecs in a MultiInferenceRequest must access the same model name."
+            )
         signature_name = task.model_spec.signature_name or DEFAULT_SIGNATURE
         if signature_name in seen:
             raise invalid_argument(f"Duplicate evaluation of signature: {signature_name}")
         seen.add(signature_name)
         signature = handle.servable.signatures.get(signature_name)
         if signature is None:
-            raise invalid_argument(f"Requested signature not found in model graph: {signature_name}")
+            raise invalid_argument(
+                f"Requested signature not found in model graph: {signature_name}"
+            )
         if task.method_name in (CLASSIFY_METHOD, REGRESS_METHOD):
-            alias = example_input_alias(signature, task.method_name, check_method_name=check_method_name)
+            alias = example_input_alias(
+                signature, task.method_name, check_method_name=check_method_name
+            )
         else:
-            raise ServingError(Code.UNIMPLEMENTED, f"Unsupported signature method_name: {task.method_name}")
+            raise ServingError(
+                Code.UNIMPLEMENTED, f"Unsupported signature method_name: {task.method_name}"
+            )
         # A TF1 session is fed once for every task, so TF Serving wants one input tensor; TF2
         # signatures are separate functions, each given the same examples (its TFRT path).
         if handle.servable.loader == "tf1":
@@ -353,10 +389,19 @@ class ModelService:
 
     def methods(self) -> list[Method]:
         return [
-            Method("GetModelStatus", get_model_status_pb2.GetModelStatusRequest,
-                   get_model_status_pb2.GetModelStatusResponse, self._status),
-            Method("HandleReloadConfigRequest", model_management_pb2.ReloadConfigRequest,
-                   model_management_pb2.ReloadConfigResponse, self._reload, observed=False),
+            Method(
+                "GetModelStatus",
+                get_model_status_pb2.GetModelStatusRequest,
+                get_model_status_pb2.GetModelStatusResponse,
+                self._status,
+            ),
+            Method(
+                "HandleReloadConfigRequest",
+                model_management_pb2.ReloadConfigRequest,
+                model_management_pb2.ReloadConfigResponse,
+                self._reload,
+                observed=False,
+            ),
         ]
 
     def _status(self, request, context) -> get_model_status_pb2.GetModelStatusResponse:
@@ -416,7 +461,9 @@ class TokenInterceptor(grpc.ServerInterceptor):
 class Front:
     """The running gRPC server, as ModelServer sees it: the bound TCP port and a graceful stop."""
 
-    def __init__(self, server: grpc.Server, port: int | None, health_servicer, pool: ThreadPoolExecutor):
+    def __init__(
+        self, server: grpc.Server, port: int | None, health_servicer, pool: ThreadPoolExecutor
+    ):
         self.server = server
         self.port = port
         self._health = health_servicer
@@ -469,7 +516,9 @@ def server_credentials(ssl_config) -> grpc.ServerCredentials:
     if not ssl_config.server_key or not ssl_config.server_cert:
         raise invalid_argument("SSLConfig needs both server_key and server_cert (PEM text)")
     if ssl_config.client_verify and not ssl_config.custom_ca:
-        raise invalid_argument("SSLConfig.client_verify needs custom_ca, the CA that signs client certificates")
+        raise invalid_argument(
+            "SSLConfig.client_verify needs custom_ca, the CA that signs client certificates"
+        )
     return grpc.ssl_server_credentials(
         [(ssl_config.server_key.encode(), ssl_config.server_cert.encode())],
         root_certificates=ssl_config.custom_ca.encode() or None,
@@ -482,14 +531,18 @@ async def serve(model_server, options) -> Front:
     credentials = None
     if options.ssl_config_file:
         loop = asyncio.get_running_loop()
-        ssl_config = await loop.run_in_executor(None, parse_text_file, options.ssl_config_file, SSLConfig)
+        ssl_config = await loop.run_in_executor(
+            None, parse_text_file, options.ssl_config_file, SSLConfig
+        )
         credentials = server_credentials(ssl_config)
     # --grpc_max_threads is the handler pool and the bound on concurrent calls: calls past it
     # are refused with RESOURCE_EXHAUSTED rather than queued behind a busy pool. Without it,
     # --max_requests_in_flight bounds the calls admitted (running or queued for a handler).
     # gRPC refuses them from its poller thread, with RESOURCE_EXHAUSTED: the sync server
     # gives no way to answer UNAVAILABLE without first queueing the call for a handler.
-    threads = options.grpc_max_threads or (DEFAULT_THREADS_BATCHING if options.enable_batching else DEFAULT_THREADS)
+    threads = options.grpc_max_threads or (
+        DEFAULT_THREADS_BATCHING if options.enable_batching else DEFAULT_THREADS
+    )
     # Handlers run models, so like the inference threads they yield to the threads that move
     # bytes (gRPC's poller, the REST loop) instead of preempting them: +6% calls/s at C=32.
     pool = ThreadPoolExecutor(
@@ -503,7 +556,10 @@ async def serve(model_server, options) -> Front:
         interceptors=[TokenInterceptor(guard)] if guard.token is not None else None,
     )
     server.add_generic_rpc_handlers(
-        [generic_handler(service, model_server) for service in (PredictionService(model_server), ModelService(model_server))]
+        [
+            generic_handler(service, model_server)
+            for service in (PredictionService(model_server), ModelService(model_server))
+        ]
     )
     health_servicer = None
     if options.enable_grpc_healthcheck_service:
@@ -521,7 +577,11 @@ async def serve(model_server, options) -> Front:
         addresses.append(f"unix:{options.grpc_socket_path}")
     for address in addresses:
         try:
-            bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+            bound = (
+                server.add_secure_port(address, credentials)
+                if credentials
+                else server.add_insecure_port(address)
+            )
         except RuntimeError as exc:
             raise OSError(f"Failed to bind the gRPC server to {address}: {exc}") from exc
         if not address.startswith("unix:"):

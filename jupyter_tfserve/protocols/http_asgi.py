@@ -293,7 +293,9 @@ def tls_files(options) -> tuple[str | None, str | None]:
     key_file = getattr(options, "rest_api_ssl_key_file", "") or None
     if cert_file is None:
         if key_file is not None:
-            raise invalid_argument("--rest_api_ssl_key_file is set without --rest_api_ssl_cert_file")
+            raise invalid_argument(
+                "--rest_api_ssl_key_file is set without --rest_api_ssl_cert_file"
+            )
         return None, None
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_file, key_file)

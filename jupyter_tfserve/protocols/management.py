@@ -113,7 +113,9 @@ class ManagementApi:
                     return await handler(request, **match.groupdict())
                 return await handler(request, caller, **match.groupdict())
             except ServingError as exc:
-                log.warning("%s /tfserve/api%s refused: %s", request.method, request.path, exc.message)
+                log.warning(
+                    "%s /tfserve/api%s refused: %s", request.method, request.path, exc.message
+                )
                 return error_response(exc)
             except Exception as exc:  # a bug: logged here, answered without a traceback
                 log.exception("management %s %s failed", request.method, request.path)
@@ -157,7 +159,11 @@ class ManagementApi:
     async def set_batching(self, request: Request, caller: Caller, name: str) -> Response:
         from ..core.batching_params import parameters_from_json
 
-        parameters = None if request.method == "DELETE" else parameters_from_json(tensors.parse_json(request.body))
+        parameters = (
+            None
+            if request.method == "DELETE"
+            else parameters_from_json(tensors.parse_json(request.body))
+        )
         await _blocking(self.admin.set_batching, caller, name, parameters)
         return json_response(self.admin.batcher_or_refusal().stats(name))
 
@@ -215,7 +221,9 @@ class ManagementApi:
         labels = await _blocking(self.admin.set_label, caller, name, label, version)
         return json_response({"name": name, "labels": labels})
 
-    async def remove_label(self, request: Request, caller: Caller, name: str, label: str) -> Response:
+    async def remove_label(
+        self, request: Request, caller: Caller, name: str, label: str
+    ) -> Response:
         name, label = unquote(name), unquote(label)
         labels = await _blocking(self.admin.remove_label, caller, name, label)
         return json_response({"name": name, "labels": labels})

@@ -280,10 +280,18 @@ class RestApp:
         except ServingError as exc:
             log.warning("%s %s refused: %s", method, path, exc.message)
             return error_response(exc)
-        return await self.dispatch(method, path, query, headers, body, Caller("rest", guard.principal))
+        return await self.dispatch(
+            method, path, query, headers, body, Caller("rest", guard.principal)
+        )
 
     async def dispatch(
-        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes, caller: Caller
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        caller: Caller,
     ) -> Response:
         """Route a request its front has admitted; ``caller`` is who it says sent it."""
         if path[:4].lower() == "/v1/":

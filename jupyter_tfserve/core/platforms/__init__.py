@@ -83,7 +83,9 @@ def get(platform: str) -> Platform:
             return instance
         entry_point = _entry_points().get(platform)
         if entry_point is None:
-            raise ServingError(Code.NOT_FOUND, f"No platform plug-in named {platform!r} is installed")
+            raise ServingError(
+                Code.NOT_FOUND, f"No platform plug-in named {platform!r} is installed"
+            )
         try:
             factory = entry_point.load()
             instance = factory()
@@ -109,7 +111,9 @@ def select(model_platform: str, path: str, *, prefer_tflite: bool = False) -> st
     return platform
 
 
-def load_version(platform: str, name: str, version: int, path: str, options: LoadOptions) -> Servable:
+def load_version(
+    platform: str, name: str, version: int, path: str, options: LoadOptions
+) -> Servable:
     """Load one version with the named platform; a plug-in's failure names the plug-in."""
     instance = get(platform)
     try:
@@ -117,7 +121,9 @@ def load_version(platform: str, name: str, version: int, path: str, options: Loa
     except Exception as exc:
         if platform in _BUILTIN:
             raise
-        raise _plugin_error(platform, _entry_points()[platform], "failed to load", exc, path) from exc
+        raise _plugin_error(
+            platform, _entry_points()[platform], "failed to load", exc, path
+        ) from exc
     if not isinstance(servable, Servable):
         raise ServingError(
             Code.INTERNAL,
@@ -127,10 +133,16 @@ def load_version(platform: str, name: str, version: int, path: str, options: Loa
     return servable
 
 
-def _plugin_error(platform: str, entry_point: EntryPoint, what: str, exc: Exception, path: str = "") -> ServingError:
+def _plugin_error(
+    platform: str, entry_point: EntryPoint, what: str, exc: Exception, path: str = ""
+) -> ServingError:
     """The status error of a plug-in's failure: names the plug-in and where it comes from, keeps the cause."""
     cause = from_exception(exc)
-    detail = cause.message if isinstance(exc, ServingError) else f"{type(exc).__name__}: {cause.message}"
+    detail = (
+        cause.message if isinstance(exc, ServingError) else f"{type(exc).__name__}: {cause.message}"
+    )
     where = f" {path}" if path else ""
     code = Code.FAILED_PRECONDITION if what == "failed to import" else cause.code
-    return ServingError(code, f"Platform plug-in {platform!r} ({entry_point.value}) {what}{where}: {detail}")
+    return ServingError(
+        code, f"Platform plug-in {platform!r} ({entry_point.value}) {what}{where}: {detail}"
+    )

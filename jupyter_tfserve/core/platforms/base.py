@@ -58,7 +58,9 @@ class Servable:
         self.platform = ""  # the registry sets the name the model selected it by
         self.signature_defs = signature_defs
         self.signatures: dict[str, SignatureInfo] = {
-            key: SignatureInfo.from_proto(key, sig) for key, sig in signature_defs.items() if is_runnable(key)
+            key: SignatureInfo.from_proto(key, sig)
+            for key, sig in signature_defs.items()
+            if is_runnable(key)
         }
         self._runner = runner
 
@@ -98,7 +100,9 @@ class SignatureNotFound(ServingError):
     """A signature name the model lacks; REST and gRPC word this differently, so they read ``.signature_name``."""
 
     def __init__(self, signature_name: str):
-        super().__init__(Code.FAILED_PRECONDITION, f'Serving signature key "{signature_name}" not found.')
+        super().__init__(
+            Code.FAILED_PRECONDITION, f'Serving signature key "{signature_name}" not found.'
+        )
         self.signature_name = signature_name
 
 

@@ -49,7 +49,9 @@ def _apply_threading(tf) -> None:
         if inter:
             tf.config.threading.set_inter_op_parallelism_threads(inter)
     except RuntimeError:
-        log.warning("TensorFlow was already initialized; thread settings %s not applied", _threading_config)
+        log.warning(
+            "TensorFlow was already initialized; thread settings %s not applied", _threading_config
+        )
 
 
 def tensorflow():
@@ -90,7 +92,9 @@ def read_meta_graph(export_dir: str, tags: Iterable[str]):
     except ServingError:
         raise
     except Exception as exc:
-        raise ServingError(Code.DATA_LOSS, f"Could not parse SavedModel in {export_dir}: {exc}") from exc
+        raise ServingError(
+            Code.DATA_LOSS, f"Could not parse SavedModel in {export_dir}: {exc}"
+        ) from exc
     wanted = set(tags)
     for meta_graph in saved_model.meta_graphs:
         if set(meta_graph.meta_info_def.tags) == wanted:
@@ -249,7 +253,9 @@ class TensorFlowPlatform(Platform):
     """TF Serving's default platform: a version folder holding ``saved_model.pb`` (or ``.pbtxt``)."""
 
     def recognizes(self, path: str) -> bool:
-        return any(os.path.exists(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt"))
+        return any(
+            os.path.exists(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt")
+        )
 
     def load(self, name: str, version: int, path: str, options: LoadOptions) -> Servable:
         return load_servable(name, version, path, options.saved_model_tags)

@@ -41,7 +41,9 @@ def interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:
-        raise failed_precondition(f"The tflite platform needs LiteRT: pip install ai-edge-litert ({exc})") from exc
+        raise failed_precondition(
+            f"The tflite platform needs LiteRT: pip install ai-edge-litert ({exc})"
+        ) from exc
     return Interpreter
 
 
@@ -98,7 +100,9 @@ def _describe(interpreter) -> dict[str, _SignatureLayout]:
     layouts = {}
     for key in signatures:
         runner = interpreter.get_signature_runner(key)
-        layouts[key] = _SignatureLayout(key, runner.get_input_details(), runner.get_output_details())
+        layouts[key] = _SignatureLayout(
+            key, runner.get_input_details(), runner.get_output_details()
+        )
     return layouts
 
 
@@ -109,7 +113,9 @@ class _Interpreter:
         self.interpreter = interpreter
         self._runners: dict[str, object] = {}
 
-    def __call__(self, layout: _SignatureLayout, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(
+        self, layout: _SignatureLayout, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
         """One call; outputs are copies (the interpreter's buffers are reused by the next call).
 
         Input tensors are resized to the request's shapes, as the signature runner does; the
@@ -121,7 +127,9 @@ class _Interpreter:
         if layout.key is not None:
             runner = self._runners.get(layout.key)
             if runner is None:
-                runner = self._runners[layout.key] = self.interpreter.get_signature_runner(layout.key)
+                runner = self._runners[layout.key] = self.interpreter.get_signature_runner(
+                    layout.key
+                )
             return runner(**{alias: inputs[alias] for alias in layout.inputs})
         interpreter = self.interpreter
         for alias, details in layout.inputs.items():
@@ -130,7 +138,10 @@ class _Interpreter:
         for alias, details in layout.inputs.items():
             interpreter.set_tensor(details["index"], inputs[alias])
         interpreter.invoke()
-        return {alias: interpreter.get_tensor(details["index"]) for alias, details in layout.outputs.items()}
+        return {
+            alias: interpreter.get_tensor(details["index"])
+            for alias, details in layout.outputs.items()
+        }
 
 
 class _InterpreterPool:
@@ -175,7 +186,9 @@ class _Runner:
             if rows is None or rows == 1:
                 outputs = call(layout, inputs)
             else:
-                parts = [call(layout, {a: v[i : i + 1] for a, v in inputs.items()}) for i in range(rows)]
+                parts = [
+                    call(layout, {a: v[i : i + 1] for a, v in inputs.items()}) for i in range(rows)
+                ]
                 outputs = {a: np.concatenate([p[a] for p in parts]) for a in layout.outputs}
         finally:
             self._pool.give(call)

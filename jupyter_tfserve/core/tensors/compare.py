@@ -13,7 +13,11 @@ def max_abs_diff(a, b) -> float:
     if a.size == 0:
         return 0.0
     if a.dtype.kind in "biufc" and b.dtype.kind in "biufc":
-        both_nan = np.isnan(a.astype(np.float64)) & np.isnan(b.astype(np.float64)) if a.dtype.kind in "fc" else False
+        both_nan = (
+            np.isnan(a.astype(np.float64)) & np.isnan(b.astype(np.float64))
+            if a.dtype.kind in "fc"
+            else False
+        )
         diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
         diff = np.where(both_nan, 0.0, diff)
         return float(np.max(diff))

@@ -15,7 +15,7 @@ PREFIX = "archive://"
 
 class ArchiveSource:
     def list_versions(self, base_path: str) -> dict[int, str]:
-        folder = base_path[len(PREFIX):]
+        folder = base_path[len(PREFIX) :]
         versions = {}
         for name in os.listdir(folder):
             stem, ext = os.path.splitext(name)

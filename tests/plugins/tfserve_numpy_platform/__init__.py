@@ -20,7 +20,9 @@ class NumpyPlatform(Platform):
     def load(self, name, version, path, options):
         with np.load(os.path.join(path, "affine.npz")) as weights:
             w, b = weights["w"].astype(np.float32), weights["b"].astype(np.float32)
-        signature = signature_def({"x": ("float32", [-1, w.shape[0]])}, {"y": ("float32", [-1, w.shape[1]])})
+        signature = signature_def(
+            {"x": ("float32", [-1, w.shape[0]])}, {"y": ("float32", [-1, w.shape[1]])}
+        )
         return Servable(name, version, path, {"serving_default": signature}, AffineRunner(w, b))
 
 
