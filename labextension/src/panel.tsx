@@ -16,7 +16,8 @@ import { TfServeClient } from './api';
 import { tfserveIcon } from './icon';
 import { IEndpoint, SNIPPET_LABELS, SnippetKind, snippet } from './snippets';
 import { IPanelState, Notifier, TfServeStore } from './store';
-import { IViewActions, PanelView } from './view';
+import { IViewActions } from './components/actions';
+import { PanelView } from './components/PanelView';
 
 export const PANEL_ID = 'jp-tfserve-panel';
 

@@ -3,9 +3,11 @@ import { act } from 'react';
 import { createRoot, Root } from 'react-dom/client';
 
 import { ApiError, ENABLE_COMMAND } from '../src/api';
+import { IViewActions } from '../src/components/actions';
+import { PanelView } from '../src/components/PanelView';
+import { formatDuration, formatNumber, formatShape } from '../src/format';
 import { parseInfo, parseModels } from '../src/model';
 import { IPanelState } from '../src/store';
-import { formatDuration, formatNumber, formatShape, IViewActions, PanelView } from '../src/view';
 import * as fixtures from './fixtures';
 
 // React's act() wants to know it runs in a test environment.
