@@ -20,10 +20,19 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { BadResponse, IModelInfo, IModelStats, IServerInfo, parseBatching, parseInfo, parseModels } from './model';
+import {
+  BadResponse,
+  IModelInfo,
+  IModelStats,
+  IServerInfo,
+  parseBatching,
+  parseInfo,
+  parseModels
+} from './model';
 import { IModelCounters, parseMetrics } from './rates';
 
-export type ApiErrorKind = 'missing-extension' | 'http' | 'timeout' | 'network' | 'bad-response';
+export type ApiErrorKind =
+  'missing-extension' | 'http' | 'timeout' | 'network' | 'bad-response';
 
 /** The command that turns the server extension on; shown to the user with the error. */
 export const ENABLE_COMMAND = 'jupyter server extension enable jupyter_tfserve';
@@ -62,7 +71,8 @@ export const DEFAULT_TIMEOUT_MS = 10000;
 
 export class TfServeClient {
   constructor(options: IClientOptions = {}) {
-    this.serverSettings = options.serverSettings ?? ServerConnection.makeSettings();
+    this.serverSettings =
+      options.serverSettings ?? ServerConnection.makeSettings();
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
@@ -87,8 +97,13 @@ export class TfServeClient {
     return this.read('metrics', parseMetrics);
   }
 
-  batching(name: string): Promise<Pick<IModelStats, 'avgBatchSize' | 'queueDepth'>> {
-    return this.read(`models/${encodeURIComponent(name)}/batching`, parseBatching);
+  batching(
+    name: string
+  ): Promise<Pick<IModelStats, 'avgBatchSize' | 'queueDepth'>> {
+    return this.read(
+      `models/${encodeURIComponent(name)}/batching`,
+      parseBatching
+    );
   }
 
   async load(request: ILoadRequest): Promise<void> {
@@ -109,7 +124,11 @@ export class TfServeClient {
 
   /** Serve the previous version again; resolves to the version now loading, when the server says. */
   async rollback(name: string): Promise<number | undefined> {
-    const body = await this.request('POST', `models/${encodeURIComponent(name)}/rollback`, {});
+    const body = await this.request(
+      'POST',
+      `models/${encodeURIComponent(name)}/rollback`,
+      {}
+    );
     const version = (body as { version?: unknown }).version;
     return typeof version === 'number' ? version : undefined;
   }
@@ -118,7 +137,9 @@ export class TfServeClient {
   async reloadConfig(): Promise<string[]> {
     const body = await this.request('POST', 'config/reload', {});
     const models = (body as { models?: unknown }).models;
-    return Array.isArray(models) ? models.filter((m): m is string => typeof m === 'string') : [];
+    return Array.isArray(models)
+      ? models.filter((m): m is string => typeof m === 'string')
+      : [];
   }
 
   /** GET and parse; an answer the parser refuses is a `bad-response` error like any other. */
@@ -139,7 +160,11 @@ export class TfServeClient {
   }
 
   /** One request with a deadline; the JSON body of a 2xx answer, or an `ApiError`. */
-  async request(method: string, path: string, body?: unknown): Promise<unknown> {
+  async request(
+    method: string,
+    path: string,
+    body?: unknown
+  ): Promise<unknown> {
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -154,7 +179,11 @@ export class TfServeClient {
     try {
       let response: Response;
       try {
-        response = await ServerConnection.makeRequest(this.url(path), init, this.serverSettings);
+        response = await ServerConnection.makeRequest(
+          this.url(path),
+          init,
+          this.serverSettings
+        );
       } catch (error) {
         if (timedOut) {
           throw this.timeoutError(method, path);
@@ -170,7 +199,10 @@ export class TfServeClient {
       } catch (error) {
         throw timedOut
           ? this.timeoutError(method, path)
-          : new ApiError('network', `Reading the answer to ${method} ${path} failed`);
+          : new ApiError(
+              'network',
+              `Reading the answer to ${method} ${path} failed`
+            );
       }
       return parseBody(method, path, response.status, text);
     } finally {
@@ -192,7 +224,12 @@ export class TfServeClient {
  * errors (403 from its auth or XSRF check) are `{"message": ...}`, and a path no
  * handler serves gets Jupyter's HTML "not found" page.
  */
-function parseBody(method: string, path: string, status: number, text: string): unknown {
+function parseBody(
+  method: string,
+  path: string,
+  status: number,
+  text: string
+): unknown {
   let json: unknown = undefined;
   try {
     json = text ? JSON.parse(text) : {};
@@ -200,12 +237,18 @@ function parseBody(method: string, path: string, status: number, text: string): 
     json = undefined;
   }
   const field = (name: string): string | undefined => {
-    const value = typeof json === 'object' && json !== null ? (json as any)[name] : undefined;
+    const value =
+      typeof json === 'object' && json !== null
+        ? (json as any)[name]
+        : undefined;
     return typeof value === 'string' && value ? value : undefined;
   };
   if (status >= 200 && status < 300) {
     if (json === undefined) {
-      throw new ApiError('bad-response', new BadResponse(`${method} ${path} is not JSON`).message);
+      throw new ApiError(
+        'bad-response',
+        new BadResponse(`${method} ${path} is not JSON`).message
+      );
     }
     return json;
   }

@@ -8,7 +8,14 @@ export function formatNumber(n: number | undefined, unit = ''): string {
   if (n === undefined) {
     return '—';
   }
-  const digits = n === 0 || Math.abs(n) >= 100 ? 0 : Math.abs(n) >= 10 ? 1 : Math.abs(n) >= 1 ? 2 : 3;
+  const digits =
+    n === 0 || Math.abs(n) >= 100
+      ? 0
+      : Math.abs(n) >= 10
+        ? 1
+        : Math.abs(n) >= 1
+          ? 2
+          : 3;
   return `${Number(n.toFixed(digits))}${unit}`;
 }
 

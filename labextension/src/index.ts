@@ -35,13 +35,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
     settingRegistry: ISettingRegistry | null,
     launcher: ILauncher | null
   ) => {
-    const client = new TfServeClient({ serverSettings: app.serviceManager.serverSettings });
+    const client = new TfServeClient({
+      serverSettings: app.serviceManager.serverSettings
+    });
     const panel = new TfServePanel({ client });
     app.shell.add(panel, 'left', { rank: 900 });
     restorer?.add(panel, PANEL_ID);
 
     app.commands.addCommand(CommandIDs.open, {
-      label: args => (args.isLauncher ? 'TF Serving' : 'TF Serving: Open panel'),
+      label: args =>
+        args.isLauncher ? 'TF Serving' : 'TF Serving: Open panel',
       caption: 'Show the served models',
       icon: tfserveIcon,
       execute: () => app.shell.activateById(panel.id)
@@ -52,31 +55,48 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: async () => {
         // A success is notified by the store; a refusal is shown in the panel, which may be closed.
         if (!(await panel.store.reloadConfig())) {
-          Notification.error(panel.store.state.messages.panel?.text ?? 'The config was not reloaded', {
-            autoClose: false
-          });
+          Notification.error(
+            panel.store.state.messages.panel?.text ??
+              'The config was not reloaded',
+            {
+              autoClose: false
+            }
+          );
         }
       }
     });
     palette?.addItem({ command: CommandIDs.open, category: 'TF Serving' });
-    palette?.addItem({ command: CommandIDs.reloadConfig, category: 'TF Serving' });
+    palette?.addItem({
+      command: CommandIDs.reloadConfig,
+      category: 'TF Serving'
+    });
     // Where new users look first: the launcher's "Other" section opens the panel.
-    launcher?.add({ command: CommandIDs.open, category: 'Other', rank: 50, args: { isLauncher: true } });
+    launcher?.add({
+      command: CommandIDs.open,
+      category: 'Other',
+      rank: 50,
+      args: { isLauncher: true }
+    });
 
     if (settingRegistry) {
       settingRegistry
         .load(PLUGIN_ID)
         .then(settings => {
           const apply = () => {
-            const seconds = settings.get('pollIntervalSeconds').composite as number;
-            const timeout = settings.get('requestTimeoutSeconds').composite as number;
+            const seconds = settings.get('pollIntervalSeconds')
+              .composite as number;
+            const timeout = settings.get('requestTimeoutSeconds')
+              .composite as number;
             panel.store.pollInterval = Math.max(0.5, seconds) * 1000;
-            client.timeoutMs = Math.max(1, timeout) * 1000 || DEFAULT_TIMEOUT_MS;
+            client.timeoutMs =
+              Math.max(1, timeout) * 1000 || DEFAULT_TIMEOUT_MS;
           };
           apply();
           settings.changed.connect(apply);
         })
-        .catch(reason => console.error('jupyter-tfserve: cannot read settings', reason));
+        .catch(reason =>
+          console.error('jupyter-tfserve: cannot read settings', reason)
+        );
     }
   }
 };

@@ -24,7 +24,8 @@ export interface ISignatureInfo {
 }
 
 /** TF Serving's version states; anything else the server sends is kept as is. */
-export type VersionState = 'START' | 'LOADING' | 'AVAILABLE' | 'UNLOADING' | 'END' | string;
+export type VersionState =
+  'START' | 'LOADING' | 'AVAILABLE' | 'UNLOADING' | 'END' | string;
 
 export interface IVersionInfo {
   version: number;
@@ -101,7 +102,11 @@ function num(value: unknown): number | undefined {
     return value;
   }
   // int64 values travel as strings in TF Serving's JSON.
-  if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) {
+  if (
+    typeof value === 'string' &&
+    value.trim() !== '' &&
+    Number.isFinite(Number(value))
+  ) {
     return Number(value);
   }
   return undefined;
@@ -133,7 +138,11 @@ export function parseSignatures(value: unknown): ISignatureInfo[] {
     return [];
   }
   const keys = Object.keys(value).sort((a, b) =>
-    a === 'serving_default' ? -1 : b === 'serving_default' ? 1 : a.localeCompare(b)
+    a === 'serving_default'
+      ? -1
+      : b === 'serving_default'
+        ? 1
+        : a.localeCompare(b)
   );
   return keys.map(key => {
     const sig = isObject(value[key]) ? (value[key] as Json) : {};
@@ -151,7 +160,9 @@ function parseVersion(value: unknown, model: string): IVersionInfo {
   const version = num(v.version);
   const state = str(v.state);
   if (version === undefined || !state) {
-    throw new BadResponse(`a version of model "${model}" has no version number or state`);
+    throw new BadResponse(
+      `a version of model "${model}" has no version number or state`
+    );
   }
   return {
     version,
@@ -190,7 +201,10 @@ export function parseModel(value: unknown): IModelInfo {
     labels,
     policy: policyText(value.policy),
     sourceError: str(value.source_error),
-    loggingRate: isObject(value.logging) && value.logging.enabled === true ? (num(value.logging.sampling_rate) ?? 0) : 0,
+    loggingRate:
+      isObject(value.logging) && value.logging.enabled === true
+        ? (num(value.logging.sampling_rate) ?? 0)
+        : 0,
     versions
   };
 }
@@ -200,7 +214,9 @@ export function parseModels(body: unknown): IModelInfo[] {
   if (!isObject(body) || !Array.isArray(body.models)) {
     throw new BadResponse('the model list has no "models" array');
   }
-  return body.models.map(parseModel).sort((a, b) => a.name.localeCompare(b.name));
+  return body.models
+    .map(parseModel)
+    .sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /** `GET api/info`. */
@@ -241,17 +257,20 @@ export function parseInfo(body: unknown): IServerInfo {
  * all of the model's queues. A model served without batching has no
  * signatures here, and these numbers stay unknown.
  */
-export function parseBatching(body: unknown): Pick<IModelStats, 'avgBatchSize' | 'queueDepth'> {
+export function parseBatching(
+  body: unknown
+): Pick<IModelStats, 'avgBatchSize' | 'queueDepth'> {
   if (!isObject(body)) {
     throw new BadResponse('the batching statistics are not an object');
   }
-  const signatures = (isObject(body.signatures) ? Object.values(body.signatures) : []).filter(
-    isObject
-  );
+  const signatures = (
+    isObject(body.signatures) ? Object.values(body.signatures) : []
+  ).filter(isObject);
   if (signatures.length === 0) {
     return {};
   }
-  const total = (field: string) => signatures.reduce((sum, s) => sum + (num(s[field]) ?? 0), 0);
+  const total = (field: string) =>
+    signatures.reduce((sum, s) => sum + (num(s[field]) ?? 0), 0);
   const batches = total('batches');
   return {
     avgBatchSize: batches > 0 ? total('rows') / batches : undefined,
@@ -271,8 +290,13 @@ export function policyText(policy: unknown): string {
     return `latest:${num(policy.latest.num_versions) ?? 1}`;
   }
   if (isObject(policy.specific)) {
-    const versions = Array.isArray(policy.specific.versions) ? policy.specific.versions : [];
-    return `specific:${versions.map(v => num(v)).filter(v => v !== undefined).join(',')}`;
+    const versions = Array.isArray(policy.specific.versions)
+      ? policy.specific.versions
+      : [];
+    return `specific:${versions
+      .map(v => num(v))
+      .filter(v => v !== undefined)
+      .join(',')}`;
   }
   return 'all' in policy ? 'all' : 'latest:1';
 }
@@ -284,7 +308,9 @@ export function isPinned(model: IModelInfo): boolean {
 
 /** Labels whose version does not answer now: requests naming them fail. */
 export function unavailableLabels(model: IModelInfo): string[] {
-  const available = new Set(model.versions.filter(v => v.state === 'AVAILABLE').map(v => v.version));
+  const available = new Set(
+    model.versions.filter(v => v.state === 'AVAILABLE').map(v => v.version)
+  );
   return Object.keys(model.labels)
     .filter(label => !available.has(model.labels[label]))
     .sort();
@@ -297,7 +323,10 @@ export function servingVersion(model: IModelInfo): IVersionInfo | undefined {
 
 /** A version failed when the server reports an error for it. */
 export function isFailed(version: IVersionInfo): boolean {
-  return version.errorCode !== 'OK' || (version.state === 'END' && !!version.errorMessage);
+  return (
+    version.errorCode !== 'OK' ||
+    (version.state === 'END' && !!version.errorMessage)
+  );
 }
 
 /** Versions worth showing: every live one, and ended ones only when they carry an error. */

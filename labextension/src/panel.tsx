@@ -7,7 +7,14 @@
  * stale and a closed one costs the server nothing.
  */
 
-import { Clipboard, Dialog, Notification, ReactWidget, UseSignal, showDialog } from '@jupyterlab/apputils';
+import {
+  Clipboard,
+  Dialog,
+  Notification,
+  ReactWidget,
+  UseSignal,
+  showDialog
+} from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
@@ -23,7 +30,9 @@ export const PANEL_ID = 'jp-tfserve-panel';
 
 /** How an action ended, as a JupyterLab notification: successes close themselves, errors stay until closed. */
 export const notify: Notifier = outcome =>
-  void Notification.emit(outcome.text, outcome.kind, { autoClose: outcome.kind === 'success' ? 4000 : false });
+  void Notification.emit(outcome.text, outcome.kind, {
+    autoClose: outcome.kind === 'success' ? 4000 : false
+  });
 
 export interface IPanelOptions {
   client?: TfServeClient;
@@ -64,7 +73,9 @@ export class TfServePanel extends ReactWidget {
   render(): JSX.Element {
     return (
       <UseSignal signal={this.store.changed} initialArgs={this.store.state}>
-        {(_, state) => <PanelView state={state as IPanelState} actions={this._actions} />}
+        {(_, state) => (
+          <PanelView state={state as IPanelState} actions={this._actions} />
+        )}
       </UseSignal>
     );
   }
@@ -73,7 +84,8 @@ export class TfServePanel extends ReactWidget {
   private _endpoint(): IEndpoint {
     return {
       origin: window.location.origin,
-      baseUrl: PageConfig.getBaseUrl().replace(window.location.origin, '') || '/',
+      baseUrl:
+        PageConfig.getBaseUrl().replace(window.location.origin, '') || '/',
       host: window.location.hostname || 'localhost'
     };
   }
@@ -94,20 +106,31 @@ export class TfServePanel extends ReactWidget {
     if (!model) {
       return;
     }
-    Clipboard.copyToSystem(snippet(kind, model, this.store.state.info, this._endpoint()));
-    this.store.note(`Copied a ${SNIPPET_LABELS[kind]} example for ${name} to the clipboard`);
+    Clipboard.copyToSystem(
+      snippet(kind, model, this.store.state.info, this._endpoint())
+    );
+    this.store.note(
+      `Copied a ${SNIPPET_LABELS[kind]} example for ${name} to the clipboard`
+    );
   }
 
   private _actions: IViewActions = {
     refresh: () => void this.store.refresh(),
     reloadConfig: () => void this.store.reloadConfig(),
     load: (name, basePath, policy) =>
-      void this.store.load(basePath ? { name, base_path: basePath, policy } : { name, policy }),
+      void this.store.load(
+        basePath ? { name, base_path: basePath, policy } : { name, policy }
+      ),
     unload: name => void this._confirmUnload(name),
     serveLatest: (name, basePath) =>
-      void this.store.load({ name, base_path: basePath, policy: { latest: { num_versions: 1 } } }),
+      void this.store.load({
+        name,
+        base_path: basePath,
+        policy: { latest: { num_versions: 1 } }
+      }),
     rollback: name => void this.store.rollback(name),
-    setLabel: (name, label, version) => void this.store.setLabel(name, label, version),
+    setLabel: (name, label, version) =>
+      void this.store.setLabel(name, label, version),
     removeLabel: (name, label) => void this.store.removeLabel(name, label),
     copySnippet: (name, kind) => this._copy(name, kind),
     dismiss: scope => this.store.dismiss(scope)

@@ -31,10 +31,18 @@ export interface IRequestStats {
   p99Ms?: number;
 }
 
-type Series = { labels?: { [name: string]: string }; value?: number; buckets?: number[]; counts?: number[]; count?: number };
+type Series = {
+  labels?: { [name: string]: string };
+  value?: number;
+  buckets?: number[];
+  counts?: number[];
+  count?: number;
+};
 
 /** The request counters of every model in a `GET api/metrics` answer. */
-export function parseMetrics(body: unknown): { [model: string]: IModelCounters } {
+export function parseMetrics(body: unknown): {
+  [model: string]: IModelCounters;
+} {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new BadResponse('the metrics are not an object');
   }
@@ -45,17 +53,30 @@ export function parseMetrics(body: unknown): { [model: string]: IModelCounters }
     if (!name) {
       return undefined;
     }
-    return (models[name] ??= { requests: 0, bounds: [], counts: [], observed: 0 });
+    return (models[name] ??= {
+      requests: 0,
+      bounds: [],
+      counts: [],
+      observed: 0
+    });
   };
-  for (const series of Array.isArray(metrics[REQUEST_COUNT]) ? metrics[REQUEST_COUNT] : []) {
+  for (const series of Array.isArray(metrics[REQUEST_COUNT])
+    ? metrics[REQUEST_COUNT]
+    : []) {
     const model = of(series);
     if (model && typeof series.value === 'number') {
       model.requests += series.value;
     }
   }
-  for (const series of Array.isArray(metrics[REQUEST_LATENCY]) ? metrics[REQUEST_LATENCY] : []) {
+  for (const series of Array.isArray(metrics[REQUEST_LATENCY])
+    ? metrics[REQUEST_LATENCY]
+    : []) {
     const model = of(series);
-    if (!model || !Array.isArray(series.buckets) || !Array.isArray(series.counts)) {
+    if (
+      !model ||
+      !Array.isArray(series.buckets) ||
+      !Array.isArray(series.counts)
+    ) {
       continue;
     }
     // Every series of a model (REST and gRPC, each API) shares the buckets: add them up.
@@ -77,7 +98,12 @@ export function parseMetrics(body: unknown): { [model: string]: IModelCounters }
  * The latency below which a fraction `q` of the requests fell, in milliseconds,
  * interpolated within its bucket; `undefined` without requests.
  */
-export function quantileMs(q: number, bounds: number[], counts: number[], observed: number): number | undefined {
+export function quantileMs(
+  q: number,
+  bounds: number[],
+  counts: number[],
+  observed: number
+): number | undefined {
   if (observed <= 0) {
     return undefined;
   }
@@ -102,7 +128,10 @@ export class RateWindow {
   add(at: number, counters: { [model: string]: IModelCounters }): void {
     this._readings.push({ at, counters });
     // Keep the newest reading older than the window: it is the window's start.
-    while (this._readings.length > 2 && this._readings[1].at <= at - this.windowMs) {
+    while (
+      this._readings.length > 2 &&
+      this._readings[1].at <= at - this.windowMs
+    ) {
       this._readings.shift();
     }
   }
@@ -120,17 +149,26 @@ export class RateWindow {
     }
     let then = first.counters[model];
     if (!then || then.requests > now.requests || then.observed > now.observed) {
-      then = { requests: 0, bounds: now.bounds, counts: now.counts.map(() => 0), observed: 0 };
+      then = {
+        requests: 0,
+        bounds: now.bounds,
+        counts: now.counts.map(() => 0),
+        observed: 0
+      };
     }
     const seconds = (last.at - first.at) / 1000;
     const counts = now.counts.map((n, i) => n - (then!.counts[i] ?? 0));
     const observed = now.observed - then.observed;
     return {
-      requestsPerSecond: seconds > 0 ? (now.requests - then.requests) / seconds : 0,
+      requestsPerSecond:
+        seconds > 0 ? (now.requests - then.requests) / seconds : 0,
       p50Ms: quantileMs(0.5, now.bounds, counts, observed),
       p99Ms: quantileMs(0.99, now.bounds, counts, observed)
     };
   }
 
-  private _readings: { at: number; counters: { [model: string]: IModelCounters } }[] = [];
+  private _readings: {
+    at: number;
+    counters: { [model: string]: IModelCounters };
+  }[] = [];
 }

@@ -10,7 +10,13 @@
  * notebooks). Everything put into a shell line is quoted as one word.
  */
 
-import { IModelInfo, IServerInfo, ISignatureInfo, ITensorInfo, servingVersion } from './model';
+import {
+  IModelInfo,
+  IServerInfo,
+  ISignatureInfo,
+  ITensorInfo,
+  servingVersion
+} from './model';
 
 export type SnippetKind = 'curl' | 'python' | 'grpc';
 
@@ -32,7 +38,8 @@ export interface IEndpoint {
 const INTEGER = /^DT_U?INT/;
 
 /** Python that reads the token when the snippet runs, from the same command the curl line uses. */
-const READ_TOKEN = 'token = subprocess.check_output(["tfserve", "token"], text=True).strip()';
+const READ_TOKEN =
+  'token = subprocess.check_output(["tfserve", "token"], text=True).strip()';
 
 /** A zero of the dtype, as TF Serving's JSON expects it. */
 function zero(dtype: string): unknown {
@@ -49,7 +56,9 @@ function zero(dtype: string): unknown {
 function exampleRow(tensor: ITensorInfo): unknown {
   const dims = (tensor.shape ?? [-1]).slice(1).map(d => (d < 0 ? 1 : d));
   const build = (level: number): unknown =>
-    level === dims.length ? zero(tensor.dtype) : Array.from({ length: dims[level] }, () => build(level + 1));
+    level === dims.length
+      ? zero(tensor.dtype)
+      : Array.from({ length: dims[level] }, () => build(level + 1));
   return build(0);
 }
 
@@ -58,7 +67,9 @@ function defaultSignature(model: IModelInfo): ISignatureInfo | undefined {
 }
 
 /** The `instances` of a row-format predict request for the signature. */
-export function exampleInstances(signature: ISignatureInfo | undefined): unknown[] {
+export function exampleInstances(
+  signature: ISignatureInfo | undefined
+): unknown[] {
   if (!signature || signature.inputs.length === 0) {
     return [1.0];
   }
@@ -72,8 +83,12 @@ export function exampleInstances(signature: ISignatureInfo | undefined): unknown
   return [row];
 }
 
-function predictBody(signature: ISignatureInfo | undefined): { [key: string]: unknown } {
-  const body: { [key: string]: unknown } = { instances: exampleInstances(signature) };
+function predictBody(signature: ISignatureInfo | undefined): {
+  [key: string]: unknown;
+} {
+  const body: { [key: string]: unknown } = {
+    instances: exampleInstances(signature)
+  };
   if (signature && signature.key !== 'serving_default') {
     body.signature_name = signature.key;
   }
@@ -81,13 +96,22 @@ function predictBody(signature: ISignatureInfo | undefined): { [key: string]: un
 }
 
 /** Where REST requests go, and the header they need. */
-function restTarget(model: IModelInfo, info: IServerInfo | null, endpoint: IEndpoint) {
+function restTarget(
+  model: IModelInfo,
+  info: IServerInfo | null,
+  endpoint: IEndpoint
+) {
   const path = `v1/models/${encodeURIComponent(model.name)}:predict`;
   if (info?.restPort) {
     // The extension's standalone ports need Jupyter's token too (c.TFServe.ports_require_token).
-    return { url: `http://${endpoint.host}:${info.restPort}/${path}`, token: true };
+    return {
+      url: `http://${endpoint.host}:${info.restPort}/${path}`,
+      token: true
+    };
   }
-  const base = endpoint.baseUrl.endsWith('/') ? endpoint.baseUrl : `${endpoint.baseUrl}/`;
+  const base = endpoint.baseUrl.endsWith('/')
+    ? endpoint.baseUrl
+    : `${endpoint.baseUrl}/`;
   return { url: `${endpoint.origin}${base}tfserve/${path}`, token: true };
 }
 
@@ -106,7 +130,9 @@ export function pyLiteral(value: unknown): string {
     return `[${value.map(pyLiteral).join(', ')}]`;
   }
   if (typeof value === 'object' && value !== null) {
-    const items = Object.entries(value).map(([k, v]) => `${pyString(k)}: ${pyLiteral(v)}`);
+    const items = Object.entries(value).map(
+      ([k, v]) => `${pyString(k)}: ${pyLiteral(v)}`
+    );
     return `{${items.join(', ')}}`;
   }
   if (typeof value === 'boolean') {
@@ -144,7 +170,9 @@ export function snippet(
   switch (kind) {
     case 'curl': {
       const target = restTarget(model, info, endpoint);
-      const auth = target.token ? ` -H "Authorization: token $(tfserve token)"` : '';
+      const auth = target.token
+        ? ` -H "Authorization: token $(tfserve token)"`
+        : '';
       return `curl -X POST${auth} -d ${shellQuote(JSON.stringify(predictBody(signature)))} ${shellQuote(target.url)}\n`;
     }
     case 'python': {
@@ -159,7 +187,12 @@ export function snippet(
       if (target.token) {
         lines.push('    headers={"Authorization": "token " + token},');
       }
-      lines.push('    timeout=30,', ')', 'response.raise_for_status()', 'print(response.json())');
+      lines.push(
+        '    timeout=30,',
+        ')',
+        'response.raise_for_status()',
+        'print(response.json())'
+      );
       return lines.join('\n') + '\n';
     }
     case 'grpc':
@@ -175,7 +208,9 @@ function grpcSnippet(
 ): string {
   const lines: string[] = [];
   if (!info?.grpcPort) {
-    lines.push('# The gRPC port of this server is off: start it with c.TFServe.grpc_port.');
+    lines.push(
+      '# The gRPC port of this server is off: start it with c.TFServe.grpc_port.'
+    );
   }
   lines.push(
     'import subprocess',
@@ -195,9 +230,13 @@ function grpcSnippet(
     const value = pyLiteral([exampleRow(input)]);
     const dtype = NUMPY_DTYPES[input.dtype];
     const args = dtype ? `${value}, dtype=${dtype}` : value;
-    lines.push(`request.inputs[${pyString(input.name)}].CopyFrom(tf.make_tensor_proto(${args}))`);
+    lines.push(
+      `request.inputs[${pyString(input.name)}].CopyFrom(tf.make_tensor_proto(${args}))`
+    );
   }
   // The extension's gRPC port wants Jupyter's token too (c.TFServe.ports_require_token).
-  lines.push('print(stub.Predict(request, timeout=30.0, metadata=[("authorization", "token " + token)]))');
+  lines.push(
+    'print(stub.Predict(request, timeout=30.0, metadata=[("authorization", "token " + token)]))'
+  );
   return lines.join('\n') + '\n';
 }

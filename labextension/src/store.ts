@@ -33,7 +33,14 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ApiError, ILoadRequest, TfServeClient } from './api';
-import { IModelInfo, IModelStats, IServerInfo, isFailed, policyText, servingVersion } from './model';
+import {
+  IModelInfo,
+  IModelStats,
+  IServerInfo,
+  isFailed,
+  policyText,
+  servingVersion
+} from './model';
 import { IModelCounters, RateWindow } from './rates';
 
 export type Phase = 'loading' | 'ready' | 'error';
@@ -159,7 +166,10 @@ export class TfServeStore {
     const wanted = policyText(request.policy);
     return this._act('load', 'load', async () => {
       await this.client.load(request);
-      return { started: `Loading ${request.name}`, settled: loaded(request.name, wanted) };
+      return {
+        started: `Loading ${request.name}`,
+        settled: loaded(request.name, wanted)
+      };
     });
   }
 
@@ -169,7 +179,9 @@ export class TfServeStore {
       return {
         started: `Unloading ${name}`,
         settled: models =>
-          models.some(m => m.name === name) ? null : { kind: 'success', text: `Unloaded ${name}` }
+          models.some(m => m.name === name)
+            ? null
+            : { kind: 'success', text: `Unloaded ${name}` }
       };
     });
   }
@@ -180,9 +192,18 @@ export class TfServeStore {
       return {
         started: `Rolling ${name} back${version === undefined ? '' : ` to version ${version}`}`,
         settled: models => {
-          const serving = servingVersion(models.find(m => m.name === name) ?? NO_MODEL);
-          const done = serving !== undefined && (version === undefined || serving.version === version);
-          return done ? { kind: 'success', text: `Rolled ${name} back to version ${serving!.version}` } : null;
+          const serving = servingVersion(
+            models.find(m => m.name === name) ?? NO_MODEL
+          );
+          const done =
+            serving !== undefined &&
+            (version === undefined || serving.version === version);
+          return done
+            ? {
+                kind: 'success',
+                text: `Rolled ${name} back to version ${serving!.version}`
+              }
+            : null;
         }
       };
     });
@@ -191,7 +212,9 @@ export class TfServeStore {
   setLabel(name: string, label: string, version: number): Promise<boolean> {
     return this._act(`label:${name}`, name, async () => {
       await this.client.setLabel(name, label, version);
-      return { done: `Label "${label}" of ${name} now points at version ${version}` };
+      return {
+        done: `Label "${label}" of ${name} now points at version ${version}`
+      };
     });
   }
 
@@ -205,7 +228,9 @@ export class TfServeStore {
   reloadConfig(): Promise<boolean> {
     return this._act('reload', 'panel', async () => {
       const models = await this.client.reloadConfig();
-      return { done: `Reloaded the model config: ${models.length} model${models.length === 1 ? '' : 's'}` };
+      return {
+        done: `Reloaded the model config: ${models.length} model${models.length === 1 ? '' : 's'}`
+      };
     });
   }
 
@@ -229,7 +254,11 @@ export class TfServeStore {
    * re-reading the list meanwhile; then its outcome goes to the notifier.
    * Resolves to whether the action succeeded.
    */
-  private async _act(key: string, scope: string, action: () => Promise<IAccepted>): Promise<boolean> {
+  private async _act(
+    key: string,
+    scope: string,
+    action: () => Promise<IAccepted>
+  ): Promise<boolean> {
     const messages = { ...this._state.messages };
     delete messages[scope];
     this._set({ pending: { ...this._state.pending, [key]: true }, messages });
@@ -275,7 +304,10 @@ export class TfServeStore {
   }
 
   private async _refresh(): Promise<void> {
-    const slowTimer = setTimeout(() => this._set({ slow: true }), this._slowAfterMs);
+    const slowTimer = setTimeout(
+      () => this._set({ slow: true }),
+      this._slowAfterMs
+    );
     try {
       const [models, info, counters] = await Promise.all([
         this.client.listModels(),
@@ -296,7 +328,9 @@ export class TfServeStore {
       });
     } catch (error) {
       const apiError =
-        error instanceof ApiError ? error : new ApiError('bad-response', errorText(error));
+        error instanceof ApiError
+          ? error
+          : new ApiError('bad-response', errorText(error));
       this._set({ phase: 'error', error: apiError });
       throw apiError; // the poll backs off on a rejected tick
     } finally {
@@ -315,7 +349,10 @@ export class TfServeStore {
     try {
       return await read();
     } catch (error) {
-      if (error instanceof ApiError && (error.kind === 'http' || error.kind === 'bad-response')) {
+      if (
+        error instanceof ApiError &&
+        (error.kind === 'http' || error.kind === 'bad-response')
+      ) {
         return fallback;
       }
       throw error;
@@ -337,10 +374,13 @@ export class TfServeStore {
           const requests = counters ? this._rates.stats(model.name) : undefined;
           let batching: IModelStats = {};
           if (info?.batching) {
-            batching = await this._optional(() => this.client.batching(model.name), {
-              avgBatchSize: last.avgBatchSize,
-              queueDepth: last.queueDepth
-            });
+            batching = await this._optional(
+              () => this.client.batching(model.name),
+              {
+                avgBatchSize: last.avgBatchSize,
+                queueDepth: last.queueDepth
+              }
+            );
           }
           stats[model.name] = { ...(requests ?? pick(last)), ...batching };
         })
@@ -391,12 +431,17 @@ function loaded(name: string, policy: string): Settled {
     if (!model || model.policy !== policy) {
       return null;
     }
-    if (model.versions.some(v => v.state === 'START' || v.state === 'LOADING')) {
+    if (
+      model.versions.some(v => v.state === 'START' || v.state === 'LOADING')
+    ) {
       return null;
     }
     const serving = servingVersion(model);
     if (serving) {
-      return { kind: 'success', text: `Serving ${name} version ${serving.version}` };
+      return {
+        kind: 'success',
+        text: `Serving ${name} version ${serving.version}`
+      };
     }
     const failed = model.versions.find(isFailed);
     if (failed || model.sourceError) {

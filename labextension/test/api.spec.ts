@@ -32,8 +32,12 @@ describe('TfServeClient', () => {
     server.route = () => ({ json: fixtures.modelList });
     const models = await client().listModels();
     expect(models).toHaveLength(3);
-    expect(server.requests[0].path).toMatch(/^\/lab-base\/tfserve\/api\/models(\?|$)/);
-    expect(server.requests[0].headers.authorization).toBe('token jupyter-token');
+    expect(server.requests[0].path).toMatch(
+      /^\/lab-base\/tfserve\/api\/models(\?|$)/
+    );
+    expect(server.requests[0].headers.authorization).toBe(
+      'token jupyter-token'
+    );
   });
 
   it('sends the XSRF cookie as a header, as JupyterLab does', async () => {
@@ -46,7 +50,11 @@ describe('TfServeClient', () => {
   it('sends each action with its method, path and body', async () => {
     server.route = () => ({ json: {} });
     const c = client();
-    await c.load({ name: 'm', base_path: '/models/m', policy: { latest: { num_versions: 2 } } });
+    await c.load({
+      name: 'm',
+      base_path: '/models/m',
+      policy: { latest: { num_versions: 2 } }
+    });
     await c.unload('m');
     await c.setLabel('m', 'canary', 3);
     await c.removeLabel('m', 'canary');
@@ -104,7 +112,11 @@ describe('TfServeClient', () => {
   });
 
   it('reports a failure without a JSON body by its status', async () => {
-    server.route = () => ({ status: 502, text: 'Bad Gateway', contentType: 'text/plain' });
+    server.route = () => ({
+      status: 502,
+      text: 'Bad Gateway',
+      contentType: 'text/plain'
+    });
     const error = await rejection(client().listModels());
     expect(error.kind).toBe('http');
     expect(error.message).toBe('GET models failed with HTTP 502');
@@ -128,7 +140,10 @@ describe('TfServeClient', () => {
   });
 
   it('reports a success that is not JSON as a bad response', async () => {
-    server.route = () => ({ text: '<html>login</html>', contentType: 'text/html' });
+    server.route = () => ({
+      text: '<html>login</html>',
+      contentType: 'text/html'
+    });
     const error = await rejection(client().listModels());
     expect(error.kind).toBe('bad-response');
   });

@@ -12,7 +12,14 @@ import * as path from 'path';
 import { ILoadRequest } from '../src/api';
 import * as fixtures from './fixtures';
 
-const SPEC = path.resolve(__dirname, '..', '..', 'jupyter_tfserve', 'protocols', 'openapi.yaml');
+const SPEC = path.resolve(
+  __dirname,
+  '..',
+  '..',
+  'jupyter_tfserve',
+  'protocols',
+  'openapi.yaml'
+);
 
 describe('fixtures match the OpenAPI spec of the management API', () => {
   const spec = yaml.safeLoad(fs.readFileSync(SPEC, 'utf8')) as any;
@@ -40,7 +47,11 @@ describe('fixtures match the OpenAPI spec of the management API', () => {
     pointer
       .split('/')
       .slice(1)
-      .reduce((node, segment) => node?.[segment.replace(/~1/g, '/').replace(/~0/g, '~')], spec);
+      .reduce(
+        (node, segment) =>
+          node?.[segment.replace(/~1/g, '/').replace(/~0/g, '~')],
+        spec
+      );
 
   /** The validator of a schema in the spec, by JSON pointer. */
   const schema = (pointer: string): ValidateFunction => {
@@ -55,7 +66,9 @@ describe('fixtures match the OpenAPI spec of the management API', () => {
       `/paths/${route.replace(/\//g, '~1')}/${method}/responses/${status}/content/application~1json/schema`
     );
   const requestBody = (route: string, method: string) =>
-    schema(`/paths/${route.replace(/\//g, '~1')}/${method}/requestBody/content/application~1json/schema`);
+    schema(
+      `/paths/${route.replace(/\//g, '~1')}/${method}/requestBody/content/application~1json/schema`
+    );
   const expectValid = (validate: ValidateFunction, value: unknown) => {
     const valid = validate(value);
     expect(validate.errors ?? []).toEqual([]);
@@ -81,19 +94,33 @@ describe('fixtures match the OpenAPI spec of the management API', () => {
 
   it('the fixtures would fail a wrong shape', () => {
     const validate = response('/models', 'get');
-    expect(validate({ models: [{ ...fixtures.halfPlusTwo, versions: [{ version: '2' }] }] })).toBe(false);
+    expect(
+      validate({
+        models: [{ ...fixtures.halfPlusTwo, versions: [{ version: '2' }] }]
+      })
+    ).toBe(false);
   });
 
   it('request bodies the panel sends', () => {
     const loads: ILoadRequest[] = [
-      { name: 'm', base_path: '/models/m', policy: { latest: { num_versions: 2 } } },
+      {
+        name: 'm',
+        base_path: '/models/m',
+        policy: { latest: { num_versions: 2 } }
+      },
       { name: 'm', base_path: '/models/m', policy: { all: {} } },
-      { name: 'm', base_path: '/models/m', policy: { specific: { versions: [1, 3] } } }
+      {
+        name: 'm',
+        base_path: '/models/m',
+        policy: { specific: { versions: [1, 3] } }
+      }
     ];
     for (const load of loads) {
       expectValid(requestBody('/models', 'post'), load);
     }
-    expectValid(requestBody('/models/{name}/labels/{label}', 'put'), { version: 3 });
+    expectValid(requestBody('/models/{name}/labels/{label}', 'put'), {
+      version: 3
+    });
     expectValid(requestBody('/models/{name}/rollback', 'post'), {});
     expectValid(requestBody('/config/reload', 'post'), {});
   });

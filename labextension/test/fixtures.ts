@@ -130,28 +130,46 @@ export const info = {
 };
 
 /** Latency buckets as the server exports them: 10 * 1.8^i microseconds. */
-export const latencyBounds = Array.from({ length: 33 }, (_, i) => 10 * 1.8 ** i);
+export const latencyBounds = Array.from(
+  { length: 33 },
+  (_, i) => 10 * 1.8 ** i
+);
 
 /** `GET api/metrics` with `requests` requests of half_plus_two, split over REST and gRPC. */
 export function metrics(requests: number, bucket = 10) {
-  const counts = (n: number) => latencyBounds.map((_, i) => (i === bucket ? n : 0));
+  const counts = (n: number) =>
+    latencyBounds.map((_, i) => (i === bucket ? n : 0));
   const rest = Math.floor(requests / 2);
   const grpc = requests - rest;
   return {
     ':tensorflow:serving:request_count': [
-      { labels: { model_name: 'half_plus_two', status: 'OK' }, value: requests - 1 },
-      { labels: { model_name: 'half_plus_two', status: 'INVALID_ARGUMENT' }, value: 1 }
+      {
+        labels: { model_name: 'half_plus_two', status: 'OK' },
+        value: requests - 1
+      },
+      {
+        labels: { model_name: 'half_plus_two', status: 'INVALID_ARGUMENT' },
+        value: 1
+      }
     ],
     ':tensorflow:serving:request_latency': [
       {
-        labels: { model_name: 'half_plus_two', API: 'predict', entrypoint: 'REST' },
+        labels: {
+          model_name: 'half_plus_two',
+          API: 'predict',
+          entrypoint: 'REST'
+        },
         buckets: latencyBounds,
         counts: counts(rest),
         sum: rest * 500,
         count: rest
       },
       {
-        labels: { model_name: 'half_plus_two', API: 'Predict', entrypoint: 'GRPC' },
+        labels: {
+          model_name: 'half_plus_two',
+          API: 'Predict',
+          entrypoint: 'GRPC'
+        },
         buckets: latencyBounds,
         counts: counts(grpc),
         sum: grpc * 500,
@@ -159,13 +177,21 @@ export function metrics(requests: number, bucket = 10) {
       }
     ],
     ':tensorflow:cc:saved_model:load_attempt_count': [
-      { labels: { model_path: '/models/half_plus_two/2', status: 'success' }, value: 1 }
+      {
+        labels: { model_path: '/models/half_plus_two/2', status: 'success' },
+        value: 1
+      }
     ]
   };
 }
 
 /** One signature's batching statistics, as the scheduler reports them. */
-function signatureStats(requestsPerSecond: number, batches: number, rows: number, queued: number) {
+function signatureStats(
+  requestsPerSecond: number,
+  batches: number,
+  rows: number,
+  queued: number
+) {
   const summary = (p50: number, p99: number) => ({
     count: batches,
     mean: p50,

@@ -14,7 +14,12 @@ describe('a Jupyter server without the extension', () => {
   beforeAll(async () => {
     await server.start({
       // The tests run as root on CI.
-      configData: { ServerApp: { allow_root: true, jpserver_extensions: { jupyter_tfserve: false } } }
+      configData: {
+        ServerApp: {
+          allow_root: true,
+          jpserver_extensions: { jupyter_tfserve: false }
+        }
+      }
     });
   }, 60000);
 
@@ -25,7 +30,11 @@ describe('a Jupyter server without the extension', () => {
   it('is reported as a missing extension, with the fix', async () => {
     const settings = ServerConnection.makeSettings();
     // Jupyter itself answers (so the 404 below is about our routes alone).
-    const status = await ServerConnection.makeRequest(`${settings.baseUrl}api/status`, {}, settings);
+    const status = await ServerConnection.makeRequest(
+      `${settings.baseUrl}api/status`,
+      {},
+      settings
+    );
     expect(status.status).toBe(200);
 
     const client = new TfServeClient({ serverSettings: settings });

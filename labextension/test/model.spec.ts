@@ -12,7 +12,11 @@ import * as fixtures from './fixtures';
 describe('parseModels', () => {
   it('reads models, sorted by name, with versions newest first', () => {
     const models = parseModels(fixtures.modelList);
-    expect(models.map(m => m.name)).toEqual(['big_model', 'broken', 'half_plus_two']);
+    expect(models.map(m => m.name)).toEqual([
+      'big_model',
+      'broken',
+      'half_plus_two'
+    ]);
     const hpt = models[2];
     expect(hpt.versions.map(v => v.version)).toEqual([2, 1]);
     expect(hpt.versions.map(v => v.platform)).toEqual(['tensorflow', '']); // only a loaded version has one
@@ -28,20 +32,32 @@ describe('parseModels', () => {
       { name: 'a', dtype: 'DT_FLOAT', shape: [-1, 2] },
       { name: 'flag', dtype: 'DT_BOOL', shape: [-1] }
     ]);
-    expect(sigs[0].outputs).toEqual([{ name: 'sum', dtype: 'DT_FLOAT', shape: null }]);
+    expect(sigs[0].outputs).toEqual([
+      { name: 'sum', dtype: 'DT_FLOAT', shape: null }
+    ]);
   });
 
-  it("reads whether a model logs its requests, and at what rate", () => {
-    const logging = { enabled: true, sampling_rate: 0.25, type: 'tfrecord', filename_prefix: '/logs/m' };
+  it('reads whether a model logs its requests, and at what rate', () => {
+    const logging = {
+      enabled: true,
+      sampling_rate: 0.25,
+      type: 'tfrecord',
+      filename_prefix: '/logs/m'
+    };
     const [on] = parseModels({ models: [{ ...fixtures.loading, logging }] });
     expect(on.loggingRate).toBe(0.25);
-    const [paused] = parseModels({ models: [{ ...fixtures.loading, logging: { ...logging, enabled: false } }] });
+    const [paused] = parseModels({
+      models: [{ ...fixtures.loading, logging: { ...logging, enabled: false } }]
+    });
     expect(paused.loggingRate).toBe(0);
     expect(parseModels({ models: [fixtures.loading] })[0].loggingRate).toBe(0); // an older server says nothing
   });
 
   it('accepts int64 version numbers sent as strings', () => {
-    const model = { ...fixtures.loading, versions: [{ version: '12', state: 'AVAILABLE' }] };
+    const model = {
+      ...fixtures.loading,
+      versions: [{ version: '12', state: 'AVAILABLE' }]
+    };
     const [parsed] = parseModels({ models: [model] });
     expect(parsed.versions[0].version).toBe(12);
     expect(parsed.versions[0].errorCode).toBe('OK');
@@ -49,10 +65,14 @@ describe('parseModels', () => {
 
   it('refuses answers it cannot use', () => {
     expect(() => parseModels({})).toThrow(BadResponse);
-    expect(() => parseModels({ models: [{ versions: [] }] })).toThrow('a model without a name');
-    expect(() => parseModels({ models: [{ name: 'm', versions: [{ state: 'AVAILABLE' }] }] })).toThrow(
-      'no version number or state'
+    expect(() => parseModels({ models: [{ versions: [] }] })).toThrow(
+      'a model without a name'
     );
+    expect(() =>
+      parseModels({
+        models: [{ name: 'm', versions: [{ state: 'AVAILABLE' }] }]
+      })
+    ).toThrow('no version number or state');
   });
 });
 
@@ -112,11 +132,22 @@ describe('parseBatching', () => {
       ...fixtures.batching,
       signatures: {
         ...fixtures.batching.signatures,
-        other: { ...fixtures.batching.signatures.serving_default, batches: 10, rows: 80, queued_rows: 1 }
+        other: {
+          ...fixtures.batching.signatures.serving_default,
+          batches: 10,
+          rows: 80,
+          queued_rows: 1
+        }
       }
     };
-    expect(parseBatching(fixtures.batching)).toEqual({ avgBatchSize: 4, queueDepth: 3 });
-    expect(parseBatching(twoSignatures)).toEqual({ avgBatchSize: 5, queueDepth: 4 });
+    expect(parseBatching(fixtures.batching)).toEqual({
+      avgBatchSize: 4,
+      queueDepth: 3
+    });
+    expect(parseBatching(twoSignatures)).toEqual({
+      avgBatchSize: 5,
+      queueDepth: 4
+    });
   });
 
   it('knows no numbers for a model served without batching', () => {

@@ -47,7 +47,10 @@ describe('RateWindow', () => {
     const stats = window.stats('half_plus_two')!;
     expect(stats.requestsPerSecond).toBe(20);
     // The 40 new requests fell in bucket 10.
-    const [lower, upper] = [fixtures.latencyBounds[9], fixtures.latencyBounds[10]];
+    const [lower, upper] = [
+      fixtures.latencyBounds[9],
+      fixtures.latencyBounds[10]
+    ];
     expect(stats.p50Ms).toBeCloseTo((lower + (upper - lower) * 0.5) / 1000);
     expect(stats.p99Ms).toBeCloseTo((lower + (upper - lower) * 0.99) / 1000);
   });

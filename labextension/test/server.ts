@@ -61,7 +61,10 @@ export class TestServer {
         this.requests.push(recorded);
         const reply = this.route(recorded);
         const send = () => {
-          const body = reply.json !== undefined ? JSON.stringify(reply.json) : reply.text ?? '';
+          const body =
+            reply.json !== undefined
+              ? JSON.stringify(reply.json)
+              : (reply.text ?? '');
           res.writeHead(reply.status ?? 200, {
             'Content-Type': reply.contentType ?? 'application/json'
           });
@@ -74,7 +77,9 @@ export class TestServer {
         }
       });
     });
-    await new Promise<void>(resolve => this._server!.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>(resolve =>
+      this._server!.listen(0, '127.0.0.1', resolve)
+    );
   }
 
   get port(): number {
@@ -92,7 +97,8 @@ export class TestServer {
   /** Requests to the management API, as `METHOD path-below-tfserve/api` (no cache buster). */
   calls(): string[] {
     return this.requests.map(
-      r => `${r.method} ${r.path.replace('/lab-base/tfserve/api/', '').split('?')[0]}`
+      r =>
+        `${r.method} ${r.path.replace('/lab-base/tfserve/api/', '').split('?')[0]}`
     );
   }
 
@@ -115,7 +121,10 @@ export function gate(): { promise: Promise<void>; open: () => void } {
 }
 
 /** Wait until `predicate` holds, checking on every macrotask, up to `timeoutMs`. */
-export async function waitFor(predicate: () => boolean, timeoutMs = 5000): Promise<void> {
+export async function waitFor(
+  predicate: () => boolean,
+  timeoutMs = 5000
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
     if (Date.now() > deadline) {

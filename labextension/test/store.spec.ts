@@ -32,11 +32,15 @@ describe('TfServeStore', () => {
 
   /** What the notifier was told, in order: `success: ...` or `error: ...`. */
   let notes: string[] = [];
-  const notifier: Notifier = (outcome: IMessage) => notes.push(`${outcome.kind}: ${outcome.text}`);
+  const notifier: Notifier = (outcome: IMessage) =>
+    notes.push(`${outcome.kind}: ${outcome.text}`);
 
   const makeStore = (timeoutMs = 5000, settleTimeoutMs = 5000) => {
     store = new TfServeStore({
-      client: new TfServeClient({ serverSettings: server.settings('t'), timeoutMs }),
+      client: new TfServeClient({
+        serverSettings: server.settings('t'),
+        timeoutMs
+      }),
       pollInterval: 60000, // ticks come from the tests, not the clock
       slowAfterMs: 50,
       isVisible: () => visible,
@@ -66,11 +70,18 @@ describe('TfServeStore', () => {
     expect(s.state.phase).toBe('loading');
     await s.start();
     await waitFor(() => s.state.phase === 'ready');
-    expect(s.state.models.map(m => m.name)).toEqual(['big_model', 'broken', 'half_plus_two']);
+    expect(s.state.models.map(m => m.name)).toEqual([
+      'big_model',
+      'broken',
+      'half_plus_two'
+    ]);
     expect(s.state.info?.restPort).toBe(8501);
     // Numbers are asked for the serving model only.
     expect(Object.keys(s.state.stats)).toEqual(['half_plus_two']);
-    expect(s.state.stats.half_plus_two).toEqual({ avgBatchSize: 4, queueDepth: 3 });
+    expect(s.state.stats.half_plus_two).toEqual({
+      avgBatchSize: 4,
+      queueDepth: 3
+    });
     expect(server.calls()).toContain('GET models/half_plus_two/batching');
     expect(server.calls()).not.toContain('GET models/broken/batching');
   });
@@ -86,25 +97,35 @@ describe('TfServeStore', () => {
     await waitFor(() => s.state.updatedAt !== first);
     const stats = s.state.stats.half_plus_two;
     expect(stats.requestsPerSecond).toBeGreaterThan(0);
-    const [lower, upper] = [fixtures.latencyBounds[9] / 1000, fixtures.latencyBounds[10] / 1000];
+    const [lower, upper] = [
+      fixtures.latencyBounds[9] / 1000,
+      fixtures.latencyBounds[10] / 1000
+    ];
     expect(stats.p50Ms).toBeGreaterThan(lower);
     expect(stats.p99Ms).toBeLessThanOrEqual(upper);
   });
 
   it('shows no batch numbers when the server does not batch, and asks for none', async () => {
     server.route = request =>
-      request.path.includes('/info') ? { json: { ...fixtures.info, batching: false } } : healthy(request);
+      request.path.includes('/info')
+        ? { json: { ...fixtures.info, batching: false } }
+        : healthy(request);
     const s = makeStore();
     await s.start();
     await waitFor(() => s.state.phase === 'ready');
     expect(s.state.stats.half_plus_two).toEqual({});
-    expect(server.calls().filter(call => call.endsWith('/batching'))).toEqual([]);
+    expect(server.calls().filter(call => call.endsWith('/batching'))).toEqual(
+      []
+    );
   });
 
   it('still lists models when the numbers cannot be read', async () => {
     server.route = request =>
       request.path.includes('/metrics') || request.path.includes('/info')
-        ? { status: 404, json: { error: 'Not found: GET /tfserve/api/metrics' } }
+        ? {
+            status: 404,
+            json: { error: 'Not found: GET /tfserve/api/metrics' }
+          }
         : healthy(request);
     const s = makeStore();
     await s.start();
@@ -178,7 +199,12 @@ describe('TfServeStore', () => {
     await waitFor(() => s.state.phase === 'ready');
     server.route = request =>
       request.method === 'POST'
-        ? { status: 400, json: { error: 'No previous version of half_plus_two to roll back to' } }
+        ? {
+            status: 400,
+            json: {
+              error: 'No previous version of half_plus_two to roll back to'
+            }
+          }
         : healthy(request);
     const before = server.requests.length;
     const ok = await s.rollback('half_plus_two');
@@ -188,7 +214,9 @@ describe('TfServeStore', () => {
       text: 'No previous version of half_plus_two to roll back to'
     });
     expect(s.state.pending).toEqual({});
-    await waitFor(() => server.requests.slice(before).some(r => r.method === 'GET'));
+    await waitFor(() =>
+      server.requests.slice(before).some(r => r.method === 'GET')
+    );
     s.dismiss('half_plus_two');
     expect(s.state.messages.half_plus_two).toBeUndefined();
   });
@@ -202,10 +230,20 @@ describe('TfServeStore', () => {
         listingsAfterDelete = 0;
         return { json: {}, after: held.promise };
       }
-      if (request.method === 'GET' && request.path.split('?')[0].endsWith('/models') && listingsAfterDelete >= 0) {
+      if (
+        request.method === 'GET' &&
+        request.path.split('?')[0].endsWith('/models') &&
+        listingsAfterDelete >= 0
+      ) {
         listingsAfterDelete += 1;
         if (gone) {
-          return { json: { models: fixtures.modelList.models.filter(m => m.name !== 'half_plus_two') } };
+          return {
+            json: {
+              models: fixtures.modelList.models.filter(
+                m => m.name !== 'half_plus_two'
+              )
+            }
+          };
         }
       }
       return healthy(request);
@@ -233,17 +271,35 @@ describe('TfServeStore', () => {
     const pinned = {
       ...fixtures.halfPlusTwo,
       policy: { specific: { versions: [1] } },
-      versions: [{ ...fixtures.halfPlusTwo.versions[0], version: 1, path: '/models/half_plus_two/1' }]
+      versions: [
+        {
+          ...fixtures.halfPlusTwo.versions[0],
+          version: 1,
+          path: '/models/half_plus_two/1'
+        }
+      ]
     };
     server.route = request => {
       if (request.path.includes('/rollback')) {
         rolledBack = true;
-        return { status: 202, json: { name: 'half_plus_two', version: 1, from_version: 2, policy: {} } };
+        return {
+          status: 202,
+          json: {
+            name: 'half_plus_two',
+            version: 1,
+            from_version: 2,
+            policy: {}
+          }
+        };
       }
       if (request.path.includes('/config/reload')) {
         return { json: { models: ['a', 'b'] } };
       }
-      if (rolledBack && request.method === 'GET' && request.path.split('?')[0].endsWith('/models')) {
+      if (
+        rolledBack &&
+        request.method === 'GET' &&
+        request.path.split('?')[0].endsWith('/models')
+      ) {
         return { json: { models: [pinned] } };
       }
       return healthy(request);
@@ -263,7 +319,9 @@ describe('TfServeStore', () => {
     server.route = healthy; // the listing has "broken" with a failed version 3
     const s = makeStore();
     await s.start();
-    expect(await s.load({ name: 'broken', base_path: '/models/broken' })).toBe(false);
+    expect(await s.load({ name: 'broken', base_path: '/models/broken' })).toBe(
+      false
+    );
     expect(notes).toEqual([
       'error: broken did not load: version 3: SavedModel file does not exist at: /models/broken/3'
     ]);

@@ -20,7 +20,13 @@ const ready: IPanelState = {
   info: parseInfo(fixtures.info),
   models: parseModels(fixtures.modelList),
   stats: {
-    half_plus_two: { requestsPerSecond: 120, p50Ms: 2, p99Ms: 8, avgBatchSize: 4, queueDepth: 3 }
+    half_plus_two: {
+      requestsPerSecond: 120,
+      p50Ms: 2,
+      p99Ms: 8,
+      avgBatchSize: 4,
+      queueDepth: 3
+    }
   },
   pending: {},
   messages: {},
@@ -68,14 +74,21 @@ describe('PanelView', () => {
   const render = (state: IPanelState, actions = recorder().actions) => {
     act(() => root.render(<PanelView state={state} actions={actions} />));
   };
-  const card = (name: string) => host.querySelector(`[data-model="${name}"]`) as HTMLElement;
+  const card = (name: string) =>
+    host.querySelector(`[data-model="${name}"]`) as HTMLElement;
   const text = (el: Element | null) => el?.textContent ?? '';
   const button = (scope: Element, label: string) =>
-    Array.from(scope.querySelectorAll('button')).find(b => b.textContent === label) as HTMLButtonElement;
+    Array.from(scope.querySelectorAll('button')).find(
+      b => b.textContent === label
+    ) as HTMLButtonElement;
   const type = (input: HTMLInputElement | HTMLSelectElement, value: string) => {
     const proto = Object.getPrototypeOf(input);
     Object.getOwnPropertyDescriptor(proto, 'value')!.set!.call(input, value);
-    input.dispatchEvent(new Event(input.tagName === 'SELECT' ? 'change' : 'input', { bubbles: true }));
+    input.dispatchEvent(
+      new Event(input.tagName === 'SELECT' ? 'change' : 'input', {
+        bubbles: true
+      })
+    );
   };
 
   it('shows a loading indicator, then says it is still waiting when slow', () => {
@@ -83,13 +96,25 @@ describe('PanelView', () => {
     expect(text(host.querySelector('[role="status"]'))).toBe('Loading models…');
     expect(host.querySelector('.jp-TfServe-spinner')).not.toBeNull();
     render({ ...ready, phase: 'loading', slow: true, models: [], info: null });
-    expect(text(host.querySelector('[role="status"]'))).toContain('Still waiting');
+    expect(text(host.querySelector('[role="status"]'))).toContain(
+      'Still waiting'
+    );
   });
 
   it('explains a missing server extension with the fix, and shows nothing else', () => {
     const { calls, actions } = recorder();
     const error = new ApiError('missing-extension', 'missing', 404);
-    render({ ...ready, phase: 'error', error, models: [], info: null, updatedAt: null }, actions);
+    render(
+      {
+        ...ready,
+        phase: 'error',
+        error,
+        models: [],
+        info: null,
+        updatedAt: null
+      },
+      actions
+    );
     const alert = host.querySelector('[role="alert"]')!;
     expect(alert.getAttribute('data-error-kind')).toBe('missing-extension');
     expect(text(alert.querySelector('pre'))).toBe(ENABLE_COMMAND);
@@ -99,7 +124,10 @@ describe('PanelView', () => {
   });
 
   it('shows a failed refresh above the last data it had', () => {
-    const error = new ApiError('timeout', 'The TF Serving server extension did not answer GET models within 10 s.');
+    const error = new ApiError(
+      'timeout',
+      'The TF Serving server extension did not answer GET models within 10 s.'
+    );
     render({ ...ready, phase: 'error', error });
     const alert = host.querySelector('[data-error-kind="timeout"]')!;
     expect(text(alert)).toContain('did not answer GET models within 10 s');
@@ -110,7 +138,10 @@ describe('PanelView', () => {
   it('offers to reload the config only when the server has a config file', () => {
     render(ready);
     expect(button(host, 'Reload config').disabled).toBe(true);
-    render({ ...ready, info: { ...ready.info!, modelConfigFile: '/etc/models.config' } });
+    render({
+      ...ready,
+      info: { ...ready.info!, modelConfigFile: '/etc/models.config' }
+    });
     expect(button(host, 'Reload config').disabled).toBe(false);
     expect(button(host, 'Reload config').title).toContain('/etc/models.config');
   });
@@ -127,12 +158,20 @@ describe('PanelView', () => {
   it('shows a serving model: state, labels, numbers and signature', () => {
     render(ready);
     const hpt = card('half_plus_two');
-    expect(text(hpt.querySelector('.jp-TfServe-model-header'))).toBe('half_plus_twoAVAILABLE');
-    const versions = Array.from(hpt.querySelectorAll('.jp-TfServe-versions li'));
+    expect(text(hpt.querySelector('.jp-TfServe-model-header'))).toBe(
+      'half_plus_twoAVAILABLE'
+    );
+    const versions = Array.from(
+      hpt.querySelectorAll('.jp-TfServe-versions li')
+    );
     expect(versions.map(text)).toEqual(['v2AVAILABLEtensorflow']); // v1 ended cleanly: not shown
-    expect(text(versions[0].querySelector('.jp-TfServe-platform'))).toBe('tensorflow');
+    expect(text(versions[0].querySelector('.jp-TfServe-platform'))).toBe(
+      'tensorflow'
+    );
     // Labels are listed once, under Labels, not again beside the version.
-    expect(text(hpt.querySelector('.jp-TfServe-labels'))).toContain('stable → v2');
+    expect(text(hpt.querySelector('.jp-TfServe-labels'))).toContain(
+      'stable → v2'
+    );
     expect(text(hpt).split('stable').length - 1).toBe(1);
     expect(text(hpt.querySelector('.jp-TfServe-policy-line'))).toBe(
       'policy latest:1 · requests without a version → v2'
@@ -140,9 +179,9 @@ describe('PanelView', () => {
     expect(text(hpt.querySelector('.jp-TfServe-stats'))).toBe(
       'req/s120p502 msp998 msbatch4queue3'
     );
-    const rows = Array.from(hpt.querySelectorAll('.jp-TfServe-signature tr')).map(tr =>
-      Array.from(tr.querySelectorAll('td')).map(text)
-    );
+    const rows = Array.from(
+      hpt.querySelectorAll('.jp-TfServe-signature tr')
+    ).map(tr => Array.from(tr.querySelectorAll('td')).map(text));
     expect(rows).toEqual([
       ['in', 'x', 'float', '[?, 1]'],
       ['out', 'y', 'float', '[?, 1]']
@@ -151,10 +190,17 @@ describe('PanelView', () => {
 
   it('says when a model logs its requests, and at what rate', () => {
     const logged = parseModels({
-      models: [{ ...fixtures.halfPlusTwo, logging: { enabled: true, sampling_rate: 0.1 } }]
+      models: [
+        {
+          ...fixtures.halfPlusTwo,
+          logging: { enabled: true, sampling_rate: 0.1 }
+        }
+      ]
     });
     render({ ...ready, models: logged });
-    expect(text(card('half_plus_two').querySelector('.jp-TfServe-policy-line'))).toBe(
+    expect(
+      text(card('half_plus_two').querySelector('.jp-TfServe-policy-line'))
+    ).toBe(
       'policy latest:1 · requests without a version → v2 · logging 10% of requests'
     );
   });
@@ -178,10 +224,16 @@ describe('PanelView', () => {
     const canary = hpt.querySelector('[data-label="canary"]') as HTMLElement;
     expect(canary.classList).toContain('jp-TfServe-label-warning');
     expect(text(canary)).toContain('canary → v3 (not available)');
-    expect(canary.title).toBe('v3 is not AVAILABLE: requests for label "canary" fail');
-    expect(hpt.querySelector('[data-label="stable"]')!.classList).not.toContain('jp-TfServe-label-warning');
+    expect(canary.title).toBe(
+      'v3 is not AVAILABLE: requests for label "canary" fail'
+    );
+    expect(hpt.querySelector('[data-label="stable"]')!.classList).not.toContain(
+      'jp-TfServe-label-warning'
+    );
     act(() => button(hpt, 'Serve latest').click());
-    expect(calls).toEqual([['serveLatest', 'half_plus_two', '/models/half_plus_two']]);
+    expect(calls).toEqual([
+      ['serveLatest', 'half_plus_two', '/models/half_plus_two']
+    ]);
     render(ready, actions); // latest:1 pins nothing
     expect(button(card('half_plus_two'), 'Serve latest')).toBeUndefined();
   });
@@ -200,7 +252,9 @@ describe('PanelView', () => {
 
   it('shows request numbers alone when the server does not batch', () => {
     render({ ...ready, stats: { half_plus_two: { requestsPerSecond: 0 } } });
-    expect(text(card('half_plus_two').querySelector('.jp-TfServe-stats'))).toBe('req/s0p50—p99—');
+    expect(text(card('half_plus_two').querySelector('.jp-TfServe-stats'))).toBe(
+      'req/s0p50—p99—'
+    );
     render({ ...ready, stats: { half_plus_two: {} } });
     expect(card('half_plus_two').querySelector('.jp-TfServe-stats')).toBeNull();
   });
@@ -214,12 +268,20 @@ describe('PanelView', () => {
 
   it('shows a source error of a model whose base path cannot be read', () => {
     const models = parseModels({
-      models: [{ ...fixtures.loading, versions: [], source_error: 'Could not find base path /nope' }]
+      models: [
+        {
+          ...fixtures.loading,
+          versions: [],
+          source_error: 'Could not find base path /nope'
+        }
+      ]
     });
     render({ ...ready, models });
     const model = card('big_model');
     expect(text(model.querySelector('.jp-TfServe-badge'))).toBe('NO VERSION');
-    expect(text(model.querySelector('[role="alert"]'))).toBe('Could not find base path /nope');
+    expect(text(model.querySelector('[role="alert"]'))).toBe(
+      'Could not find base path /nope'
+    );
   });
 
   it('wires the model actions', () => {
@@ -229,7 +291,11 @@ describe('PanelView', () => {
     act(() => button(hpt, 'Unload').click());
     act(() => button(hpt, 'Roll back').click());
     act(() => button(hpt, 'curl').click());
-    act(() => (hpt.querySelector('[aria-label="Remove label stable"]') as HTMLElement).click());
+    act(() =>
+      (
+        hpt.querySelector('[aria-label="Remove label stable"]') as HTMLElement
+      ).click()
+    );
     expect(calls).toEqual([
       ['unload', 'half_plus_two'],
       ['rollback', 'half_plus_two'],
@@ -241,7 +307,9 @@ describe('PanelView', () => {
   it('sets a label on an available version', () => {
     const { calls, actions } = recorder();
     render(ready, actions);
-    const form = card('half_plus_two').querySelector('.jp-TfServe-label-form') as HTMLFormElement;
+    const form = card('half_plus_two').querySelector(
+      '.jp-TfServe-label-form'
+    ) as HTMLFormElement;
     const submit = button(form, 'Set label');
     expect(submit.disabled).toBe(true);
     act(() => type(form.querySelector('input')!, ' canary '));
@@ -268,23 +336,43 @@ describe('PanelView', () => {
     act(() => type(form.querySelector('select')!, 'latest'));
     act(() => type(count, '0'));
     expect(submit.disabled).toBe(true);
-    expect(calls).toEqual([['load', 'mnist', '/elsewhere/mnist', { specific: { versions: [3, 5] } }]]);
+    expect(calls).toEqual([
+      ['load', 'mnist', '/elsewhere/mnist', { specific: { versions: [3, 5] } }]
+    ]);
   });
 
   it("shows an action's outcome in place, and lets the user dismiss it", () => {
     const { calls, actions } = recorder();
-    const messages = { half_plus_two: { kind: 'error' as const, text: 'Rollback failed: no version 1' } };
-    render({ ...ready, messages, pending: { 'unload:half_plus_two': true } }, actions);
+    const messages = {
+      half_plus_two: {
+        kind: 'error' as const,
+        text: 'Rollback failed: no version 1'
+      }
+    };
+    render(
+      { ...ready, messages, pending: { 'unload:half_plus_two': true } },
+      actions
+    );
     const hpt = card('half_plus_two');
-    expect(text(hpt.querySelector('.jp-TfServe-message-error'))).toContain('Rollback failed');
+    expect(text(hpt.querySelector('.jp-TfServe-message-error'))).toContain(
+      'Rollback failed'
+    );
     expect(button(hpt, 'Unloading…').disabled).toBe(true);
-    act(() => (hpt.querySelector('.jp-TfServe-message [aria-label="Dismiss"]') as HTMLElement).click());
+    act(() =>
+      (
+        hpt.querySelector(
+          '.jp-TfServe-message [aria-label="Dismiss"]'
+        ) as HTMLElement
+      ).click()
+    );
     expect(calls).toEqual([['dismiss', 'half_plus_two']]);
   });
 
   it('invites to load a model when none is served', () => {
     render({ ...ready, models: [] });
-    expect(text(host.querySelector('.jp-TfServe-empty'))).toContain('No models are served yet');
+    expect(text(host.querySelector('.jp-TfServe-empty'))).toContain(
+      'No models are served yet'
+    );
   });
 });
 

@@ -6,7 +6,11 @@
  * Jupyter runs with its XSRF check on, so every request the panel makes must
  * carry JupyterLab's XSRF header, as `ServerConnection.makeRequest` adds it.
  */
-import { expect, IJupyterLabPageFixture, test as base } from '@jupyterlab/galata';
+import {
+  expect,
+  IJupyterLabPageFixture,
+  test as base
+} from '@jupyterlab/galata';
 import type { APIResponse } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -26,7 +30,9 @@ test.beforeEach(async ({ page }) => {
 const LAB_URL = (process.env.TFSERVE_LAB_URL ?? '').replace(/\/*$/, '/');
 const MODELS = process.env.TFSERVE_MODELS_ROOT ?? '';
 const REST_PORT = process.env.TFSERVE_REST_PORT ?? '';
-const ARTIFACTS = process.env.TFSERVE_ARTIFACTS ?? path.resolve(__dirname, '..', '..', 'test-artifacts');
+const ARTIFACTS =
+  process.env.TFSERVE_ARTIFACTS ??
+  path.resolve(__dirname, '..', '..', 'test-artifacts');
 const PANEL = '#jp-tfserve-panel';
 
 /** A call to `{base_url}{route}` from the test, authenticated like the page (cookie + XSRF header). */
@@ -36,7 +42,9 @@ async function api(
   route: string,
   data?: unknown
 ): Promise<APIResponse> {
-  const xsrf = (await page.context().cookies()).find(c => c.name === '_xsrf')?.value;
+  const xsrf = (await page.context().cookies()).find(
+    c => c.name === '_xsrf'
+  )?.value;
   return page.request.fetch(LAB_URL + route, {
     method,
     data,
@@ -52,11 +60,18 @@ function toast(page: IJupyterLabPageFixture, text: string | RegExp) {
 async function modelNames(page: IJupyterLabPageFixture): Promise<string[]> {
   const response = await api(page, 'GET', 'tfserve/api/models');
   expect(response.ok()).toBe(true);
-  return ((await response.json()).models as { name: string }[]).map(m => m.name);
+  return ((await response.json()).models as { name: string }[]).map(
+    m => m.name
+  );
 }
 
-test('serve a model, see it in the panel, unload it from the panel', async ({ page }) => {
-  expect(MODELS, 'TFSERVE_MODELS_ROOT must name the test model directory').not.toBe('');
+test('serve a model, see it in the panel, unload it from the panel', async ({
+  page
+}) => {
+  expect(
+    MODELS,
+    'TFSERVE_MODELS_ROOT must name the test model directory'
+  ).not.toBe('');
 
   // 1. Serve a small model through the management API.
   const load = await api(page, 'POST', 'tfserve/api/models', {
@@ -70,9 +85,21 @@ test('serve a model, see it in the panel, unload it from the panel', async ({ pa
   const panel = page.locator(PANEL);
   await expect(panel).toBeVisible();
   const card = panel.locator('[data-model="half_plus_two"]');
-  await expect(card.locator('.jp-TfServe-model-header .jp-TfServe-badge')).toHaveText('AVAILABLE');
-  await expect(card.locator('[data-tensor="in:x"] td')).toHaveText(['in', 'x', 'float', '[?, 1]']);
-  await expect(card.locator('[data-tensor="out:y"] td')).toHaveText(['out', 'y', 'float', '[?, 1]']);
+  await expect(
+    card.locator('.jp-TfServe-model-header .jp-TfServe-badge')
+  ).toHaveText('AVAILABLE');
+  await expect(card.locator('[data-tensor="in:x"] td')).toHaveText([
+    'in',
+    'x',
+    'float',
+    '[?, 1]'
+  ]);
+  await expect(card.locator('[data-tensor="out:y"] td')).toHaveText([
+    'out',
+    'y',
+    'float',
+    '[?, 1]'
+  ]);
 
   // Where the server listens, and that it runs inside Jupyter.
   const info = panel.locator('.jp-TfServe-info');
@@ -80,9 +107,14 @@ test('serve a model, see it in the panel, unload it from the panel', async ({ pa
   await expect(info).toContainText(`REST :${REST_PORT}`);
 
   // What the panel shows as AVAILABLE answers predictions, and the panel counts them.
-  const predict = await api(page, 'POST', 'tfserve/v1/models/half_plus_two:predict', {
-    instances: [[1.0], [2.0]]
-  });
+  const predict = await api(
+    page,
+    'POST',
+    'tfserve/v1/models/half_plus_two:predict',
+    {
+      instances: [[1.0], [2.0]]
+    }
+  );
   expect(await predict.json()).toEqual({ predictions: [[2.5], [3.0]] });
   const numbers = card.locator('.jp-TfServe-stats dd');
   await expect(numbers.nth(0)).not.toHaveText('0'); // req/s
@@ -99,45 +131,77 @@ test('serve a model, see it in the panel, unload it from the panel', async ({ pa
   await expect(loadButton).toHaveClass(/jp-TfServe-primary/); // filled: it reads as pressable
   await loadButton.click();
   const broken = panel.locator('[data-model="broken"]');
-  await expect(broken.locator('.jp-TfServe-model-header .jp-TfServe-badge')).toHaveText('ERROR');
+  await expect(
+    broken.locator('.jp-TfServe-model-header .jp-TfServe-badge')
+  ).toHaveText('ERROR');
   await expect(toast(page, /broken did not load: version 1: /)).toBeVisible();
-  await expect(broken.locator('.jp-TfServe-versions [role="alert"]')).toContainText('broken/1');
+  await expect(
+    broken.locator('.jp-TfServe-versions [role="alert"]')
+  ).toContainText('broken/1');
 
   // Its policy, and the version that answers requests naming none.
   const policy = card.locator('.jp-TfServe-policy-line');
-  await expect(policy).toHaveText('policy latest:1 · requests without a version → v1');
+  await expect(policy).toHaveText(
+    'policy latest:1 · requests without a version → v1'
+  );
 
   // Steer it: point a label at the serving version (listed once), copy a snippet;
   // a rollback with no older version on disk is refused, and the card says why.
   await card.getByLabel('New label for half_plus_two').fill('stable');
   await card.getByRole('button', { name: 'Set label' }).click();
-  await expect(card.locator('[data-label="stable"]')).toHaveText(/^stable → v1/);
-  await expect(card.locator('.jp-TfServe-versions')).not.toContainText('stable');
+  await expect(card.locator('[data-label="stable"]')).toHaveText(
+    /^stable → v1/
+  );
+  await expect(card.locator('.jp-TfServe-versions')).not.toContainText(
+    'stable'
+  );
   await card.getByRole('button', { name: 'curl' }).click();
-  await expect(toast(page, 'Copied a curl example for half_plus_two')).toBeVisible();
+  await expect(
+    toast(page, 'Copied a curl example for half_plus_two')
+  ).toBeVisible();
   await card.getByRole('button', { name: 'Roll back' }).click();
-  await expect(card.locator('.jp-TfServe-message-error')).toContainText('half_plus_two');
+  await expect(card.locator('.jp-TfServe-message-error')).toContainText(
+    'half_plus_two'
+  );
 
   // Version 2 arrives on disk and replaces version 1 (latest:1); the label left on v1 is flagged.
-  fs.cpSync(path.join(MODELS, 'half_plus_two', '1'), path.join(MODELS, 'half_plus_two', '2'), {
-    recursive: true
-  });
-  await expect(policy).toHaveText('policy latest:1 · requests without a version → v2');
-  await expect(card.locator('[data-label="stable"]')).toHaveText(/stable → v1 \(not available\)/);
+  fs.cpSync(
+    path.join(MODELS, 'half_plus_two', '1'),
+    path.join(MODELS, 'half_plus_two', '2'),
+    {
+      recursive: true
+    }
+  );
+  await expect(policy).toHaveText(
+    'policy latest:1 · requests without a version → v2'
+  );
+  await expect(card.locator('[data-label="stable"]')).toHaveText(
+    /stable → v1 \(not available\)/
+  );
 
   // A rollback: one toast that turns from "Rolling back…" into "Rolled back" once v1 serves,
   // nothing left in the card; then "Serve latest" undoes the pin.
   await card.locator('.jp-TfServe-message [aria-label="Dismiss"]').click();
   await card.getByRole('button', { name: 'Roll back' }).click();
-  await expect(toast(page, 'Rolled half_plus_two back to version 1')).toBeVisible();
-  await expect(policy).toHaveText('policy specific:1 · requests without a version → v1');
+  await expect(
+    toast(page, 'Rolled half_plus_two back to version 1')
+  ).toBeVisible();
+  await expect(policy).toHaveText(
+    'policy specific:1 · requests without a version → v1'
+  );
   await expect(card.getByRole('button', { name: 'Roll back' })).toBeEnabled();
   await expect(card.locator('.jp-TfServe-message')).toHaveCount(0);
-  await expect(card.locator('[data-label="stable"]')).not.toContainText('not available');
+  await expect(card.locator('[data-label="stable"]')).not.toContainText(
+    'not available'
+  );
   await card.getByRole('button', { name: 'Serve latest' }).click();
   await expect(toast(page, 'Serving half_plus_two version 2')).toBeVisible();
-  await expect(policy).toHaveText('policy latest:1 · requests without a version → v2');
-  await expect(card.getByRole('button', { name: 'Serve latest' })).toHaveCount(0);
+  await expect(policy).toHaveText(
+    'policy latest:1 · requests without a version → v2'
+  );
+  await expect(card.getByRole('button', { name: 'Serve latest' })).toHaveCount(
+    0
+  );
 
   await panel.locator('.jp-TfServe-load summary').click(); // fold the form away for the picture
   await panel.screenshot({ path: path.join(ARTIFACTS, 'sidebar.png') });
@@ -147,15 +211,23 @@ test('serve a model, see it in the panel, unload it from the panel', async ({ pa
 
   // 3. Unload it from the panel (after confirming) and see it go.
   await card.getByRole('button', { name: 'Unload' }).click();
-  await page.locator('.jp-Dialog').getByRole('button', { name: 'Unload' }).click();
+  await page
+    .locator('.jp-Dialog')
+    .getByRole('button', { name: 'Unload' })
+    .click();
   await expect(toast(page, 'Unloaded half_plus_two')).toBeVisible();
   await expect(card).toHaveCount(0);
   expect(await modelNames(page)).not.toContain('half_plus_two');
 });
 
-test("the panel's tab icon is its own, not the table of contents' look-alike", async ({ page }) => {
-  const icon = (id: string) => page.locator(`.jp-SideBar [data-id="${id}"] svg`).first().innerHTML();
-  expect(await icon('jp-tfserve-panel')).not.toEqual(await icon('table-of-contents'));
+test("the panel's tab icon is its own, not the table of contents' look-alike", async ({
+  page
+}) => {
+  const icon = (id: string) =>
+    page.locator(`.jp-SideBar [data-id="${id}"] svg`).first().innerHTML();
+  expect(await icon('jp-tfserve-panel')).not.toEqual(
+    await icon('table-of-contents')
+  );
 });
 
 test('the palette opens the panel', async ({ page }) => {
@@ -164,8 +236,13 @@ test('the palette opens the panel', async ({ page }) => {
   await page.keyboard.press('Control+Shift+C');
   const palette = page.locator('#command-palette');
   await palette.locator('.lm-CommandPalette-input').fill('TF Serving');
-  const items = palette.locator('.lm-CommandPalette-item:not(.lm-mod-hidden) .lm-CommandPalette-itemLabel');
-  await expect(items).toContainText(['TF Serving: Open panel', 'TF Serving: Reload config']);
+  const items = palette.locator(
+    '.lm-CommandPalette-item:not(.lm-mod-hidden) .lm-CommandPalette-itemLabel'
+  );
+  await expect(items).toContainText([
+    'TF Serving: Open panel',
+    'TF Serving: Reload config'
+  ]);
   await items.filter({ hasText: 'TF Serving: Open panel' }).click();
   await expect(page.locator(PANEL)).toBeVisible();
 });
@@ -175,7 +252,9 @@ test('the launcher has a card that opens the panel', async ({ page }) => {
   await expect(page.locator(PANEL)).toBeHidden();
   await page.menu.clickMenuItem('File>New Launcher');
   // Only the launcher in the current tab is visible (JupyterLab may have opened one at start too).
-  const card = page.locator('.jp-Launcher:visible .jp-LauncherCard').filter({ hasText: 'TF Serving' });
+  const card = page
+    .locator('.jp-Launcher:visible .jp-LauncherCard')
+    .filter({ hasText: 'TF Serving' });
   await expect(card).toHaveCount(1);
   await card.click();
   await expect(page.locator(PANEL)).toBeVisible();

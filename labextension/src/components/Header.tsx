@@ -24,7 +24,13 @@ export function Header({ state, actions }: IViewProps): JSX.Element {
       >
         {state.pending.reload ? 'Reloading…' : 'Reload config'}
       </Button>
-      <Button minimal small title="Refresh now" aria-label="Refresh" onClick={() => actions.refresh()}>
+      <Button
+        minimal
+        small
+        title="Refresh now"
+        aria-label="Refresh"
+        onClick={() => actions.refresh()}
+      >
         <refreshIcon.react tag="span" />
       </Button>
     </div>

@@ -20,14 +20,17 @@ export function Labels({
   pending: boolean;
   actions: IViewActions;
 }): JSX.Element | null {
-  const available = model.versions.filter(v => v.state === 'AVAILABLE').map(v => v.version);
+  const available = model.versions
+    .filter(v => v.state === 'AVAILABLE')
+    .map(v => v.version);
   const [label, setLabel] = React.useState('');
   const [version, setVersion] = React.useState<number | null>(null);
   const labels = Object.keys(model.labels).sort();
   if (available.length === 0 && labels.length === 0) {
     return null;
   }
-  const target = version !== null && available.includes(version) ? version : available[0];
+  const target =
+    version !== null && available.includes(version) ? version : available[0];
   const broken = unavailableLabels(model);
   return (
     <div className={`${CLASS}-labels`}>
@@ -43,7 +46,9 @@ export function Labels({
           }
         >
           {name} → v{model.labels[name]}
-          {broken.includes(name) && <span className={`${CLASS}-warning`}> (not available)</span>}
+          {broken.includes(name) && (
+            <span className={`${CLASS}-warning`}> (not available)</span>
+          )}
           <button
             className={`${CLASS}-dismiss`}
             aria-label={`Remove label ${name}`}

@@ -31,7 +31,11 @@ export function LoadForm({
     .split(/[\s,]+/)
     .filter(Boolean)
     .map(Number);
-  const countValid = versions.length > 0 && versions.every(n => Number.isInteger(n) && n >= (policy === 'latest' ? 1 : 0));
+  const countValid =
+    versions.length > 0 &&
+    versions.every(
+      n => Number.isInteger(n) && n >= (policy === 'latest' ? 1 : 0)
+    );
   const valid = name.trim() !== '' && (policy === 'all' || countValid);
   const submit = (event: React.FormEvent) => {
     event.preventDefault();
@@ -66,7 +70,9 @@ export function LoadForm({
             value={basePath}
             onChange={event => setBasePath(event.target.value)}
             placeholder={
-              modelsRoot ? `${modelsRoot}/${name.trim() || '<name>'}` : 'a directory of version directories'
+              modelsRoot
+                ? `${modelsRoot}/${name.trim() || '<name>'}`
+                : 'a directory of version directories'
             }
           />
         </label>
@@ -84,14 +90,21 @@ export function LoadForm({
           {policy !== 'all' && (
             <input
               className="jp-mod-styled"
-              aria-label={policy === 'latest' ? 'Number of versions' : 'Versions'}
+              aria-label={
+                policy === 'latest' ? 'Number of versions' : 'Versions'
+              }
               value={count}
               onChange={event => setCount(event.target.value)}
               placeholder={policy === 'latest' ? '1' : '1, 2'}
             />
           )}
         </div>
-        <Button type="submit" small className={`${CLASS}-primary`} disabled={pending || !valid}>
+        <Button
+          type="submit"
+          small
+          className={`${CLASS}-primary`}
+          disabled={pending || !valid}
+        >
           {pending ? 'Loading…' : 'Load'}
         </Button>
         <Message scope="load" message={message} actions={actions} />

@@ -6,7 +6,12 @@
 
 import * as React from 'react';
 
-import { IModelInfo, IModelStats, servingVersion, visibleVersions } from '../model';
+import {
+  IModelInfo,
+  IModelStats,
+  servingVersion,
+  visibleVersions
+} from '../model';
 import { IMessage } from '../store';
 import { IViewActions } from './actions';
 import { CLASS } from './css';
@@ -35,9 +40,15 @@ export function ModelCard({
 }): JSX.Element {
   const serving = servingVersion(model);
   const versions = visibleVersions(model);
-  const busy = !!(pending[`unload:${model.name}`] || pending[`rollback:${model.name}`]);
+  const busy = !!(
+    pending[`unload:${model.name}`] || pending[`rollback:${model.name}`]
+  );
   return (
-    <section className={`${CLASS}-model`} data-model={model.name} aria-busy={busy || undefined}>
+    <section
+      className={`${CLASS}-model`}
+      data-model={model.name}
+      aria-busy={busy || undefined}
+    >
       <div className={`${CLASS}-model-header`}>
         <h3 className={`${CLASS}-model-name`}>{model.name}</h3>
         <StateBadge version={serving ?? versions[0]} />
@@ -55,10 +66,23 @@ export function ModelCard({
       <Message scope={model.name} message={message} actions={actions} />
       {serving && stats && hasNumbers(stats) && <Stats stats={stats} />}
       <Versions versions={versions} />
-      <Labels model={model} pending={!!pending[`label:${model.name}`]} actions={actions} />
-      {serving && serving.signatures.map(sig => <Signature key={sig.key} signature={sig} />)}
+      <Labels
+        model={model}
+        pending={!!pending[`label:${model.name}`]}
+        actions={actions}
+      />
+      {serving &&
+        serving.signatures.map(sig => (
+          <Signature key={sig.key} signature={sig} />
+        ))}
       {serving && <SnippetButtons name={model.name} actions={actions} />}
-      <ModelActions model={model} serving={!!serving} busy={busy} pending={pending} actions={actions} />
+      <ModelActions
+        model={model}
+        serving={!!serving}
+        busy={busy}
+        pending={pending}
+        actions={actions}
+      />
     </section>
   );
 }

@@ -10,8 +10,8 @@ export function ModelList({ state, actions }: IViewProps): JSX.Element {
   if (state.models.length === 0) {
     return (
       <p className={`${CLASS}-empty`}>
-        No models are served yet. Load one above, export one from a notebook with{' '}
-        <code>%tfserve</code>, or list them in the model config file.
+        No models are served yet. Load one above, export one from a notebook
+        with <code>%tfserve</code>, or list them in the model config file.
       </p>
     );
   }

@@ -16,13 +16,19 @@ export function Policy({ model }: { model: IModelInfo }): JSX.Element {
       policy <code>{model.policy}</code>
       {' · '}
       <span title="The version that answers requests that name no version or label">
-        {serving ? `requests without a version → v${serving.version}` : 'no version answers requests yet'}
+        {serving
+          ? `requests without a version → v${serving.version}`
+          : 'no version answers requests yet'}
       </span>
       {model.loggingRate > 0 && (
         <>
           {' · '}
-          <span className={`${CLASS}-logging`} title="Sampled requests and their answers go to the model's request log">
-            logging {Number((model.loggingRate * 100).toPrecision(3))}% of requests
+          <span
+            className={`${CLASS}-logging`}
+            title="Sampled requests and their answers go to the model's request log"
+          >
+            logging {Number((model.loggingRate * 100).toPrecision(3))}% of
+            requests
           </span>
         </>
       )}

@@ -6,7 +6,11 @@ import { formatDuration } from '../format';
 import { IServerInfo } from '../model';
 import { CLASS } from './css';
 
-export function ServerInfo({ info }: { info: IServerInfo | null }): JSX.Element | null {
+export function ServerInfo({
+  info
+}: {
+  info: IServerInfo | null;
+}): JSX.Element | null {
   if (!info) {
     return null;
   }
@@ -16,10 +20,12 @@ export function ServerInfo({ info }: { info: IServerInfo | null }): JSX.Element 
       <div>
         {info.embedded ? 'Embedded in Jupyter' : 'Standalone server'}
         {info.version && ` · v${info.version}`}
-        {info.uptimeSeconds !== null && ` · up ${formatDuration(info.uptimeSeconds)}`}
+        {info.uptimeSeconds !== null &&
+          ` · up ${formatDuration(info.uptimeSeconds)}`}
       </div>
       <div>
-        REST <code>{port(info.restPort)}</code> · gRPC <code>{port(info.grpcPort)}</code>
+        REST <code>{port(info.restPort)}</code> · gRPC{' '}
+        <code>{port(info.grpcPort)}</code>
       </div>
       {info.warnings.map(warning => (
         <div key={warning} className={`${CLASS}-warning`}>

@@ -9,9 +9,16 @@ import { formatDtype, formatShape } from '../format';
 import { ISignatureInfo, ITensorInfo } from '../model';
 import { CLASS } from './css';
 
-export function Signature({ signature }: { signature: ISignatureInfo }): JSX.Element {
+export function Signature({
+  signature
+}: {
+  signature: ISignatureInfo;
+}): JSX.Element {
   return (
-    <details className={`${CLASS}-signature`} open={signature.key === 'serving_default'}>
+    <details
+      className={`${CLASS}-signature`}
+      open={signature.key === 'serving_default'}
+    >
       <summary>
         signature <code>{signature.key}</code>
       </summary>
@@ -25,7 +32,13 @@ export function Signature({ signature }: { signature: ISignatureInfo }): JSX.Ele
   );
 }
 
-function TensorRows({ kind, tensors }: { kind: string; tensors: ITensorInfo[] }): JSX.Element {
+function TensorRows({
+  kind,
+  tensors
+}: {
+  kind: string;
+  tensors: ITensorInfo[];
+}): JSX.Element {
   return (
     <>
       {tensors.map(t => (

@@ -17,10 +17,20 @@ const SNIPPET_BUTTONS: { [kind in SnippetKind]: string } = {
   grpc: 'gRPC'
 };
 
-export function SnippetButtons({ name, actions }: { name: string; actions: IViewActions }): JSX.Element {
+export function SnippetButtons({
+  name,
+  actions
+}: {
+  name: string;
+  actions: IViewActions;
+}): JSX.Element {
   return (
     <div className={`${CLASS}-actions ${CLASS}-snippets`}>
-      <copyIcon.react tag="span" className={`${CLASS}-button-icon`} title="Copy an example" />
+      <copyIcon.react
+        tag="span"
+        className={`${CLASS}-button-icon`}
+        title="Copy an example"
+      />
       {(Object.keys(SNIPPET_LABELS) as SnippetKind[]).map(kind => (
         <Button
           key={kind}

@@ -8,16 +8,27 @@ import * as React from 'react';
 import { isFailed, IVersionInfo } from '../model';
 import { CLASS } from './css';
 
-export function StateBadge({ version }: { version: IVersionInfo | undefined }): JSX.Element {
+export function StateBadge({
+  version
+}: {
+  version: IVersionInfo | undefined;
+}): JSX.Element {
   if (!version) {
-    return <span className={`${CLASS}-badge ${CLASS}-badge-none`}>NO VERSION</span>;
+    return (
+      <span className={`${CLASS}-badge ${CLASS}-badge-none`}>NO VERSION</span>
+    );
   }
   const failed = isFailed(version);
   const text = failed ? 'ERROR' : version.state;
   const kind = failed ? 'error' : version.state.toLowerCase();
   return (
-    <span className={`${CLASS}-badge ${CLASS}-badge-${kind}`} title={version.errorMessage || undefined}>
-      {version.state === 'LOADING' && <span className={`${CLASS}-spinner ${CLASS}-spinner-small`} />}
+    <span
+      className={`${CLASS}-badge ${CLASS}-badge-${kind}`}
+      title={version.errorMessage || undefined}
+    >
+      {version.state === 'LOADING' && (
+        <span className={`${CLASS}-spinner ${CLASS}-spinner-small`} />
+      )}
       {text}
     </span>
   );

@@ -16,14 +16,30 @@ export function hasNumbers(stats: IModelStats): boolean {
 
 export function Stats({ stats }: { stats: IModelStats }): JSX.Element {
   const items: [string, string, string][] = [
-    ['req/s', formatNumber(stats.requestsPerSecond), 'Requests per second, over the last 30 s'],
-    ['p50', formatNumber(stats.p50Ms, ' ms'), 'Median request latency, over the last 30 s'],
-    ['p99', formatNumber(stats.p99Ms, ' ms'), '99th percentile request latency, over the last 30 s']
+    [
+      'req/s',
+      formatNumber(stats.requestsPerSecond),
+      'Requests per second, over the last 30 s'
+    ],
+    [
+      'p50',
+      formatNumber(stats.p50Ms, ' ms'),
+      'Median request latency, over the last 30 s'
+    ],
+    [
+      'p99',
+      formatNumber(stats.p99Ms, ' ms'),
+      '99th percentile request latency, over the last 30 s'
+    ]
   ];
   // Batch size and queue depth exist only when the server batches requests.
   if (stats.avgBatchSize !== undefined || stats.queueDepth !== undefined) {
     items.push(
-      ['batch', formatNumber(stats.avgBatchSize), 'Average batch size (rows per batch)'],
+      [
+        'batch',
+        formatNumber(stats.avgBatchSize),
+        'Average batch size (rows per batch)'
+      ],
       ['queue', formatNumber(stats.queueDepth), 'Rows waiting to be batched']
     );
   }

@@ -17,7 +17,9 @@ export function Status({ state, actions }: IViewProps): JSX.Element | null {
     return (
       <div className={`${CLASS}-status`} role="status">
         <div className={`${CLASS}-spinner`} aria-hidden="true" />
-        {state.slow ? 'Still waiting for the TF Serving server extension…' : 'Loading models…'}
+        {state.slow
+          ? 'Still waiting for the TF Serving server extension…'
+          : 'Loading models…'}
       </div>
     );
   }
@@ -31,15 +33,20 @@ export function Status({ state, actions }: IViewProps): JSX.Element | null {
   }
   if (error.kind === 'missing-extension') {
     return (
-      <div className={`${CLASS}-error`} role="alert" data-error-kind={error.kind}>
+      <div
+        className={`${CLASS}-error`}
+        role="alert"
+        data-error-kind={error.kind}
+      >
         <p>
-          <strong>The TF Serving server extension is not running</strong> in this Jupyter server,
-          so there is nothing to show.
+          <strong>The TF Serving server extension is not running</strong> in
+          this Jupyter server, so there is nothing to show.
         </p>
         <p>Enable it, then restart Jupyter:</p>
         <pre>{ENABLE_COMMAND}</pre>
         <p>
-          If it is not installed, install it first: <code>pip install jupyter-tfserve</code>
+          If it is not installed, install it first:{' '}
+          <code>pip install jupyter-tfserve</code>
         </p>
         <Button small onClick={() => actions.refresh()}>
           Check again
@@ -53,7 +60,8 @@ export function Status({ state, actions }: IViewProps): JSX.Element | null {
       <p>{error.message}</p>
       {stale && (
         <p className={`${CLASS}-muted`}>
-          Showing what the server said at {new Date(state.updatedAt!).toLocaleTimeString()}.
+          Showing what the server said at{' '}
+          {new Date(state.updatedAt!).toLocaleTimeString()}.
         </p>
       )}
       <Button small onClick={() => actions.refresh()}>

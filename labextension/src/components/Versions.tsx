@@ -6,7 +6,11 @@ import { isFailed, IVersionInfo } from '../model';
 import { CLASS } from './css';
 import { StateBadge } from './StateBadge';
 
-export function Versions({ versions }: { versions: IVersionInfo[] }): JSX.Element {
+export function Versions({
+  versions
+}: {
+  versions: IVersionInfo[];
+}): JSX.Element {
   return (
     <ul className={`${CLASS}-versions`}>
       {versions.map(v => (
@@ -14,7 +18,10 @@ export function Versions({ versions }: { versions: IVersionInfo[] }): JSX.Elemen
           <span className={`${CLASS}-version`}>v{v.version}</span>
           <StateBadge version={v} />
           {v.platform && (
-            <span className={`${CLASS}-platform`} title="the platform serving this version">
+            <span
+              className={`${CLASS}-platform`}
+              title="the platform serving this version"
+            >
               {v.platform}
             </span>
           )}
