@@ -59,6 +59,12 @@ export default defineConfig([
         'single',
         { avoidEscape: true, allowTemplateLiterals: false }
       ],
+      // The sidebar panel must be in the shell when the plugin activates (its
+      // icon and the layout restorer need it), so its modules load at once.
+      'jupyter/prefer-lazy-imports': [
+        'warn',
+        { ignoreImports: ['./api', './panel'] }
+      ],
       curly: ['error', 'all'],
       eqeqeq: 'error',
       'prefer-arrow-callback': 'error'

@@ -80,6 +80,13 @@ def test_jest_unit_tests(node_modules):
     assert counts.group(1) == counts.group(2) and int(counts.group(2)) > 0, output
 
 
+def test_lint_passes(node_modules):
+    """The panel's sources follow prettier's format and eslint's rules (``jlpm lint`` fixes most)."""
+    result = jlpm("lint:check")
+    output = output_of(result)
+    assert result.returncode == 0, output
+
+
 def test_labextension_is_installed_and_enabled():
     result = subprocess.run(
         [sys.executable, "-m", "jupyter", "labextension", "list"],

@@ -196,7 +196,7 @@ export class TfServeClient {
       let text: string;
       try {
         text = await response.text();
-      } catch (error) {
+      } catch {
         throw timedOut
           ? this.timeoutError(method, path)
           : new ApiError(

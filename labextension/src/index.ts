@@ -46,12 +46,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: args =>
         args.isLauncher ? 'TF Serving' : 'TF Serving: Open panel',
       caption: 'Show the served models',
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            isLauncher: {
+              type: 'boolean',
+              description: 'Label the command for the launcher card'
+            }
+          }
+        }
+      },
       icon: tfserveIcon,
       execute: () => app.shell.activateById(panel.id)
     });
     app.commands.addCommand(CommandIDs.reloadConfig, {
       label: 'TF Serving: Reload config',
       caption: 'Re-read the model config file and realize it',
+      describedBy: { args: { type: 'object', properties: {} } },
       execute: async () => {
         // A success is notified by the store; a refusal is shown in the panel, which may be closed.
         if (!(await panel.store.reloadConfig())) {

@@ -15,7 +15,6 @@ import {
   UseSignal,
   showDialog
 } from '@jupyterlab/apputils';
-import { PageConfig } from '@jupyterlab/coreutils';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
@@ -85,7 +84,10 @@ export class TfServePanel extends ReactWidget {
     return {
       origin: window.location.origin,
       baseUrl:
-        PageConfig.getBaseUrl().replace(window.location.origin, '') || '/',
+        this.store.client.serverSettings.baseUrl.replace(
+          window.location.origin,
+          ''
+        ) || '/',
       host: window.location.hostname || 'localhost'
     };
   }
