@@ -37,6 +37,9 @@ export type ApiErrorKind =
 /** The command that turns the server extension on; shown to the user with the error. */
 export const ENABLE_COMMAND = 'jupyter server extension enable jupyter_tfserve';
 
+/** The command that installs the server extension, for when enabling it is not enough. */
+export const INSTALL_COMMAND = 'pip install jupyter-tfserve';
+
 export class ApiError extends Error {
   constructor(
     readonly kind: ApiErrorKind,

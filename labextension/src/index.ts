@@ -11,8 +11,10 @@ import {
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator } from '@jupyterlab/translation';
 
 import { DEFAULT_TIMEOUT_MS, TfServeClient } from './api';
+import { panelStrings } from './components/translation';
 import { tfserveIcon } from './icon';
 import { PANEL_ID, TfServePanel } from './panel';
 
@@ -27,32 +29,45 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'See and steer the models served by jupyter-tfserve.',
   autoStart: true,
-  optional: [ICommandPalette, ILayoutRestorer, ISettingRegistry, ILauncher],
+  optional: [
+    ICommandPalette,
+    ILayoutRestorer,
+    ISettingRegistry,
+    ILauncher,
+    ITranslator
+  ],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
     settingRegistry: ISettingRegistry | null,
-    launcher: ILauncher | null
+    launcher: ILauncher | null,
+    translator: ITranslator | null
   ) => {
+    const trans = panelStrings(translator ?? undefined);
     const client = new TfServeClient({
       serverSettings: app.serviceManager.serverSettings
     });
-    const panel = new TfServePanel({ client });
+    const panel = new TfServePanel({
+      client,
+      translator: translator ?? undefined
+    });
     app.shell.add(panel, 'left', { rank: 900 });
     restorer?.add(panel, PANEL_ID);
 
     app.commands.addCommand(CommandIDs.open, {
       label: args =>
-        args.isLauncher ? 'TF Serving' : 'TF Serving: Open panel',
-      caption: 'Show the served models',
+        args.isLauncher
+          ? trans.__('TF Serving')
+          : trans.__('TF Serving: Open panel'),
+      caption: trans.__('Show the served models'),
       describedBy: {
         args: {
           type: 'object',
           properties: {
             isLauncher: {
               type: 'boolean',
-              description: 'Label the command for the launcher card'
+              description: trans.__('Label the command for the launcher card')
             }
           }
         }
@@ -61,15 +76,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => app.shell.activateById(panel.id)
     });
     app.commands.addCommand(CommandIDs.reloadConfig, {
-      label: 'TF Serving: Reload config',
-      caption: 'Re-read the model config file and realize it',
+      label: trans.__('TF Serving: Reload config'),
+      caption: trans.__('Re-read the model config file and realize it'),
       describedBy: { args: { type: 'object', properties: {} } },
       execute: async () => {
         // A success is notified by the store; a refusal is shown in the panel, which may be closed.
         if (!(await panel.store.reloadConfig())) {
           Notification.error(
             panel.store.state.messages.panel?.text ??
-              'The config was not reloaded',
+              trans.__('The config was not reloaded'),
             {
               autoClose: false
             }
@@ -77,15 +92,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
-    palette?.addItem({ command: CommandIDs.open, category: 'TF Serving' });
+    palette?.addItem({
+      command: CommandIDs.open,
+      category: trans.__('TF Serving')
+    });
     palette?.addItem({
       command: CommandIDs.reloadConfig,
-      category: 'TF Serving'
+      category: trans.__('TF Serving')
     });
     // Where new users look first: the launcher's "Other" section opens the panel.
     launcher?.add({
       command: CommandIDs.open,
-      category: 'Other',
+      category: trans.__('Other'),
       rank: 50,
       args: { isLauncher: true }
     });

@@ -15,15 +15,17 @@ import {
   UseSignal,
   showDialog
 } from '@jupyterlab/apputils';
+import { ITranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { TfServeClient } from './api';
+import { IViewActions } from './components/actions';
+import { PanelView } from './components/PanelView';
+import { panelStrings, TranslationContext } from './components/translation';
 import { tfserveIcon } from './icon';
 import { IEndpoint, SNIPPET_LABELS, SnippetKind, snippet } from './snippets';
 import { IPanelState, Notifier, TfServeStore } from './store';
-import { IViewActions } from './components/actions';
-import { PanelView } from './components/PanelView';
 
 export const PANEL_ID = 'jp-tfserve-panel';
 
@@ -36,6 +38,8 @@ export const notify: Notifier = outcome =>
 export interface IPanelOptions {
   client?: TfServeClient;
   pollInterval?: number;
+  /** The application's translator; without one the panel reads as written. */
+  translator?: ITranslator;
 }
 
 export class TfServePanel extends ReactWidget {
@@ -43,8 +47,9 @@ export class TfServePanel extends ReactWidget {
     super();
     this.id = PANEL_ID;
     this.addClass('jp-TfServe');
+    this._trans = panelStrings(options.translator);
     this.title.icon = tfserveIcon;
-    this.title.caption = 'TF Serving';
+    this.title.caption = this._trans.__('TF Serving');
     this.store = new TfServeStore({
       client: options.client ?? new TfServeClient(),
       pollInterval: options.pollInterval,
@@ -55,6 +60,7 @@ export class TfServePanel extends ReactWidget {
   }
 
   readonly store: TfServeStore;
+  private readonly _trans: TranslationBundle;
 
   dispose(): void {
     if (this.isDisposed) {
@@ -71,11 +77,13 @@ export class TfServePanel extends ReactWidget {
 
   render(): JSX.Element {
     return (
-      <UseSignal signal={this.store.changed} initialArgs={this.store.state}>
-        {(_, state) => (
-          <PanelView state={state as IPanelState} actions={this._actions} />
-        )}
-      </UseSignal>
+      <TranslationContext.Provider value={this._trans}>
+        <UseSignal signal={this.store.changed} initialArgs={this.store.state}>
+          {(_, state) => (
+            <PanelView state={state as IPanelState} actions={this._actions} />
+          )}
+        </UseSignal>
+      </TranslationContext.Provider>
     );
   }
 
@@ -94,9 +102,14 @@ export class TfServePanel extends ReactWidget {
 
   private async _confirmUnload(name: string): Promise<void> {
     const result = await showDialog({
-      title: `Unload ${name}?`,
-      body: 'Clients calling this model will get "not found" until it is loaded again.',
-      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Unload' })]
+      title: this._trans.__('Unload %1?', name),
+      body: this._trans.__(
+        'Clients calling this model will get "not found" until it is loaded again.'
+      ),
+      buttons: [
+        Dialog.cancelButton({ label: this._trans.__('Cancel') }),
+        Dialog.warnButton({ label: this._trans.__('Unload') })
+      ]
     });
     if (result.button.accept) {
       await this.store.unload(name);

@@ -10,6 +10,7 @@ import * as React from 'react';
 import { IModelInfo, unavailableLabels } from '../model';
 import { IViewActions } from './actions';
 import { CLASS } from './css';
+import { useTranslation } from './translation';
 
 export function Labels({
   model,
@@ -20,6 +21,7 @@ export function Labels({
   pending: boolean;
   actions: IViewActions;
 }): JSX.Element | null {
+  const trans = useTranslation();
   const available = model.versions
     .filter(v => v.state === 'AVAILABLE')
     .map(v => v.version);
@@ -41,18 +43,29 @@ export function Labels({
           className={`${CLASS}-label${broken.includes(name) ? ` ${CLASS}-label-warning` : ''}`}
           title={
             broken.includes(name)
-              ? `v${model.labels[name]} is not AVAILABLE: requests for label "${name}" fail`
-              : `Requests for label "${name}" go to v${model.labels[name]}`
+              ? trans.__(
+                  'v%1 is not AVAILABLE: requests for label "%2" fail',
+                  model.labels[name],
+                  name
+                )
+              : trans.__(
+                  'Requests for label "%1" go to v%2',
+                  name,
+                  model.labels[name]
+                )
           }
         >
-          {name} → v{model.labels[name]}
+          {trans.__('%1 → v%2', name, model.labels[name])}
           {broken.includes(name) && (
-            <span className={`${CLASS}-warning`}> (not available)</span>
+            <span className={`${CLASS}-warning`}>
+              {' '}
+              {trans.__('(not available)')}
+            </span>
           )}
           <button
             className={`${CLASS}-dismiss`}
-            aria-label={`Remove label ${name}`}
-            title={`Remove label ${name}`}
+            aria-label={trans.__('Remove label %1', name)}
+            title={trans.__('Remove label %1', name)}
             disabled={pending}
             onClick={() => actions.removeLabel(model.name, name)}
           >
@@ -73,19 +86,19 @@ export function Labels({
         >
           <input
             className="jp-mod-styled"
-            placeholder="label"
-            aria-label={`New label for ${model.name}`}
+            placeholder={trans.__('label')}
+            aria-label={trans.__('New label for %1', model.name)}
             value={label}
             onChange={event => setLabel(event.target.value)}
           />
           <HTMLSelect
-            aria-label={`Version for the label of ${model.name}`}
+            aria-label={trans.__('Version for the label of %1', model.name)}
             value={target}
             onChange={event => setVersion(Number(event.target.value))}
             options={available.map(v => ({ label: `v${v}`, value: v }))}
           />
           <Button small type="submit" disabled={pending || !label.trim()}>
-            Set label
+            {trans.__('Set label')}
           </Button>
         </form>
       )}

@@ -11,6 +11,10 @@ import { IMessage } from '../store';
 import { IViewActions } from './actions';
 import { CLASS } from './css';
 import { Message } from './Message';
+import { useTranslation } from './translation';
+
+/** TF Serving's names of the version policies, shown as a model config file writes them. */
+const POLICY_KINDS = ['latest', 'all', 'specific'];
 
 export function LoadForm({
   modelsRoot,
@@ -23,6 +27,7 @@ export function LoadForm({
   message: IMessage | undefined;
   actions: IViewActions;
 }): JSX.Element {
+  const trans = useTranslation();
   const [name, setName] = React.useState('');
   const [basePath, setBasePath] = React.useState('');
   const [policy, setPolicy] = React.useState('latest');
@@ -52,19 +57,19 @@ export function LoadForm({
   };
   return (
     <details className={`${CLASS}-load`}>
-      <summary>Load a model</summary>
+      <summary>{trans.__('Load a model')}</summary>
       <form onSubmit={submit}>
         <label>
-          Name
+          {trans.__('Name')}
           <input
             className="jp-mod-styled"
             value={name}
             onChange={event => setName(event.target.value)}
-            placeholder="my_model"
+            placeholder={trans.__('my_model')}
           />
         </label>
         <label>
-          Base path
+          {trans.__('Base path')}
           <input
             className="jp-mod-styled"
             value={basePath}
@@ -72,26 +77,24 @@ export function LoadForm({
             placeholder={
               modelsRoot
                 ? `${modelsRoot}/${name.trim() || '<name>'}`
-                : 'a directory of version directories'
+                : trans.__('a directory of version directories')
             }
           />
         </label>
         <div className={`${CLASS}-policy`}>
           <HTMLSelect
-            aria-label="Version policy"
+            aria-label={trans.__('Version policy')}
             value={policy}
             onChange={event => setPolicy(event.target.value)}
-            options={[
-              { label: 'latest', value: 'latest' },
-              { label: 'all', value: 'all' },
-              { label: 'specific', value: 'specific' }
-            ]}
+            options={POLICY_KINDS.map(kind => ({ label: kind, value: kind }))}
           />
           {policy !== 'all' && (
             <input
               className="jp-mod-styled"
               aria-label={
-                policy === 'latest' ? 'Number of versions' : 'Versions'
+                policy === 'latest'
+                  ? trans.__('Number of versions')
+                  : trans.__('Versions')
               }
               value={count}
               onChange={event => setCount(event.target.value)}
@@ -105,7 +108,7 @@ export function LoadForm({
           className={`${CLASS}-primary`}
           disabled={pending || !valid}
         >
-          {pending ? 'Loading…' : 'Load'}
+          {pending ? trans.__('Loading…') : trans.__('Load')}
         </Button>
         <Message scope="load" message={message} actions={actions} />
       </form>

@@ -9,6 +9,7 @@ import * as React from 'react';
 import { IMessage } from '../store';
 import { IViewActions } from './actions';
 import { CLASS } from './css';
+import { useTranslation } from './translation';
 
 export function Message({
   scope,
@@ -19,6 +20,7 @@ export function Message({
   message: IMessage | undefined;
   actions: IViewActions;
 }): JSX.Element | null {
+  const trans = useTranslation();
   if (!message) {
     return null;
   }
@@ -30,8 +32,8 @@ export function Message({
       <span>{message.text}</span>
       <button
         className={`${CLASS}-dismiss`}
-        aria-label="Dismiss"
-        title="Dismiss"
+        aria-label={trans.__('Dismiss')}
+        title={trans.__('Dismiss')}
         onClick={() => actions.dismiss(scope)}
       >
         ×

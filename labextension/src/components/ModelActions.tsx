@@ -10,6 +10,7 @@ import * as React from 'react';
 import { IModelInfo, isPinned } from '../model';
 import { IViewActions } from './actions';
 import { CLASS } from './css';
+import { useTranslation } from './translation';
 
 export function ModelActions({
   model,
@@ -26,34 +27,42 @@ export function ModelActions({
   pending: { [key: string]: boolean };
   actions: IViewActions;
 }): JSX.Element {
+  const trans = useTranslation();
   return (
     <div className={`${CLASS}-actions`}>
       {isPinned(model) && (
         <Button
           small
-          title={`Serve the newest version again (policy latest:1 instead of ${model.policy})`}
+          title={trans.__(
+            'Serve the newest version again (policy latest:1 instead of %1)',
+            model.policy
+          )}
           disabled={busy || !!pending.load}
           onClick={() => actions.serveLatest(model.name, model.basePath)}
         >
-          Serve latest
+          {trans.__('Serve latest')}
         </Button>
       )}
       <Button
         small
-        title="Serve the previous version again"
+        title={trans.__('Serve the previous version again')}
         disabled={busy || !serving}
         onClick={() => actions.rollback(model.name)}
       >
-        {pending[`rollback:${model.name}`] ? 'Rolling back…' : 'Roll back'}
+        {pending[`rollback:${model.name}`]
+          ? trans.__('Rolling back…')
+          : trans.__('Roll back')}
       </Button>
       <Button
         small
         className={`${CLASS}-danger`}
-        title="Stop serving this model"
+        title={trans.__('Stop serving this model')}
         disabled={busy}
         onClick={() => actions.unload(model.name)}
       >
-        {pending[`unload:${model.name}`] ? 'Unloading…' : 'Unload'}
+        {pending[`unload:${model.name}`]
+          ? trans.__('Unloading…')
+          : trans.__('Unload')}
       </Button>
     </div>
   );

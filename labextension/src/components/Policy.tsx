@@ -8,27 +8,37 @@ import * as React from 'react';
 
 import { IModelInfo, servingVersion } from '../model';
 import { CLASS } from './css';
+import { useTranslation } from './translation';
 
 export function Policy({ model }: { model: IModelInfo }): JSX.Element {
+  const trans = useTranslation();
   const serving = servingVersion(model);
   return (
     <div className={`${CLASS}-policy-line`} data-policy={model.policy}>
-      policy <code>{model.policy}</code>
+      {trans.__('policy')} <code>{model.policy}</code>
       {' · '}
-      <span title="The version that answers requests that name no version or label">
+      <span
+        title={trans.__(
+          'The version that answers requests that name no version or label'
+        )}
+      >
         {serving
-          ? `requests without a version → v${serving.version}`
-          : 'no version answers requests yet'}
+          ? trans.__('requests without a version → v%1', serving.version)
+          : trans.__('no version answers requests yet')}
       </span>
       {model.loggingRate > 0 && (
         <>
           {' · '}
           <span
             className={`${CLASS}-logging`}
-            title="Sampled requests and their answers go to the model's request log"
+            title={trans.__(
+              "Sampled requests and their answers go to the model's request log"
+            )}
           >
-            logging {Number((model.loggingRate * 100).toPrecision(3))}% of
-            requests
+            {trans.__(
+              'logging %1% of requests',
+              Number((model.loggingRate * 100).toPrecision(3))
+            )}
           </span>
         </>
       )}

@@ -5,27 +5,32 @@ import * as React from 'react';
 import { formatDuration } from '../format';
 import { IServerInfo } from '../model';
 import { CLASS } from './css';
+import { useTranslation } from './translation';
 
 export function ServerInfo({
   info
 }: {
   info: IServerInfo | null;
 }): JSX.Element | null {
+  const trans = useTranslation();
   if (!info) {
     return null;
   }
-  const port = (value: number | null) => (value ? `:${value}` : 'off');
+  const port = (value: number | null) =>
+    value ? `:${value}` : trans.__('off');
   return (
     <div className={`${CLASS}-info`}>
       <div>
-        {info.embedded ? 'Embedded in Jupyter' : 'Standalone server'}
+        {info.embedded
+          ? trans.__('Embedded in Jupyter')
+          : trans.__('Standalone server')}
         {info.version && ` · v${info.version}`}
         {info.uptimeSeconds !== null &&
-          ` · up ${formatDuration(info.uptimeSeconds)}`}
+          ` · ${trans.__('up %1', formatDuration(info.uptimeSeconds))}`}
       </div>
       <div>
-        REST <code>{port(info.restPort)}</code> · gRPC{' '}
-        <code>{port(info.grpcPort)}</code>
+        {trans.__('REST')} <code>{port(info.restPort)}</code> ·{' '}
+        {trans.__('gRPC')} <code>{port(info.grpcPort)}</code>
       </div>
       {info.warnings.map(warning => (
         <div key={warning} className={`${CLASS}-warning`}>

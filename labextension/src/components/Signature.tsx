@@ -8,19 +8,21 @@ import * as React from 'react';
 import { formatDtype, formatShape } from '../format';
 import { ISignatureInfo, ITensorInfo } from '../model';
 import { CLASS } from './css';
+import { useTranslation } from './translation';
 
 export function Signature({
   signature
 }: {
   signature: ISignatureInfo;
 }): JSX.Element {
+  const trans = useTranslation();
   return (
     <details
       className={`${CLASS}-signature`}
       open={signature.key === 'serving_default'}
     >
       <summary>
-        signature <code>{signature.key}</code>
+        {trans.__('signature')} <code>{signature.key}</code>
       </summary>
       <table>
         <tbody>

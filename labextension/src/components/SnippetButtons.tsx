@@ -9,6 +9,7 @@ import * as React from 'react';
 import { SNIPPET_LABELS, SnippetKind } from '../snippets';
 import { IViewActions } from './actions';
 import { CLASS } from './css';
+import { useTranslation } from './translation';
 
 /** Short names that fit the sidebar; the button's title says more. */
 const SNIPPET_BUTTONS: { [kind in SnippetKind]: string } = {
@@ -24,19 +25,23 @@ export function SnippetButtons({
   name: string;
   actions: IViewActions;
 }): JSX.Element {
+  const trans = useTranslation();
   return (
     <div className={`${CLASS}-actions ${CLASS}-snippets`}>
       <copyIcon.react
         tag="span"
         className={`${CLASS}-button-icon`}
-        title="Copy an example"
+        title={trans.__('Copy an example')}
       />
       {(Object.keys(SNIPPET_LABELS) as SnippetKind[]).map(kind => (
         <Button
           key={kind}
           small
           minimal
-          title={`Copy a ${SNIPPET_LABELS[kind]} example to the clipboard`}
+          title={trans.__(
+            'Copy a %1 example to the clipboard',
+            SNIPPET_LABELS[kind]
+          )}
           onClick={() => actions.copySnippet(name, kind)}
         >
           {SNIPPET_BUTTONS[kind]}

@@ -7,19 +7,23 @@ import * as React from 'react';
 
 import { isFailed, IVersionInfo } from '../model';
 import { CLASS } from './css';
+import { useTranslation } from './translation';
 
 export function StateBadge({
   version
 }: {
   version: IVersionInfo | undefined;
 }): JSX.Element {
+  const trans = useTranslation();
   if (!version) {
     return (
-      <span className={`${CLASS}-badge ${CLASS}-badge-none`}>NO VERSION</span>
+      <span className={`${CLASS}-badge ${CLASS}-badge-none`}>
+        {trans.__('NO VERSION')}
+      </span>
     );
   }
   const failed = isFailed(version);
-  const text = failed ? 'ERROR' : version.state;
+  const text = failed ? trans.__('ERROR') : version.state;
   const kind = failed ? 'error' : version.state.toLowerCase();
   return (
     <span

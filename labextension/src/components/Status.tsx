@@ -7,19 +7,21 @@
 import { Button } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { ENABLE_COMMAND } from '../api';
+import { ENABLE_COMMAND, INSTALL_COMMAND } from '../api';
 import { IViewProps } from './actions';
 import { CLASS } from './css';
+import { useTranslation } from './translation';
 
 export function Status({ state, actions }: IViewProps): JSX.Element | null {
+  const trans = useTranslation();
   const { error } = state;
   if (state.phase === 'loading') {
     return (
       <div className={`${CLASS}-status`} role="status">
         <div className={`${CLASS}-spinner`} aria-hidden="true" />
         {state.slow
-          ? 'Still waiting for the TF Serving server extension…'
-          : 'Loading models…'}
+          ? trans.__('Still waiting for the TF Serving server extension…')
+          : trans.__('Loading models…')}
       </div>
     );
   }
@@ -27,7 +29,7 @@ export function Status({ state, actions }: IViewProps): JSX.Element | null {
     return state.slow ? (
       <div className={`${CLASS}-status`} role="status">
         <div className={`${CLASS}-spinner`} aria-hidden="true" />
-        Waiting for the server…
+        {trans.__('Waiting for the server…')}
       </div>
     ) : null;
   }
@@ -39,17 +41,19 @@ export function Status({ state, actions }: IViewProps): JSX.Element | null {
         data-error-kind={error.kind}
       >
         <p>
-          <strong>The TF Serving server extension is not running</strong> in
-          this Jupyter server, so there is nothing to show.
+          <strong>
+            {trans.__('The TF Serving server extension is not running')}
+          </strong>{' '}
+          {trans.__('in this Jupyter server, so there is nothing to show.')}
         </p>
-        <p>Enable it, then restart Jupyter:</p>
+        <p>{trans.__('Enable it, then restart Jupyter:')}</p>
         <pre>{ENABLE_COMMAND}</pre>
         <p>
-          If it is not installed, install it first:{' '}
-          <code>pip install jupyter-tfserve</code>
+          {trans.__('If it is not installed, install it first:')}{' '}
+          <code>{INSTALL_COMMAND}</code>
         </p>
         <Button small onClick={() => actions.refresh()}>
-          Check again
+          {trans.__('Check again')}
         </Button>
       </div>
     );
@@ -60,12 +64,14 @@ export function Status({ state, actions }: IViewProps): JSX.Element | null {
       <p>{error.message}</p>
       {stale && (
         <p className={`${CLASS}-muted`}>
-          Showing what the server said at{' '}
-          {new Date(state.updatedAt!).toLocaleTimeString()}.
+          {trans.__(
+            'Showing what the server said at %1.',
+            new Date(state.updatedAt!).toLocaleTimeString()
+          )}
         </p>
       )}
       <Button small onClick={() => actions.refresh()}>
-        Retry
+        {trans.__('Retry')}
       </Button>
     </div>
   );

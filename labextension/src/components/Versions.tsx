@@ -5,22 +5,26 @@ import * as React from 'react';
 import { isFailed, IVersionInfo } from '../model';
 import { CLASS } from './css';
 import { StateBadge } from './StateBadge';
+import { useTranslation } from './translation';
 
 export function Versions({
   versions
 }: {
   versions: IVersionInfo[];
 }): JSX.Element {
+  const trans = useTranslation();
   return (
     <ul className={`${CLASS}-versions`}>
       {versions.map(v => (
         <li key={v.version} data-version={v.version}>
-          <span className={`${CLASS}-version`}>v{v.version}</span>
+          <span className={`${CLASS}-version`}>
+            {trans.__('v%1', v.version)}
+          </span>
           <StateBadge version={v} />
           {v.platform && (
             <span
               className={`${CLASS}-platform`}
-              title="the platform serving this version"
+              title={trans.__('the platform serving this version')}
             >
               {v.platform}
             </span>
