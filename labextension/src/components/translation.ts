@@ -20,8 +20,8 @@ export function panelStrings(translator?: ITranslator): TranslationBundle {
   return (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
 }
 
-export const TranslationContext =
-  React.createContext<TranslationBundle>(panelStrings());
+export const TranslationContext: React.Context<TranslationBundle> =
+  React.createContext(panelStrings());
 
 /** The bundle the components translate with: `trans.__('text')`. */
 export function useTranslation(): TranslationBundle {
