@@ -1,3 +1,4 @@
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 import { act } from 'react';
 import { createRoot, Root } from 'react-dom/client';
@@ -5,6 +6,10 @@ import { createRoot, Root } from 'react-dom/client';
 import { ApiError, ENABLE_COMMAND } from '../src/api';
 import { IViewActions } from '../src/components/actions';
 import { PanelView } from '../src/components/PanelView';
+import {
+  TRANSLATION_DOMAIN,
+  TranslationContext
+} from '../src/components/translation';
 import { formatDuration, formatNumber, formatShape } from '../src/format';
 import { parseInfo, parseModels } from '../src/model';
 import { IPanelState } from '../src/store';
@@ -372,6 +377,29 @@ describe('PanelView', () => {
     render({ ...ready, models: [] });
     expect(text(host.querySelector('.jp-TfServe-empty'))).toContain(
       'No models are served yet'
+    );
+  });
+
+  it("speaks the translator's words, and leaves the server's data as it is", () => {
+    const plain = nullTranslator.load(TRANSLATION_DOMAIN);
+    const marked = Object.create(plain) as TranslationBundle;
+    marked.__ = (msgid: string, ...args: any[]) =>
+      `«${plain.__(msgid, ...args)}»`;
+    act(() =>
+      root.render(
+        <TranslationContext.Provider value={marked}>
+          <PanelView state={ready} actions={recorder().actions} />
+        </TranslationContext.Provider>
+      )
+    );
+    expect(text(host.querySelector('.jp-TfServe-title'))).toBe('«TF Serving»');
+    const model = card('half_plus_two');
+    expect(text(model.querySelector('.jp-TfServe-model-name'))).toBe(
+      'half_plus_two'
+    );
+    expect(button(model, '«Unload»')).toBeDefined();
+    expect(text(model.querySelector('.jp-TfServe-policy-line'))).toContain(
+      '«requests without a version → v'
     );
   });
 });
