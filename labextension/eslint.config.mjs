@@ -13,7 +13,6 @@ export default defineConfig([
       'coverage',
       '**/*.js',
       '**/*.d.ts',
-      'test',
       'ui-tests'
     ]
   },
@@ -68,6 +67,15 @@ export default defineConfig([
       curly: ['error', 'all'],
       eqeqeq: 'error',
       'prefer-arrow-callback': 'error'
+    }
+  },
+  {
+    // The unit tests are typed by their own project (it adds jest's and node's types).
+    files: ['test/**/*.ts', 'test/**/*.tsx'],
+    languageOptions: {
+      parserOptions: {
+        project: 'tsconfig.test.json'
+      }
     }
   },
   prettierRecommended

@@ -381,10 +381,12 @@ describe('PanelView', () => {
   });
 
   it("speaks the translator's words, and leaves the server's data as it is", () => {
-    const plain = nullTranslator.load(TRANSLATION_DOMAIN);
-    const marked = Object.create(plain) as TranslationBundle;
+    // A language whose every message is the English one in «quotes».
+    const marked: TranslationBundle = Object.create(
+      nullTranslator.load(TRANSLATION_DOMAIN)
+    );
     marked.__ = (msgid: string, ...args: any[]) =>
-      `«${plain.__(msgid, ...args)}»`;
+      `«${msgid.replace(/%(\d+)/g, (_, n) => String(args[Number(n) - 1]))}»`;
     act(() =>
       root.render(
         <TranslationContext.Provider value={marked}>
