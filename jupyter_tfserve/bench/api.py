@@ -200,7 +200,7 @@ class Prepared:
 
 def _predictor(target: Target, protocol: str, timeout: float):
     """``inputs -> {alias: ndarray}`` against the benchmarked target, over the benchmarked protocol."""
-    from ..notebook.client import Client
+    from ..client.client import Client
 
     client = Client(endpoint=target.server, timeout=timeout)
     spec = {"version": target.version, "label": target.label, "signature": target.signature}

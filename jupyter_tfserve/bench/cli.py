@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _nothing_discovered() -> bool:
     """True when no Jupyter server or ``TFSERVE_URL`` names a server: then TF Serving's own port is tried."""
-    from ..discovery import discover
+    from ..client.discovery import discover
 
     return discover() is None
 

@@ -28,10 +28,10 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool, Enum, Float, Int, Unicode, observe
 from traitlets.config import Configurable
 
+from ..client.client import Client
 from ..core.status import ServingError
 from ..suggest import unknown_command
 from . import render
-from .client import Client
 from .optimize import OPTIMIZATIONS
 
 
@@ -393,7 +393,7 @@ class TFServeMagics(Magics, Configurable):
 
     def resolved_models_root(self) -> str:
         """Where exports go: the trait, else the server's models_root, else the default (nothing started)."""
-        from .api import models_root_for
+        from ..client.endpoints import models_root_for
 
         endpoint = self._client.endpoint if self._client is not None else None
         if endpoint is None and self.url:
@@ -409,7 +409,7 @@ class TFServeMagics(Magics, Configurable):
             ) from None
 
     def _progress(self, title: str):
-        from .progress import Progress
+        from ..client.progress import Progress
 
         return Progress(title, self.progress)
 
@@ -778,8 +778,8 @@ class TFServeMagics(Magics, Configurable):
         return result
 
     def _cmd_compare(self, args, cell):
+        from ..client.progress import widgets_available
         from .compare import compare
-        from .progress import widgets_available
 
         data = self._eval(args.data, "--data")
         result = compare(
