@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 from IPython.display import display
 
@@ -269,29 +270,29 @@ class Commands:
         signature = client.signature(args.name)
         return snippets(client.endpoint, args.name, signature)
 
-    def _bench_kwargs(self, args, to_kwargs) -> dict:
-        """The bench CLI's keyword arguments, with this kernel's server and ``--data`` evaluated here."""
+    def _bench_options(self, args, to_options):
+        """The bench CLI's options, with this kernel's server and ``--data`` evaluated here."""
         data = None
         if args.data not in ("zeros", "random") and not os.path.exists(args.data):
             data = self.magic.evaluate(args.data, "--data")
-        kwargs = to_kwargs(args, data)
+        options = to_options(args, data)
+        changes = {
+            "progress": None if args.quiet or self.magic.progress == "none" else self.magic.progress
+        }
         if not args.url:
             endpoint = self.magic.client().endpoint
-            kwargs.update(
+            changes.update(
                 url=endpoint.url,
                 token=args.token or endpoint.token or None,
                 grpc=args.grpc or endpoint.grpc_target,
             )
-        kwargs["progress"] = (
-            None if args.quiet or self.magic.progress == "none" else self.magic.progress
-        )
-        return kwargs
+        return replace(options, **changes)
 
     def benchmark(self, args, cell):
         from ...bench.api import benchmark
-        from ...bench.cli import benchmark_kwargs
+        from ...bench.cli import benchmark_options
 
-        result = benchmark(args.model, **self._bench_kwargs(args, benchmark_kwargs))
+        result = benchmark(args.model, self._bench_options(args, benchmark_options))
         if args.csv:
             result.to_csv(args.csv)
         if result.levels:
@@ -301,10 +302,10 @@ class Commands:
         return result
 
     def tune(self, args, cell):
-        from ...bench.cli import tune_kwargs
+        from ...bench.cli import tune_options
         from ...bench.tuner import tune
 
-        result = tune(args.model, **self._bench_kwargs(args, tune_kwargs))
+        result = tune(args.model, self._bench_options(args, tune_options))
         if result.trials:
             display(result.plot(args.plot))
         return result
