@@ -21,8 +21,8 @@ from .core.native_logs import quiet_tensorflow_imports  # noqa: E402
 quiet_tensorflow_imports()
 
 # Discovery is standard library only: cheap for kernels and the Jupyter server alike.
-from .discovery import discover as discover  # noqa: E402
-from .discovery import list_servers as list_servers  # noqa: E402
+from .client.discovery import discover as discover  # noqa: E402
+from .client.discovery import list_servers as list_servers  # noqa: E402
 
 
 def _jupyter_server_extension_points():
@@ -37,7 +37,7 @@ def _jupyter_server_extension_points():
 _LAZY = {
     "export": ("jupyter_tfserve.notebook.api", "export"),
     "serve": ("jupyter_tfserve.notebook.api", "serve"),
-    "Client": ("jupyter_tfserve.notebook.client", "Client"),
+    "Client": ("jupyter_tfserve.client.client", "Client"),
     "compare": ("jupyter_tfserve.notebook.compare", "compare"),
     "benchmark": ("jupyter_tfserve.bench.api", "benchmark"),
     "tune": ("jupyter_tfserve.bench.tuner", "tune"),

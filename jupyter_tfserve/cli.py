@@ -201,7 +201,7 @@ def taken_port(options) -> str | None:
     Checked before any model is exported or loaded, so a busy port is reported
     at once, not after minutes of loading (and not as a bare ``[Errno 98]``).
     """
-    from .jupyter.host import port_owner, port_taken
+    from .ports import port_owner, port_taken
 
     for flag, host, port in (
         ("--rest_api_port", options.rest_api_host, options.rest_api_port),

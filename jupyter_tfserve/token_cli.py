@@ -14,7 +14,7 @@ import argparse
 import sys
 from urllib.parse import urlsplit
 
-from .discovery import ServerInfo, discover, list_servers
+from .client.discovery import ServerInfo, discover, list_servers
 
 
 def _ports(info: ServerInfo) -> set[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from jupyter_tfserve.notebook.embedded import free_port
+from jupyter_tfserve.ports import free_port
 from jupyter_tfserve.server import ModelServer, ServerOptions
 
 DISCOVERY_ENV = ("TFSERVE_URL", "TFSERVE_TOKEN", "TFSERVE_INJECTED_URL", "JPY_PARENT_PID")

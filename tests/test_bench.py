@@ -900,7 +900,7 @@ def test_tfserve_benchmark_and_tune_magics(plain, batched, capsys):
 
     from jupyter_tfserve.bench.results import BenchmarkResult
     from jupyter_tfserve.bench.tuner import TuneResult
-    from jupyter_tfserve.notebook.magics import TFServeError
+    from jupyter_tfserve.notebook.magic.errors import TFServeError
 
     ip = start_ipython() or get_ipython()  # one global testing shell per process
     ip.run_line_magic("load_ext", "jupyter_tfserve")

@@ -8,9 +8,10 @@ import pytest
 import savedmodels
 from notebook_servers import isolate_discovery, start_server, url_of
 
+from jupyter_tfserve.client.client import Client
+from jupyter_tfserve.client.endpoints import Endpoint
 from jupyter_tfserve.core.status import Code, ServingError
-from jupyter_tfserve.notebook.client import Client, Endpoint
-from jupyter_tfserve.notebook.embedded import free_port
+from jupyter_tfserve.ports import free_port
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +245,7 @@ def test_exports_go_where_the_server_looks_for_models(monkeypatch, tmp_path):
     import json
     import os
 
-    from jupyter_tfserve.notebook.api import models_root_for
+    from jupyter_tfserve.client.endpoints import models_root_for
 
     isolate_discovery(monkeypatch, tmp_path)
     default = str(tmp_path / "models_root")

@@ -13,8 +13,8 @@ import savedmodels
 from notebook_servers import start_server, url_of
 
 from jupyter_tfserve import compare
+from jupyter_tfserve.client.client import Client
 from jupyter_tfserve.core.status import ServingError
-from jupyter_tfserve.notebook.client import Client
 
 ROWS = np.array(
     [[1.0, 0.0], [0.0, 3.0], [2.0, 2.0], [0.5, 0.25], [4.0, 1.0], [1.0, 1.0]], np.float32

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from jupyter_tfserve import cli, discover, list_servers
-from jupyter_tfserve.discovery import ENV_INJECTED_URL, ENV_TOKEN, ENV_URL, runtime_file_path
+from jupyter_tfserve.client.discovery import ENV_INJECTED_URL, ENV_TOKEN, ENV_URL, runtime_file_path
 from jupyter_tfserve.jupyter.runtime import KernelEnvironment, write_runtime_file
 
 

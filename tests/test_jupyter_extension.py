@@ -28,8 +28,8 @@ from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 from tornado import routing
 from tornado.httpclient import AsyncHTTPClient
 
+from jupyter_tfserve.client.discovery import ENV_TOKEN, ENV_URL
 from jupyter_tfserve.core.manager import State
-from jupyter_tfserve.discovery import ENV_TOKEN, ENV_URL
 from jupyter_tfserve.jupyter.handlers import TFServeRoutes
 from jupyter_tfserve.server import ModelServer
 

@@ -314,8 +314,9 @@ def test_the_curl_line_of_serve_works_pasted_into_a_shell(jupyter, kernel):
     """What %tfserve serve prints runs as printed in a terminal: the token comes from `tfserve token`."""
     printed = kernel.run(
         "import json\nfrom jupyter_tfserve.notebook.magics import TFServeMagics\n"
+        "from jupyter_tfserve.notebook.magic.commands import Commands\n"
         "from IPython import get_ipython\n"
-        "text = TFServeMagics(shell=get_ipython())._serving_text('hpt', 1)\n"
+        "text = Commands(TFServeMagics(shell=get_ipython()))._serving_text('hpt', 1)\n"
         "print(json.dumps(text.text))"
     )
     curl = (

@@ -20,11 +20,13 @@ from IPython.testing.globalipapp import start_ipython
 from notebook_servers import DISCOVERY_ENV, start_server, url_of
 from test_rest import wait_until
 
+from jupyter_tfserve.client.client import Client
 from jupyter_tfserve.notebook import embedded
-from jupyter_tfserve.notebook.client import Client
-from jupyter_tfserve.notebook.embedded import free_port
 from jupyter_tfserve.notebook.export import ExportError, ExportResult
-from jupyter_tfserve.notebook.magics import TFServeError, TFServeMagics, split_commands
+from jupyter_tfserve.notebook.magic.errors import TFServeError
+from jupyter_tfserve.notebook.magic.quoting import split_commands
+from jupyter_tfserve.notebook.magics import TFServeMagics
+from jupyter_tfserve.ports import free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -23,7 +23,7 @@ import pytest
 from nbclient import NotebookClient
 from notebook_servers import DISCOVERY_ENV
 
-from jupyter_tfserve.notebook.embedded import free_port
+from jupyter_tfserve.ports import free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "modes-test-token"

@@ -1,7 +1,8 @@
 """The tree's style is checked by the tools that define it, so a change that drifts fails here.
 
 `ruff check` holds the lint rules in `pyproject.toml`, `ruff format --check` the formatting; both
-read the notebooks too, so the tutorials stay as tidy as the package.
+read the notebooks too, so the tutorials stay as tidy as the package. `lint-imports` holds the
+layering (`[tool.importlinter]`): an import that goes up a layer fails here.
 """
 
 import subprocess
@@ -25,5 +26,17 @@ def test_ruff_finds_nothing(command):
         capture_output=True,
         text=True,
         timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_imports_only_go_down_the_layers():
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint_imports), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr

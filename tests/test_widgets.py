@@ -9,8 +9,8 @@ import pytest
 import savedmodels
 from notebook_servers import start_server, url_of
 
-from jupyter_tfserve.notebook.client import Client
-from jupyter_tfserve.notebook.progress import Progress
+from jupyter_tfserve.client.client import Client
+from jupyter_tfserve.client.progress import Progress
 from jupyter_tfserve.notebook.widgets import Dashboard, models_html
 
 

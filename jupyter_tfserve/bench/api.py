@@ -25,7 +25,9 @@ import time
 from .endpoint import Target
 from .options import (
     BenchError,
+    BenchmarkOptions,
     LoadSpec,
+    RunOptions,
     parse_concurrency,
     parse_duration,
     parse_rate,
@@ -33,7 +35,7 @@ from .options import (
 )
 from .payload import grpc_bodies, request_inputs, rest_bodies, rows_of
 from .progress import make_progress
-from .replay import DEFAULT_TOLERANCE, Replay, compare, load_replay
+from .replay import Replay, compare, load_replay
 from .results import BenchmarkResult
 from .serverstats import BatchingApi
 from .sweep import Sweep
@@ -198,9 +200,23 @@ class Prepared:
         }
 
 
+def prepare(model: str, o: RunOptions, spec: LoadSpec, logged: Replay | None = None) -> Prepared:
+    """The target resolved and its requests built, as the options say (``logged``: replay those)."""
+    target = Target.resolve(
+        model,
+        url=o.url,
+        token=o.token,
+        grpc=o.grpc,
+        version=o.version,
+        label=o.label,
+        signature=o.signature,
+    )
+    return Prepared(target, o.protocol, o.rows, o.data, o.seed, spec.timeout, logged)
+
+
 def _predictor(target: Target, protocol: str, timeout: float):
     """``inputs -> {alias: ndarray}`` against the benchmarked target, over the benchmarked protocol."""
-    from ..notebook.client import Client
+    from ..client.client import Client
 
     client = Client(endpoint=target.server, timeout=timeout)
     spec = {"version": target.version, "label": target.label, "signature": target.signature}
@@ -258,38 +274,11 @@ def off_parameters(current: dict, rows_per_request: int, spec: LoadSpec) -> dict
     }
 
 
-def benchmark(
-    model: str,
-    *,
-    url: str | None = None,
-    token: str | None = None,
-    grpc: str | None = None,
-    protocol: str | None = None,
-    version: int | None = None,
-    label: str | None = None,
-    signature: str = "serving_default",
-    concurrency="1:16:x2",
-    rate=None,
-    distribution: str = "constant",
-    rows: int = 1,
-    data="random",
-    warmup="1s",
-    warmup_requests: int | None = None,
-    window="1s",
-    window_requests: int | None = None,
-    stability: float = 0.10,
-    max_trials: int = 10,
-    timeout="30s",
-    workers: int = 1,
-    max_connections: int = 256,
-    compare_batching: bool = False,
-    batching: dict | None = None,
-    progress="auto",
-    seed: int = 0,
-    replay: str | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-) -> BenchmarkResult:
+def benchmark(model: str, options: BenchmarkOptions | None = None, **keywords) -> BenchmarkResult:
     """Measure a served model under load, from worker processes; returns a :class:`BenchmarkResult`.
+
+    The options below are the fields of :class:`~.options.BenchmarkOptions`, given
+    as keywords or as one ``options`` object (what the command line and the magic build).
 
     Closed loop by default (``concurrency``: ``"1:64:x2"``, ``"1,8,32"``, 8 or a
     list); open loop when ``rate`` is given (requests/s, same spellings), with
@@ -312,41 +301,40 @@ def benchmark(
     then sends each once more and counts the answers that differ from the
     logged ones by more than ``tolerance`` (``result.replay``).
     """
-    logged = load_replay(replay, signature or "serving_default") if replay else None
+    o = BenchmarkOptions.of(options, keywords)
+    logged = load_replay(o.replay, o.signature or "serving_default") if o.replay else None
+    rate = o.rate
     if logged is not None and isinstance(rate, str) and rate.strip().lower() == "logged":
         rate = logged.logged_rate
     spec = load_spec(
-        concurrency=concurrency,
+        concurrency=o.concurrency,
         rate=rate,
-        distribution=distribution,
-        warmup=warmup,
-        warmup_requests=warmup_requests,
-        window=window,
-        window_requests=window_requests,
-        stability=stability,
-        max_trials=max_trials,
-        timeout=timeout,
-        workers=workers,
-        max_connections=max_connections,
-        seed=seed,
+        distribution=o.distribution,
+        warmup=o.warmup,
+        warmup_requests=o.warmup_requests,
+        window=o.window,
+        window_requests=o.window_requests,
+        stability=o.stability,
+        max_trials=o.max_trials,
+        timeout=o.timeout,
+        workers=o.workers,
+        max_connections=o.max_connections,
+        seed=o.seed,
     )
-    target = Target.resolve(
-        model, url=url, token=token, grpc=grpc, version=version, label=label, signature=signature
-    )
-    prepared = Prepared(target, protocol, rows, data, seed, spec.timeout, logged)
-    protocol = prepared.protocol
+    prepared = prepare(model, o, spec, logged)
+    target, protocol = prepared.target, prepared.protocol
     runs = [(None, None)]
     original = None
-    if compare_batching or batching is not None:
+    if o.compare_batching or o.batching is not None:
         # Says clearly when the server cannot change batching live.
         original = prepared.batching.parameters()
-        on = {**original, **(batching or {})}
-        if compare_batching:
+        on = {**original, **(o.batching or {})}
+        if o.compare_batching:
             off = off_parameters(original, prepared.rows_per_request, spec)
             runs = [("off", off), ("on", on)]
         else:
             runs = [(None, on)]
-    view = make_progress(progress, f"benchmark: {target.describe()}")
+    view = make_progress(o.progress, f"benchmark: {target.describe()}")
     levels: list[dict] = []
     interrupted = False
     try:
@@ -376,7 +364,7 @@ def benchmark(
             view.close("interrupted" if interrupted else "done")
     report = None
     if logged is not None and not interrupted:
-        report = compare(logged, _predictor(target, protocol, spec.timeout), tolerance)
+        report = compare(logged, _predictor(target, protocol, spec.timeout), o.tolerance)
     return BenchmarkResult(
         levels,
         replay=report,

@@ -2,7 +2,7 @@
 
 The argument definitions are shared with ``%tfserve benchmark`` and
 ``%tfserve tune`` (:func:`add_benchmark_arguments`, :func:`add_tune_arguments`
-and the ``*_kwargs`` helpers), so a command line pasted between a terminal and
+and the ``*_options`` helpers), so a command line pasted between a terminal and
 a notebook means the same thing in both.
 
 Exit status: 0 done, 2 bad input (said before any load), 1 no setting met the
@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 
-from .options import BenchError, parse_duration
+from .options import BenchError, BenchmarkOptions, TuneOptions, parse_duration
 
 # Where a shell user's server usually is: tensorflow_model_server's (and ``tfserve demo``'s) REST port.
 DEFAULT_URL = "http://localhost:8501"
@@ -190,25 +191,27 @@ def _common_kwargs(args: argparse.Namespace, data) -> dict:
     return kwargs
 
 
-def benchmark_kwargs(args: argparse.Namespace, data=None) -> dict:
-    """Keyword arguments of :func:`~jupyter_tfserve.bench.benchmark` from parsed arguments.
+def benchmark_options(args: argparse.Namespace, data=None) -> BenchmarkOptions:
+    """The options of :func:`~jupyter_tfserve.bench.benchmark` from parsed arguments.
 
     ``data`` replaces ``--data`` (the magic evaluates it in the user's namespace)."""
-    return {
-        **_common_kwargs(args, data),
-        "concurrency": args.concurrency,
-        "rate": args.rate,
-        "distribution": args.distribution,
-        "stability": args.stability,
-        "max_connections": args.max_connections,
-        "compare_batching": args.compare_batching,
-        "replay": args.replay,
-        "tolerance": args.tolerance,
-    }
+    return BenchmarkOptions(
+        **{
+            **_common_kwargs(args, data),
+            "concurrency": args.concurrency,
+            "rate": args.rate,
+            "distribution": args.distribution,
+            "stability": args.stability,
+            "max_connections": args.max_connections,
+            "compare_batching": args.compare_batching,
+            "replay": args.replay,
+            "tolerance": args.tolerance,
+        }
+    )
 
 
-def tune_kwargs(args: argparse.Namespace, data=None) -> dict:
-    """Keyword arguments of :func:`~jupyter_tfserve.bench.tune` from parsed arguments."""
+def tune_options(args: argparse.Namespace, data=None) -> TuneOptions:
+    """The options of :func:`~jupyter_tfserve.bench.tune` from parsed arguments."""
     kwargs = {
         **_common_kwargs(args, data),
         "p99": args.p99,
@@ -220,7 +223,7 @@ def tune_kwargs(args: argparse.Namespace, data=None) -> dict:
     for name in ("max_batch_size", "batch_timeout_micros", "num_batch_threads"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
-    return kwargs
+    return TuneOptions(**kwargs)
 
 
 def build_parser(prog: str = "tfserve bench") -> argparse.ArgumentParser:
@@ -261,9 +264,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if tuning:
-            result = tuner.tune(args.model, **tune_kwargs(args), progress=progress)
+            result = tuner.tune(args.model, replace(tune_options(args), progress=progress))
         else:
-            result = api.benchmark(args.model, **benchmark_kwargs(args), progress=progress)
+            options = replace(benchmark_options(args), progress=progress)
+            result = api.benchmark(args.model, options)
     except BenchError as exc:
         message = str(exc)
         if defaulted and message.startswith("cannot reach"):
@@ -285,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _nothing_discovered() -> bool:
     """True when no Jupyter server or ``TFSERVE_URL`` names a server: then TF Serving's own port is tried."""
-    from ..discovery import discover
+    from ..client.discovery import discover
 
     return discover() is None
 

@@ -28,7 +28,7 @@ PROBE_TIMEOUT = 10.0
 class Target:
     """A model (version or label, signature) on a TF Serving-compatible server."""
 
-    server: object  # jupyter_tfserve.notebook.client.Endpoint: url, api_url, token, grpc_target
+    server: object  # jupyter_tfserve.client.endpoints.Endpoint: url, api_url, token, grpc_target
     model: str
     version: int | None = None
     label: str | None = None
@@ -46,7 +46,7 @@ class Target:
         label=None,
         signature="serving_default",
     ) -> Target:
-        from ..notebook.client import Endpoint, resolve_endpoint
+        from ..client.endpoints import Endpoint, resolve_endpoint
 
         if not model or not isinstance(model, str):
             raise BenchError(f"name the model to benchmark, not {model!r}")
@@ -175,7 +175,7 @@ class Target:
 
     def signature_info(self):
         """The benchmarked signature's :class:`~jupyter_tfserve.core.signatures.SignatureInfo`."""
-        from ..notebook.client import Client
+        from ..client.client import Client
 
         if not self.url:
             return self._grpc_signature()

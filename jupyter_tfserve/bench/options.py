@@ -222,3 +222,77 @@ class LoadSpec:
         if self.max_connections < 1:
             raise BenchError(f"max_connections must be at least 1, not {self.max_connections!r}")
         return self
+
+
+# A replayed request's answer "agrees" with the logged one within this (max abs difference).
+DEFAULT_TOLERANCE = 1e-5
+# The tuner's batch_timeout_micros axis when none is given.
+DEFAULT_TIMEOUTS = "0,500,1000,2000,5000,10000"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """What every measurement is told: the server and model, what a request carries, the load.
+
+    Values are kept as given (``"1:64:x2"``, ``"500ms"``); :func:`~.api.load_spec`
+    and the target's resolution parse and check them when the run starts.
+    """
+
+    url: str | None = None
+    token: str | None = None
+    grpc: str | None = None
+    protocol: str | None = None
+    version: int | None = None
+    label: str | None = None
+    signature: str = "serving_default"
+    rows: int = 1
+    data: object = "random"
+    concurrency: object = "1:16:x2"
+    rate: object = None
+    warmup: object = "1s"
+    warmup_requests: int | None = None
+    window: object = "1s"
+    window_requests: int | None = None
+    max_trials: int = 10
+    timeout: object = "30s"
+    workers: int = 1
+    progress: object = "auto"
+    seed: int = 0
+
+    @classmethod
+    def of(cls, options: RunOptions | None, keywords: dict):
+        """``options``, or the options the keyword arguments of an entry point spell; not both."""
+        if options is None:
+            return cls(**keywords)
+        if keywords:
+            raise TypeError(f"give options or keywords, not both ({', '.join(sorted(keywords))})")
+        return options
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchmarkOptions(RunOptions):
+    """A sweep's options: :func:`~jupyter_tfserve.bench.benchmark` documents each."""
+
+    distribution: str = "constant"
+    stability: float = 0.10
+    max_connections: int = 256
+    compare_batching: bool = False
+    batching: dict | None = None
+    replay: str | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+
+
+@dataclass(frozen=True, kw_only=True)
+class TuneOptions(RunOptions):
+    """A batching search's options: :func:`~jupyter_tfserve.bench.tune` documents each."""
+
+    p99: object
+    concurrency: object = 32
+    warmup: object = "0.5s"
+    window: object = "0.5s"
+    max_trials: int = 6
+    max_batch_size: object = None
+    batch_timeout_micros: object = DEFAULT_TIMEOUTS
+    num_batch_threads: object = None
+    apply: bool = True
+    output: object = "batching_parameters.txt"

@@ -74,8 +74,8 @@ def request_inputs(
 
 
 def _sliced(signature, rows: int, data, pool: int) -> list[dict]:
+    from ..client import data as data_lib
     from ..core import tensors
-    from ..notebook import data as data_lib
 
     try:
         named = data_lib.named_inputs(data, list(signature.inputs))
@@ -111,17 +111,9 @@ def rows_of(inputs: dict) -> int:
 
 def rest_bodies(signature, inputs_pool: list[dict]) -> list[bytes]:
     """TF Serving columnar JSON: ``{"signature_name": ..., "inputs": ...}``."""
-    import json
-
     from ..core import tensors
 
-    prefix = b'{"signature_name":' + json.dumps(signature.name).encode() + b',"inputs":'
-    bodies = []
-    for inputs in inputs_pool:
-        # A columnar request has the layout of a columnar response: one encoder writes both.
-        encoded = tensors.encode_predict_response(inputs, row_format=False)
-        bodies.append(prefix + encoded[len(b'{"outputs":') :])
-    return bodies
+    return [tensors.encode_predict_request(inputs, signature.name) for inputs in inputs_pool]
 
 
 def grpc_bodies(target, signature, inputs_pool: list[dict]) -> list[bytes]:

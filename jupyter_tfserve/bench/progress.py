@@ -81,7 +81,7 @@ class WidgetProgress:
         self.name = title
         self.shown = None
         if display:
-            from ..notebook.progress import ShownWidget
+            from ..client.progress import ShownWidget
 
             self.shown = ShownWidget(self.box, f"{title}: started")
 
@@ -118,7 +118,7 @@ class WidgetProgress:
 def make_progress(kind="auto", title: str = "benchmark"):
     """A progress view: ``"auto"`` (widgets in a kernel, else text), ``"widget"``, ``"text"``,
     ``None``/``False`` (silent) or any callable taking the event dicts."""
-    from ..notebook.progress import widgets_available
+    from ..client.progress import widgets_available
 
     if kind is None or kind is False:
         return None

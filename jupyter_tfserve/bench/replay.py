@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core import request_log, tensors
-from .options import BenchError
+from .options import DEFAULT_TOLERANCE, BenchError
 
 MAX_REPLAYED = 1000  # requests held in memory and compared; the first ones of the log
-DEFAULT_TOLERANCE = 1e-5
 
 
 @dataclass

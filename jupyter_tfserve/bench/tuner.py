@@ -31,14 +31,12 @@ import math
 import os
 
 from ..core.batching_params import schedulable_cores
-from .api import Prepared, check_rate, load_spec
-from .endpoint import Target
-from .options import BenchError, parse_duration, parse_int_list
+from .api import Prepared, check_rate, load_spec, prepare
+from .options import BenchError, TuneOptions, parse_duration, parse_int_list
 from .progress import make_progress
 from .sweep import Sweep
 from .workers import WorkerPool
 
-DEFAULT_TIMEOUTS = "0,500,1000,2000,5000,10000"
 GAIN = 0.03  # throughput gains below this are "no better"
 FAR_OVER_SLO = 3.0
 PROBES = 5
@@ -232,79 +230,52 @@ def _floor_ms(prepared: Prepared) -> float:
     return min(prepared.check_request(PROBES)) * 1e3
 
 
-def tune(
-    model: str,
-    *,
-    p99,
-    url: str | None = None,
-    token: str | None = None,
-    grpc: str | None = None,
-    protocol: str | None = None,
-    version: int | None = None,
-    label: str | None = None,
-    signature: str = "serving_default",
-    concurrency=32,
-    rate=None,
-    rows: int = 1,
-    data="random",
-    max_batch_size=None,
-    batch_timeout_micros=DEFAULT_TIMEOUTS,
-    num_batch_threads=None,
-    warmup="0.5s",
-    warmup_requests: int | None = None,
-    window="0.5s",
-    window_requests: int | None = None,
-    max_trials: int = 6,
-    timeout="30s",
-    workers: int = 1,
-    apply: bool = True,
-    output: str | os.PathLike | None = "batching_parameters.txt",
-    progress="auto",
-    seed: int = 0,
-) -> TuneResult:
+def tune(model: str, options: TuneOptions | None = None, **keywords) -> TuneResult:
     """Search batching parameters on the live server for the most throughput with p99 <= ``p99``.
+
+    The options are the fields of :class:`~.options.TuneOptions`, given as keywords
+    or as one ``options`` object (what the command line and the magic build).
 
     ``p99``: the SLO (``"20ms"``, or seconds). The load is one ``concurrency``
     (default 32) or an open-loop ``rate``. The axes take lists or ranges
     (``max_batch_size="1:128:x2"``); by default batch sizes are powers of two up
     to the rows in flight, timeouts 0-10 ms, threads 1 and the core count.
     """
-    slo = parse_duration(p99, what="p99 SLO")
+    o = TuneOptions.of(options, keywords)
+    slo = parse_duration(o.p99, what="p99 SLO")
     if slo <= 0:
         raise BenchError("the p99 SLO must be longer than 0 ms")
     slo_ms = slo * 1e3
     spec = load_spec(
-        concurrency=concurrency if rate is None else 1,
-        rate=rate,
-        warmup=warmup,
-        warmup_requests=warmup_requests,
-        window=window,
-        window_requests=window_requests,
-        max_trials=max_trials,
-        timeout=timeout,
-        workers=workers,
-        seed=seed,
+        concurrency=o.concurrency if o.rate is None else 1,
+        rate=o.rate,
+        warmup=o.warmup,
+        warmup_requests=o.warmup_requests,
+        window=o.window,
+        window_requests=o.window_requests,
+        max_trials=o.max_trials,
+        timeout=o.timeout,
+        workers=o.workers,
+        seed=o.seed,
     )
     if len(spec.levels) != 1:
         raise BenchError("the tuner measures at one load: give one concurrency or one rate")
     load = spec.levels[0]
-    target = Target.resolve(
-        model, url=url, token=token, grpc=grpc, version=version, label=label, signature=signature
-    )
-    prepared = Prepared(target, protocol, rows, data, seed, spec.timeout)
+    prepared = prepare(model, o, spec)
+    target = prepared.target
     original = prepared.batching.parameters()  # says clearly when the server cannot change batching
     in_flight = load if spec.mode == "concurrency" else spec.max_connections
     in_flight_rows = int(in_flight * prepared.rows_per_request)
     sizes = (
-        parse_int_list(max_batch_size, "max_batch_size", minimum=1)
-        if max_batch_size is not None
+        parse_int_list(o.max_batch_size, "max_batch_size", minimum=1)
+        if o.max_batch_size is not None
         else _default_batch_sizes(in_flight_rows)
     )
     sizes = [s for s in sizes if s >= prepared.rows_per_request] or [prepared.rows_per_request]
-    timeouts = parse_int_list(batch_timeout_micros, "batch_timeout_micros")
+    timeouts = parse_int_list(o.batch_timeout_micros, "batch_timeout_micros")
     threads = (
-        parse_int_list(num_batch_threads, "num_batch_threads", minimum=1)
-        if num_batch_threads is not None
+        parse_int_list(o.num_batch_threads, "num_batch_threads", minimum=1)
+        if o.num_batch_threads is not None
         else sorted({1, schedulable_cores()})
     )
     _check_axes(sizes, timeouts, threads)
@@ -315,7 +286,9 @@ def tune(
             f"({target.describe()})"
         )
     load_text = f"concurrency {load:g}" if spec.mode == "concurrency" else f"{load:g} req/s"
-    view = make_progress(progress, f"tune: {target.describe()}, {load_text}, p99 <= {slo_ms:g} ms")
+    view = make_progress(
+        o.progress, f"tune: {target.describe()}, {load_text}, p99 <= {slo_ms:g} ms"
+    )
     search = _Search(spec, prepared, slo_ms, in_flight_rows, view)
     interrupted = False
     try:
@@ -337,15 +310,15 @@ def tune(
         path=None,
         interrupted=interrupted,
     )
-    if result.best is not None and apply and not interrupted:
+    if result.best is not None and o.apply and not interrupted:
         prepared.batching.set_parameters({**original, **result.parameters()})
         result.applied = True
     else:
         prepared.batching.restore(original)
-    if result.best is not None and output is not None and not interrupted:
-        with open(output, "w") as out:
+    if result.best is not None and o.output is not None and not interrupted:
+        with open(o.output, "w") as out:
             out.write(result.text())
-        result.path = os.fspath(output)
+        result.path = os.fspath(o.output)
     if view is not None and hasattr(view, "close"):
         view.close("interrupted" if interrupted else "done", failed=result.best is None)
     return result

@@ -29,9 +29,8 @@ REPLY_TIMEOUT = 30.0
 def _command() -> list[str]:
     """This interpreter running the worker; the package's own root is *appended* to the path, so a
     source checkout works too and nothing installed is shadowed."""
-    import jupyter_tfserve
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(jupyter_tfserve.__file__)))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(package)
     code = (
         f"import sys; sys.path.append({root!r}); "
         "from jupyter_tfserve.bench.worker import main; sys.exit(main())"

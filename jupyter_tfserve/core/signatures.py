@@ -44,6 +44,11 @@ class SignatureInfo:
             outputs={k: _spec(k, v) for k, v in sorted(signature_def.outputs.items())},
         )
 
+    @property
+    def output_dtypes(self) -> dict[str, int]:
+        """Output alias -> ``DataType``: what the codec needs to decode a JSON answer."""
+        return {alias: spec.dtype for alias, spec in self.outputs.items()}
+
 
 def _spec(alias: str, tensor_info) -> TensorSpec:
     shape_proto = tensor_info.tensor_shape

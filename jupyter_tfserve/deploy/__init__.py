@@ -9,19 +9,17 @@ work from config files and directories alone, without a running server, and
 check all input before writing anything.
 """
 
-from .errors import (
-    ConfigError,
-    DeployError,
-    OutputDirError,
-    ReplicaError,
-    ResourceError,
-    StorageError,
-    UnknownModelError,
-    VersionConflictError,
-)
-from .generate import deploy
-from .report import DeployReport, ModelEntry
-from .syncing import SyncReport, VersionSync, sync, verify
+# Loaded on first use: the magic and the CLI parse deploy flags (``.flags``) without the
+# manifest writers and the TensorFlow Serving protos they import.
+_HOMES = {
+    "deploy": ".generate",
+    "DeployReport": ".report",
+    "ModelEntry": ".report",
+    "SyncReport": ".syncing",
+    "VersionSync": ".syncing",
+    "sync": ".syncing",
+    "verify": ".syncing",
+}
 
 __all__ = [
     "ConfigError",
@@ -40,3 +38,11 @@ __all__ = [
     "sync",
     "verify",
 ]
+
+
+def __getattr__(name):
+    if name in __all__:
+        import importlib
+
+        return getattr(importlib.import_module(_HOMES.get(name, ".errors"), __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

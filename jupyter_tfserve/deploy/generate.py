@@ -18,7 +18,7 @@ import yaml
 from . import k8s, kserve
 from .configfiles import cluster_config, local_config, to_text
 from .errors import OutputDirError, StorageError
-from .options import check_storage_uri, make_options
+from .options import DeployOptions, check_storage_uri, make_options
 from .report import DeployReport, ModelEntry
 from .repository import (
     ConfigLike,
@@ -65,60 +65,34 @@ def deploy(
     config: ConfigLike,
     *,
     out_dir: str | os.PathLike,
-    target: str = "k8s",
     models: Iterable[str] | None = None,
-    storage_uri: str | None = None,
-    pvc: str | None = None,
-    min_replicas: int = 1,
-    max_replicas: int = 3,
-    cpu: str = "1",
-    memory: str = "2Gi",
-    cpu_limit: str | None = None,
-    memory_limit: str | None = None,
-    intra_op_parallelism: int | str | None = "auto",
-    target_cpu_utilization: int = 70,
     batching=None,
     monitoring=None,
-    name: str = "tfserve",
-    namespace: str | None = None,
-    image: str | None = None,
-    canary_traffic_percent: int = 10,
-    client_label: str = "tfserve-client=true",
     base_paths: Mapping[str, str | os.PathLike] | None = None,
     served_versions: Mapping[str, Iterable[int]] | None = None,
     sync_target: str | None = None,
     force: bool = False,
+    options: DeployOptions | None = None,
+    **settings,
 ) -> DeployReport:
     """Writes manifests that run the served models on Kubernetes; applies nothing.
 
     ``config`` is what the server reads (a ``ModelServerConfig``, a models.config
-    path, or ``{name: base_path}``); ``models`` picks names from it. The cluster
-    reads the models from ``storage_uri`` (``s3://``, ``gs://``, ``hdfs://``, laid
-    out as ``<uri>/<model>/<version>``) or from the PersistentVolumeClaim ``pvc``,
-    filled by the ``tfserve sync`` command in the report. ``batching`` and
-    ``monitoring`` are messages or text-format file paths. Limits default to the
-    requests; ``intra_op_parallelism="auto"`` matches TF's thread pool to the CPU
-    limit. ``served_versions`` ({name: [versions]}) pins what a live server reports.
-    ``client_label`` (``key=value``) marks the pods the NetworkPolicy lets reach the ports.
+    path, or ``{name: base_path}``); ``models`` picks names from it. How the
+    cluster runs them is ``options`` (a :class:`DeployOptions`), or the keyword
+    ``settings`` of :func:`make_options` it is made from: ``target`` (``k8s`` or
+    ``kserve``), where the cluster reads the models (``storage_uri``: ``s3://``,
+    ``gs://``, ``hdfs://``, laid out as ``<uri>/<model>/<version>``, or the
+    PersistentVolumeClaim ``pvc``, filled by the ``tfserve sync`` command in the
+    report), replicas, resources (limits default to the requests;
+    ``intra_op_parallelism="auto"`` matches TF's thread pool to the CPU limit),
+    ``client_label`` (``key=value``: the pods the NetworkPolicy lets reach the ports).
+    ``batching`` and ``monitoring`` are messages or text-format file paths.
+    ``served_versions`` ({name: [versions]}) pins what a live server reports.
     """
-    options = make_options(
-        target=target,
-        name=name,
-        namespace=namespace,
-        image=image,
-        storage_uri=storage_uri,
-        pvc=pvc,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
-        cpu=cpu,
-        memory=memory,
-        cpu_limit=cpu_limit,
-        memory_limit=memory_limit,
-        intra_op_parallelism=intra_op_parallelism,
-        target_cpu_utilization=target_cpu_utilization,
-        canary_traffic_percent=canary_traffic_percent,
-        client_label=client_label,
-    )
+    if options is not None and settings:
+        raise TypeError(f"give options or its settings, not both ({', '.join(sorted(settings))})")
+    options = options or make_options(**settings)
     full_config = load_model_server_config(config)
     served = served_models(
         full_config, models, base_paths=base_paths, served_versions=served_versions

@@ -9,6 +9,7 @@ TensorFlow would take seconds for a version string.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from importlib import metadata
 from urllib.parse import urlsplit
 
 from .errors import DeployError, ReplicaError, ResourceError, StorageError
-from .repository import is_remote
 
 TARGETS = ("k8s", "kserve")
 # Schemes the tensorflow/serving image reads natively as a base_path.
@@ -140,6 +140,8 @@ class DeployOptions:
     def model_location(self, model: str, source: str) -> str:
         """Where the cluster reads one model: as is when the config already names a
         URI, else under the storage URI or on the PVC."""
+        from .repository import is_remote
+
         if is_remote(source):
             return source
         if self.storage_uri:
@@ -268,3 +270,7 @@ def make_options(
         canary_traffic_percent=canary_traffic_percent,
         client_label=(key, value),
     )
+
+
+# The settings a deploy is made from: make_options' keywords, the flags' dests.
+SETTINGS = tuple(inspect.signature(make_options).parameters)

@@ -1,6 +1,6 @@
 """What the extension tells kernels: a runtime file and kernel environment variables.
 
-The format is the one :mod:`jupyter_tfserve.discovery` reads. The runtime file
+The format is the one :mod:`jupyter_tfserve.client.discovery` reads. The runtime file
 is written with Jupyter's ``secure_write`` (mode 0600) and replaced atomically,
 so a reader never sees half of it. It carries a reference to the token (the
 path of Jupyter's own ``jpserver-<pid>.json``, which already holds it), not a
@@ -22,7 +22,7 @@ import os
 from jupyter_core.paths import secure_write
 
 from .. import __version__
-from ..discovery import ENV_INJECTED_URL, ENV_TOKEN, ENV_URL, runtime_file_path
+from ..client.discovery import ENV_INJECTED_URL, ENV_TOKEN, ENV_URL, runtime_file_path
 
 log = logging.getLogger(__name__)
 

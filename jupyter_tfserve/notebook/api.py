@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from ..client.client import Client
+from ..client.endpoints import Endpoint, discovered, models_root_for
 from ..core.status import Code, ServingError
-from .client import Client, Endpoint
 
 
 def connect(
@@ -28,12 +29,10 @@ def connect(
     announce: Callable[[str], None] | None = print,
 ) -> Endpoint:
     """The server to use: ``url``, else the discovered one, else the embedded one (``embedded``: auto|always|never)."""
-    from ..discovery import discover
-
     if url or embedded != "always":
-        info = discover(url or None, token or None)
-        if info is not None:
-            return Endpoint.from_server_info(info, source="explicit" if url else None)
+        found = discovered(url or None, token or None, source="explicit" if url else None)
+        if found is not None:
+            return found
         if embedded == "never":
             raise ServingError(
                 Code.UNAVAILABLE,
@@ -52,25 +51,6 @@ def connect(
             )
         )
     return info.endpoint()
-
-
-def models_root_for(explicit: str | None = None, endpoint: Endpoint | None = None) -> str:
-    """Where exports go: ``explicit``, else the server's models_root, else the default; never starts a server."""
-    from ..discovery import discover
-    from ..paths import default_models_root
-    from . import embedded
-
-    if explicit:
-        return os.path.abspath(os.path.expanduser(explicit))
-    if endpoint is None:
-        info = discover()
-        running = embedded.current()
-        if info is not None:
-            endpoint = Endpoint.from_server_info(info)
-        elif running is not None:
-            endpoint = running.endpoint()
-    # A server that does not say where its models live (an explicit URL) shares the default.
-    return (endpoint.models_root if endpoint is not None else "") or default_models_root()
 
 
 def export(model, name: str, *, models_root: str | None = None, **options):

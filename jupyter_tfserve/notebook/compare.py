@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..client import data as data_lib
 from ..core.status import Code, ServingError
-from . import data as data_lib
 from . import render
 
 MOST_DIFFERENT_ROWS = 5
@@ -265,12 +265,12 @@ def compare(
 ) -> Comparison:
     """Send ``data`` to two versions (or labels) ``a`` and ``b`` of ``model``; compare outputs and latency.
 
-    ``client`` is a :class:`~jupyter_tfserve.notebook.client.Client` (default: one
+    ``client`` is a :class:`~jupyter_tfserve.client.client.Client` (default: one
     for ``url``, or the server this process finds). ``grpc`` sends over gRPC: True
     for the client's gRPC address, or a ``host:port``. ``requests`` one-row requests
     and ``batched_requests`` all-row requests go to each side, alternately.
     """
-    from .client import Client
+    from ..client.client import Client
 
     client = client or Client(url, token, grpc_target=grpc if isinstance(grpc, str) else None)
     side_a, side_b = Side.parse(a), Side.parse(b)

@@ -15,16 +15,13 @@ free ephemeral port, so a second kernel still starts.
 from __future__ import annotations
 
 import atexit
-import socket
 import threading
 from dataclasses import dataclass
 
-from ..jupyter.host import port_taken
+from ..client.endpoints import Endpoint, serve_in_process
 from ..paths import default_models_root
-from .client import Endpoint
-
-HOST = "127.0.0.1"
-
+from ..ports import LOOPBACK as HOST
+from ..ports import free_port, port_taken
 
 # Why a kernel serves by itself, for its banner.
 NOT_FOUND = "no Jupyter server with the extension found"
@@ -64,12 +61,6 @@ class EmbeddedInfo:
 _lock = threading.Lock()
 _server = None
 _info: EmbeddedInfo | None = None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def current() -> EmbeddedInfo | None:
@@ -125,6 +116,7 @@ def start(
             models_root=models_root or default_models_root(),
             moved=tuple(moved),
         )
+        serve_in_process(_info.endpoint())
         return _info, True
 
 
@@ -133,6 +125,7 @@ def stop() -> None:
     global _server, _info
     with _lock:
         server, _server, _info = _server, None, None
+        serve_in_process(None)
     if server is not None:
         server.stop()
 

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..client import data as data_lib
 from ..core import source
 from ..core.native_logs import quiet_python_logs
 from ..core.signatures import DEFAULT_SIGNATURE, SignatureInfo
 from ..paths import default_models_root
-from . import data as data_lib
 from .render import Table, dtype_name, shape_text
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

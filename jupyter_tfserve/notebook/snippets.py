@@ -13,9 +13,9 @@ import json
 import shlex
 from html import escape
 
+from ..client.endpoints import Endpoint
 from ..core import tensors
 from ..core.signatures import SignatureInfo
-from .client import Endpoint
 
 
 def example_value(spec):

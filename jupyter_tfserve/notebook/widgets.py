@@ -3,7 +3,7 @@
 The dashboard is an ipywidgets ``VBox``: an HTML table of models (versions,
 states, labels, errors), a model/version/label selection, and buttons to
 unload (after a confirmation), set a label, roll back, reload and refresh. Every action goes through
-the same :class:`~jupyter_tfserve.notebook.client.Client` as the magic, so the
+the same :class:`~jupyter_tfserve.client.client.Client` as the magic, so the
 dashboard works against the Jupyter extension and the embedded server alike.
 
 It refreshes itself every ``refresh_seconds`` on a daemon thread (and after

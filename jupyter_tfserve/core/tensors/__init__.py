@@ -1,4 +1,4 @@
-"""The one tensor codec of jupyter-tfserve: JSON and TensorProto <-> numpy.
+"""The one tensor codec of jupyter-tfserve, server and client alike: JSON and TensorProto <-> numpy.
 
 Protocols never convert tensors themselves; they call this module, so REST,
 gRPC and warmup replay agree on every dtype, every number format and every
@@ -23,13 +23,15 @@ orjson, with pure-Python fallbacks only where exact error messages are needed.
 
 The package keeps one job per module: ``dtypes`` (the type tables),
 ``json_parse`` and ``json_decode`` (REST bodies in), ``float_text`` and
-``json_encode`` (REST bodies out), ``examples`` (tf.Example input) and
+``json_encode`` (REST bodies out), ``requests`` and ``answers`` (the client's
+side: request bodies out, answers in), ``examples`` (tf.Example input) and
 ``proto`` (TensorProto, for gRPC), ``budget`` (the bytes one request may
 make the decoders allocate). Callers import from the package.
 """
 
 from __future__ import annotations
 
+from .answers import decode_predict_answer
 from .budget import DEFAULT_MAX_REQUEST_TENSOR_BYTES, TensorBudget
 from .compare import max_abs_diff
 from .dtypes import datatype_name, datatype_of, numpy_dtype
@@ -48,6 +50,7 @@ from .json_encode import (
 )
 from .json_parse import bool_free, parse_json
 from .proto import ndarray_to_tensor_proto, tensor_proto_to_ndarray
+from .requests import encode_predict_request
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_TENSOR_BYTES",
@@ -57,9 +60,11 @@ __all__ = [
     "datatype_name",
     "datatype_of",
     "decode_examples",
+    "decode_predict_answer",
     "decode_predict_request",
     "dumps",
     "encode_classify_response",
+    "encode_predict_request",
     "encode_predict_response",
     "encode_regress_response",
     "fill_classifications",

@@ -143,10 +143,17 @@ def _is_bytes_output(name: str, arr: np.ndarray) -> bool:
 
 
 def encode_predict_response(outputs: dict[str, np.ndarray], row_format: bool) -> bytes:
-    """The REST predict body: ``{"predictions": ...}`` (row) or ``{"outputs": ...}`` (columnar).
+    """The REST predict body: ``{"predictions": ...}`` (row) or ``{"outputs": ...}`` (columnar)."""
+    key = b'{"predictions":' if row_format else b'{"outputs":'
+    return key + encode_tensor_map(outputs, row_format) + b"}"
 
-    One output is written bare; several become per-row objects (row format,
+
+def encode_tensor_map(outputs: dict[str, np.ndarray], row_format: bool) -> bytes:
+    """Named tensors in TF Serving's JSON layout: the value of ``predictions``/``outputs`` or ``instances``/``inputs``.
+
+    One tensor is written bare; several become per-row objects (row format,
     which needs a common batch dimension) or one object keyed by alias.
+    Requests and answers share the layout, so this writes both.
     """
     if not outputs:
         raise invalid_argument("Cannot convert empty tensor map to JSON")
@@ -172,7 +179,7 @@ def encode_predict_response(outputs: dict[str, np.ndarray], row_format: bool) ->
         if len(names) == 1:
             name = names[0]
             body = _tensor_json(arrays[name], _is_bytes_output(name, arrays[name]))
-            return b'{"predictions":' + body + b"}"
+            return body
         keys = [orjson.dumps(name) + b":" for name in names]
         columns = [
             _tensor_rows_json(arrays[name], _is_bytes_output(name, arrays[name])) for name in names
@@ -181,16 +188,16 @@ def encode_predict_response(outputs: dict[str, np.ndarray], row_format: bool) ->
             b"{" + b",".join(key + col[i] for key, col in zip(keys, columns, strict=True)) + b"}"
             for i in range(batch)
         ]
-        return b'{"predictions":[' + b",".join(rows) + b"]}"
+        return b"[" + b",".join(rows) + b"]"
     if len(names) == 1:
         name = names[0]
         body = _tensor_json(arrays[name], _is_bytes_output(name, arrays[name]))
-        return b'{"outputs":' + body + b"}"
+        return body
     fields = [
         orjson.dumps(name) + b":" + _tensor_json(arrays[name], _is_bytes_output(name, arrays[name]))
         for name in names
     ]
-    return b'{"outputs":{' + b",".join(fields) + b"}}"
+    return b"{" + b",".join(fields) + b"}"
 
 
 def encode_classify_response(classes: np.ndarray | None, scores: np.ndarray | None) -> bytes:

@@ -26,84 +26,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..core.signatures import DEFAULT_SIGNATURE, SignatureInfo, shape_mismatches
 from ..core.status import HTTP_STATUS, Code, ServingError
 from . import data as data_lib
+from .endpoints import Endpoint, resolve_endpoint
 
 # An HTTP status maps back to the first (canonical) code that TF Serving sends it for.
 _CODES_BY_HTTP: dict[int, Code] = {}
 for _code, _http in HTTP_STATUS.items():
     _CODES_BY_HTTP.setdefault(_http, _code)
 _CODES_BY_HTTP[413] = Code.RESOURCE_EXHAUSTED  # body too large
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a server answers: TF Serving's REST root, the management root, the gRPC target."""
-
-    url: str
-    api_url: str
-    token: str = ""
-    grpc_target: str | None = None
-    models_root: str = ""
-    source: str = "explicit"
-    standalone_url: str = ""  # the extension's TF-Serving-compatible port, when it has one open
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The Authorization header the server wants on every port (empty when it has no token)."""
-        return {"Authorization": f"token {self.token}"} if self.token else {}
-
-    @property
-    def grpc_metadata(self) -> tuple[tuple[str, str], ...]:
-        """The same header as gRPC call metadata (keys lower-case, as gRPC requires)."""
-        return tuple((key.lower(), value) for key, value in self.headers.items())
-
-    @classmethod
-    def from_url(cls, url: str, token: str = "", **extra) -> Endpoint:
-        url = url.rstrip("/")
-        # Inside Jupyter both APIs hang off ``.../tfserve``; a standalone port has
-        # TF Serving's routes at its root and ours under ``/tfserve``.
-        api = url if url.endswith("/tfserve") else f"{url}/tfserve"
-        return cls(url=url, api_url=f"{api}/api", token=token, **extra)
-
-    @classmethod
-    def from_server_info(
-        cls, info, *, source: str | None = None, grpc_target: str | None = None
-    ) -> Endpoint:
-        """The endpoint of a server :func:`~jupyter_tfserve.discover` found."""
-        standalone = f"http://{info.host}:{info.rest_port}" if info.rest_port else ""
-        return cls.from_url(
-            info.url,
-            info.token,
-            grpc_target=grpc_target or info.grpc_target,
-            models_root=info.models_root,
-            source=source or info.source,
-            standalone_url=standalone if standalone != info.url.rstrip("/") else "",
-        )
-
-
-def resolve_endpoint(
-    url: str | None = None, token: str | None = None, grpc_target: str | None = None
-) -> Endpoint:
-    """An explicit URL, else what :func:`discover` finds, else this process's embedded server."""
-    from ..discovery import discover
-    from . import embedded
-
-    info = discover(url, token)
-    if info is None and embedded.current() is not None:
-        return embedded.current().endpoint()
-    if info is None:
-        raise ServingError(
-            Code.UNAVAILABLE,
-            "No tfserve server found: start Jupyter with the jupyter_tfserve extension, "
-            "set TFSERVE_URL, or pass Client(url=...)",
-        )
-    return Endpoint.from_server_info(info, grpc_target=grpc_target)
 
 
 class Client:
@@ -279,7 +214,7 @@ class Client:
         answer = tensors.parse_json(
             self.request("POST", url, json.dumps(body, allow_nan=True).encode())
         )
-        decoded = _decode_answer(answer, sig)
+        decoded = tensors.decode_predict_answer(answer, sig.output_dtypes)
         return next(iter(decoded.values())) if len(decoded) == 1 else decoded
 
     def _predict_rest(
@@ -288,8 +223,9 @@ class Client:
         from ..core import tensors
 
         url = f"{self.endpoint.url}/v1/{_model_path(name, version, label)}:predict"
-        body = _columnar_request(sig.name, inputs)
-        return _decode_answer(tensors.parse_json(self.request("POST", url, body)), sig)
+        body = tensors.encode_predict_request(inputs, sig.name)
+        answer = tensors.parse_json(self.request("POST", url, body))
+        return tensors.decode_predict_answer(answer, sig.output_dtypes)
 
     def _predict_grpc(
         self, name, sig: SignatureInfo, inputs, version, label
@@ -559,118 +495,3 @@ def _grpc_error(exc, target: str | None) -> ServingError:
     if code.name == "UNAVAILABLE" and (not details or "connect" in details.lower()):
         details = f"Cannot reach the gRPC server at {target}: {details}"
     return ServingError(Code(code.value[0]), details)
-
-
-_PLAIN_DTYPES = frozenset(
-    np.dtype(t)
-    for t in (
-        np.float32,
-        np.float64,
-        np.int8,
-        np.int16,
-        np.int32,
-        np.int64,
-        np.uint8,
-        np.uint16,
-        np.uint32,
-        np.uint64,
-        np.bool_,
-    )
-)
-
-
-def _columnar_request(signature_name: str, inputs: dict[str, np.ndarray]) -> bytes:
-    """A columnar predict body: ``{"signature_name": ..., "inputs": {alias: tensor}}``.
-
-    Finite numbers go through the codec's plain JSON writer (shortest round-trip
-    text, an order of magnitude faster on big inputs); strings, NaN/Infinity and
-    exotic dtypes through its TF Serving tensor writer, which spells them as the
-    server reads them (``{"b64": ...}``, ``NaN``). A columnar request has the
-    layout of a columnar response, so that writer's ``{"outputs": ...}`` body is reused.
-    """
-    from ..core import tensors
-
-    if all(
-        a.dtype in _PLAIN_DTYPES and (a.dtype.kind != "f" or np.isfinite(a).all())
-        for a in inputs.values()
-    ):
-        contiguous = {alias: np.ascontiguousarray(a) for alias, a in inputs.items()}
-        return tensors.dumps({"signature_name": signature_name, "inputs": contiguous})
-    encoded = tensors.encode_predict_response(inputs, row_format=False)
-    return (
-        b'{"signature_name":'
-        + json.dumps(signature_name).encode()
-        + b',"inputs":'
-        + encoded[len(b'{"outputs":') :]
-    )
-
-
-def _decode_answer(answer: dict, sig: SignatureInfo) -> dict[str, np.ndarray]:
-    """A predict answer (row or columnar) as one array per output, in the signature's dtypes.
-
-    Output names come from the answer itself when it carries them (several
-    outputs), so an answer from a newer version than the cached signature still decodes.
-    """
-    if "predictions" in answer:
-        rows = answer["predictions"]
-        named = len(sig.outputs) != 1 and rows and isinstance(rows[0], dict)
-        columns = {a: [row[a] for row in rows] for a in rows[0]} if named else {_only(sig): rows}
-    else:
-        outputs = answer["outputs"]
-        columns = (
-            outputs
-            if len(sig.outputs) != 1 and isinstance(outputs, dict)
-            else {_only(sig): outputs}
-        )
-    return {
-        alias: _decode_json_tensor(
-            value, sig.outputs[alias].dtype if alias in sig.outputs else None
-        )
-        for alias, value in columns.items()
-    }
-
-
-def _only(sig: SignatureInfo) -> str:
-    return next(iter(sig.outputs), "outputs")
-
-
-def _decode_json_tensor(value, datatype: int | None) -> np.ndarray:
-    """A JSON tensor back to numpy in the signature's dtype; strings and ``{"b64"}`` become bytes."""
-    from ..core import tensors
-
-    if datatype is not None and tensors.numpy_dtype(datatype) == np.dtype(object):
-        return _strings(value)
-    array = np.asarray(value)
-    if datatype is not None:
-        array = array.astype(tensors.numpy_dtype(datatype))
-    return array
-
-
-def _strings(value) -> np.ndarray:
-    import base64
-
-    def leaf(v):
-        if isinstance(v, dict) and "b64" in v:
-            return base64.b64decode(v["b64"])
-        return v.encode() if isinstance(v, str) else v
-
-    def walk(v):
-        return [walk(x) for x in v] if isinstance(v, list) else leaf(v)
-
-    nested = walk(value)
-    shape = []
-    probe = nested
-    while isinstance(probe, list):
-        shape.append(len(probe))
-        probe = probe[0] if probe else None
-    flat = np.empty(int(np.prod(shape)) if shape else 1, dtype=object)
-    flat[:] = list(_flatten(nested)) if shape else [nested]
-    return flat.reshape(shape)
-
-
-def _flatten(value):
-    if isinstance(value, list):
-        for item in value:
-            yield from _flatten(item)
-    else:
-        yield value
