@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -138,6 +141,68 @@ def loadgen(
         cmd += ["--expect", expect]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+WRK = shutil.which("wrk")
+WRK_SCRIPT = os.path.join(HERE, "post.lua")
+WRK_MISSING = "wrk not installed (apt-get install wrk): the wrk-measured ceiling is skipped"
+_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def one_row_body(template: str, row_dim: int = 784, seed: int = 0) -> str:
+    """``template`` with ``{{ROW}}`` replaced by one row of random values, as the load generator makes."""
+    rng = random.Random(seed)
+    return template.replace("{{ROW}}", json.dumps([round(rng.random(), 6) for _ in range(row_dim)]))
+
+
+def wrk(
+    url: str,
+    body: str,
+    *,
+    concurrency: int,
+    duration: float = 8.0,
+    warmup: float = 2.0,
+    core: int = 1,
+) -> dict | None:
+    """POST ``body`` (``{{ROW}}`` filled once) with ``wrk`` pinned to ``core``: one thread, C connections.
+
+    ``wrk`` is C: it is the client that can drive a bare uvicorn app to its
+    limit, where the Python load generator saturates its own core first.
+    Returns the load generator's keys (throughput, p50/p99, errors), or None
+    when ``wrk`` is not installed.
+    """
+    if WRK is None:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as body_file:
+        body_file.write(one_row_body(body))
+        body_file.flush()
+        env = {**os.environ, "WRK_BODY_FILE": body_file.name}
+
+        def run(seconds: float) -> str:
+            cmd = [*pinned(core), WRK, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s"]
+            cmd += ["--latency", "-s", WRK_SCRIPT, url]
+            return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+
+        if warmup:
+            run(warmup)
+        out = run(duration)
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)$", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)$", out, re.M)
+    return {
+        "throughput_rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _ms(latency.get("50")),
+        "p99_ms": _ms(latency.get("99")),
+        "errors": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def _ms(text: str | None) -> float | None:
+    if text is None:
+        return None
+    number, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()
+    return float(number) * _UNITS_MS[unit]
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
