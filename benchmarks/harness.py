@@ -54,8 +54,11 @@ def wait_http(url: str, timeout: float = 120.0, expect_status: int = 200) -> Non
 
 
 @contextmanager
-def tfserve(*flags: str, core: int = 0):
-    """A ``tfserve`` process on one core; yields its REST port once every model is AVAILABLE."""
+def tfserve(*flags: str, core: int = 0, code: str | None = None):
+    """A ``tfserve`` process on one core; yields its REST port once every model is AVAILABLE.
+
+    ``code`` is a checkout of the project to run instead of this one (first on PYTHONPATH).
+    """
     port = free_port()
     cmd = [
         *pinned(core),
@@ -67,7 +70,13 @@ def tfserve(*flags: str, core: int = 0):
         *TF_THREADS,
         *flags,
     ]
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = None
+    if code is not None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([code, os.environ.get("PYTHONPATH", "")]),
+        }
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         wait_http(f"http://127.0.0.1:{port}/tfserve/api/ready")
         yield port

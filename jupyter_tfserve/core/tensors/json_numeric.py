@@ -101,7 +101,7 @@ class NumericBody:
             arrays += count
         # Every array the body holds is one of the tensors' containers: no list hides
         # among the leaves (as_buffer flattens nested lists) nor inside a string.
-        if self._body.count(b"[") != arrays:
+        if _count(self._body, b"[", arrays) != arrays:
             return None
         tensors = {}
         for name in sorted(values):
@@ -118,7 +118,9 @@ def parse_numeric(body: bytes) -> NumericBody | None:
     """A body this module may decode, parsed; None for any other (malformed ones included)."""
     if b"\\" in body or body.startswith(_BOM):  # escapes: orjson and simdjson differ on some
         return None
-    if body.count(b'"') > _MAX_QUOTES:  # strings or b64 values: not numeric, spare the parse
+    if (
+        _count(body, b'"', _MAX_QUOTES) > _MAX_QUOTES
+    ):  # strings or b64: not numeric, spare the parse
         return None
     try:
         doc = _parse(body)
@@ -138,6 +140,21 @@ def parse_numeric(body: bytes) -> NumericBody | None:
     if type(signature_name) is not str:
         return None
     return NumericBody(body, doc, signature_name)
+
+
+def _count(body: bytes, byte: bytes, most: int) -> int:
+    """Occurrences of ``byte`` in ``body``, counting no further than ``most + 1``.
+
+    A few ``find`` calls (memchr) instead of ``bytes.count``, which reads every
+    byte one by one: 2 us for a 784-float row, where the few brackets and
+    quotes of a numeric body take 0.2 us to find.
+    """
+    count = 0
+    at = body.find(byte)
+    while at >= 0 and count <= most:
+        count += 1
+        at = body.find(byte, at + 1)
+    return count
 
 
 def _columns(doc, signature: SignatureInfo):
