@@ -11,7 +11,9 @@ rather than one variant:
 * unbatched at C=32 with ``wrk``;
 * unbatched at C=1 (the load generator's p50).
 
-It prints each variant's median and spread (min-max) over the rounds, then
+It prints each variant's median and spread (min-max) over the rounds, the
+server's median CPU microseconds per request under ``wrk`` (what a request
+costs the server's core, much steadier than req/s on a shared machine), then
 the ratios: this checkout over the baseline for every variant, batched over
 the ceiling, batched over unbatched (every round, for ``--heavy``).
 
@@ -61,6 +63,7 @@ def servers(stack: ExitStack, label: str, code: str, base: str) -> list[Variant]
 def summarize(variant: Variant) -> dict:
     key = "p50_ms" if variant.concurrency == 1 else "req/s"
     values = [r[key] for r in variant.runs]
+    cpu = [r["cpu_us/req"] for r in variant.runs if r.get("cpu_us/req") is not None]
     return {
         "variant": variant.name,
         "C": variant.concurrency,
@@ -70,6 +73,8 @@ def summarize(variant: Variant) -> dict:
         "max": max(values),
         "runs": values,
         "errors": sum(r["errors"] for r in variant.runs),
+        "cpu_us/req": statistics.median(cpu) if cpu else None,
+        "cpu_runs": cpu,
     }
 
 
@@ -89,13 +94,18 @@ def run(baseline: str | None, rounds: int = ROUNDS, heavy: bool = False) -> dict
             for variant in variants:
                 variant.measure()
     rows = {v.name: summarize(v) for v in variants}
-    print(harness.table(list(rows.values()), ["variant", "C", "measure", "median", "min", "max"]))
+    columns = ["variant", "C", "measure", "median", "min", "max", "cpu_us/req"]
+    print(harness.table(list(rows.values()), columns))
     ratios = {}
     for name, row in rows.items():
         if name.startswith("this ") and "baseline" + name[4:] in rows:
             ratios[f"this/baseline {name[5:]} C={row['C']} {row['measure']}"] = (
                 row["median"] / rows["baseline" + name[4:]]["median"]
             )
+            if row["cpu_us/req"] and rows["baseline" + name[4:]]["cpu_us/req"]:
+                ratios[f"this/baseline {name[5:]} C={row['C']} server CPU per request"] = (
+                    row["cpu_us/req"] / rows["baseline" + name[4:]]["cpu_us/req"]
+                )
     ceiling = rows.get("bare ASGI (no model) [wrk]")
     for label, _ in checkouts:
         batched, unbatched = (

@@ -193,6 +193,8 @@ class Variant:
             "p99_ms": result["p99_ms"],
             "errors": result["errors"],
         }
+        if result.get("server_cpu_us") is not None:
+            row["cpu_us/req"] = result["server_cpu_us"]
         if before is not None:
             row["avg_batch"] = _average_batch(before, http_json(self.api))
         self.runs.append(row)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 
@@ -25,6 +26,33 @@ LOADGEN = os.environ.get(
     "TFSERVE_LOADGEN", os.path.join(HERE, "..", "..", "shared", "bench", "loadgen.py")
 )
 TF_THREADS = ["--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1"]
+
+
+# The server process listening on each port this harness started: whose CPU time to read.
+PIDS: dict[int, int] = {}
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children alive now (a server's workers).
+
+    On a shared machine a server's throughput moves with everything else on
+    its core; the CPU it spends per request does much less.
+    """
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    pending += [int(child) for child in f.read().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def pinned(core: int) -> list[str]:
@@ -77,10 +105,12 @@ def tfserve(*flags: str, core: int = 0, code: str | None = None):
             "PYTHONPATH": os.pathsep.join([code, os.environ.get("PYTHONPATH", "")]),
         }
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    PIDS[port] = process.pid
     try:
         wait_http(f"http://127.0.0.1:{port}/tfserve/api/ready")
         yield port
     finally:
+        PIDS.pop(port, None)
         process.terminate()
         try:
             process.wait(30)
@@ -106,6 +136,8 @@ def process_on_core(cmd: list[str], ready: str | int, core: int = 0):
     process = subprocess.Popen(
         [*pinned(core), *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    port = ready if isinstance(ready, int) else urllib.parse.urlsplit(ready).port
+    PIDS[port] = process.pid
     try:
         if isinstance(ready, int):
             wait_port(ready)
@@ -113,6 +145,7 @@ def process_on_core(cmd: list[str], ready: str | int, core: int = 0):
             wait_http(ready, expect_status=200)
         yield
     finally:
+        PIDS.pop(port, None)
         process.terminate()
         process.wait(30)
 
@@ -177,8 +210,9 @@ def wrk(
 
     ``wrk`` is C: it is the client that can drive a bare uvicorn app to its
     limit, where the Python load generator saturates its own core first.
-    Returns the load generator's keys (throughput, p50/p99, errors), or None
-    when ``wrk`` is not installed.
+    Returns the load generator's keys (throughput, p50/p99, errors) and, for a
+    server this harness started, its CPU microseconds per request; None when
+    ``wrk`` is not installed.
     """
     if WRK is None:
         return None
@@ -194,12 +228,18 @@ def wrk(
 
         if warmup:
             run(warmup)
+        pid = PIDS.get(urllib.parse.urlsplit(url).port)
+        cpu_before = cpu_seconds(pid) if pid else None
         out = run(duration)
+        cpu = cpu_seconds(pid) - cpu_before if pid else None
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)$", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)$", out, re.M)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     return {
         "throughput_rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        # Server CPU per answer: steadier than req/s on a shared core (None: not our server).
+        "server_cpu_us": cpu / requests * 1e6 if cpu is not None and requests else None,
         "p50_ms": _ms(latency.get("50")),
         "p99_ms": _ms(latency.get("99")),
         "errors": int(errors.group(1)) if errors else 0,
