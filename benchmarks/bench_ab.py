@@ -116,7 +116,8 @@ def run(baseline: str | None, rounds: int = ROUNDS, heavy: bool = False) -> dict
             ratios[f"{label} batched [wrk] / ceiling"] = batched["median"] / ceiling["median"]
         if batched and unbatched:
             ratios[f"{label} batched/unbatched [wrk], each round"] = [
-                b / u for b, u in zip(batched["runs"], unbatched["runs"], strict=True)
+                b / u if u else None  # None: a run that got no answers at all
+                for b, u in zip(batched["runs"], unbatched["runs"], strict=True)
             ]
     summary = {"rows": rows, "ratios": ratios}
     print(json.dumps(ratios, indent=2))
