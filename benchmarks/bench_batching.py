@@ -156,16 +156,35 @@ def http_json(url: str, body=None, method: str = "GET") -> dict:
 
 
 class Variant:
-    """One measured configuration: a URL, a concurrency and, when batched, the parameters to PUT first."""
+    """One measured configuration: a URL, a concurrency, the load generator and, when batched, the parameters to PUT first.
 
-    def __init__(self, name: str, url: str, concurrency: int, api: str = "", parameters=None):
+    ``tool`` is ``"loadgen"`` (the shared Python load generator, a pool of
+    random rows) or ``"wrk"`` (one body, from C; see :func:`harness.wrk`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        concurrency: int,
+        api: str = "",
+        parameters=None,
+        tool: str = "loadgen",
+    ):
         self.name, self.url, self.concurrency = name, url, concurrency
-        self.api, self.parameters = api, parameters
+        self.api, self.parameters, self.tool = api, parameters, tool
         self.runs: list[dict] = []
+
+    def with_wrk(self) -> Variant:
+        """The same configuration driven by ``wrk``, named ``"<name> [wrk]"``."""
+        return Variant(
+            f"{self.name} [wrk]", self.url, self.concurrency, self.api, self.parameters, "wrk"
+        )
 
     def measure(self) -> None:
         before = http_json(self.api, self.parameters, "PUT") if self.api else None
-        result = harness.loadgen(self.url, BODY, concurrency=self.concurrency, duration=DURATION)
+        load = harness.wrk if self.tool == "wrk" else harness.loadgen
+        result = load(self.url, BODY, concurrency=self.concurrency, duration=DURATION)
         row = {
             "variant": self.name,
             "C": self.concurrency,
@@ -174,6 +193,8 @@ class Variant:
             "p99_ms": result["p99_ms"],
             "errors": result["errors"],
         }
+        if result.get("server_cpu_us") is not None:
+            row["cpu_us/req"] = result["server_cpu_us"]
         if before is not None:
             row["avg_batch"] = _average_batch(before, http_json(self.api))
         self.runs.append(row)

@@ -11,7 +11,15 @@ It also measures the same batched server with no HTTP at all: 32 coroutines
 await ``RestApp.handle`` in-process on core 0, the bound that no HTTP front
 over this REST core can pass.
 
-Targets at C=32, batched: ASGI >= 1.6x tornado, and ASGI >= 60% of the bare ASGI ceiling.
+Where ``wrk`` is installed, the bare ASGI app and the ASGI front are also
+driven by ``wrk`` (C, one thread, the same core): the Python load generator
+saturates near 13k req/s, well under what a bare uvicorn app answers, so only
+``wrk`` shows the real ceiling. The ``*_over_bare_asgi_wrk`` ratios quote the
+served number against it. Where granian is installed, the same bare app on
+granian (ASGI, and its own RSGI interface) is measured beside uvicorn's.
+
+Targets at C=32, batched: ASGI >= 1.6x tornado, ASGI >= 60% of the bare ASGI ceiling
+(load generator), and ASGI >= 25% of the bare ASGI ceiling measured with ``wrk``.
 
 Run: ``python benchmarks/bench_fronts.py`` (or ``pytest --bench benchmarks/bench_fronts.py``).
 """
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,7 +41,7 @@ sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import models  # noqa: E402
-from bench_batching import BARE_ASGI, BARE_TORNADO, ROUNDS, Variant, bare  # noqa: E402
+from bench_batching import BARE_ASGI, BARE_TORNADO, FIXED, ROUNDS, Variant, bare  # noqa: E402
 
 TWO_FRONTS = r"""
 import sys, threading
@@ -76,6 +85,50 @@ loop.run_until_complete(main(200))  # warm up
 print(json.dumps({"req/s": max(loop.run_until_complete(main(600)) for _ in range(3))}))
 server.stop()
 """
+
+
+# The same fixed answer from granian (Rust HTTP server): its ASGI and its own RSGI interface.
+GRANIAN_APP = f"""
+BODY = {FIXED!r}.encode()
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:  # read the whole body, as a real handler must
+        more = (await receive()).get("more_body", False)
+    await send({{"type": "http.response.start", "status": 200, "headers": HEADERS}})
+    await send({{"type": "http.response.body", "body": BODY}})
+RSGI_HEADERS = [("content-type", "application/json")]
+async def rsgi(scope, protocol):
+    await protocol()  # the whole body
+    protocol.response_bytes(200, RSGI_HEADERS, BODY)
+"""
+
+
+def bare_granian(stack: ExitStack, tmp: str) -> list[Variant]:
+    """The bare app on granian (one worker, one runtime thread, uvloop), ASGI and RSGI; none without granian."""
+    if shutil.which("granian") is None:
+        print("granian not installed: its bare ceiling is skipped", file=sys.stderr)
+        return []
+    with open(os.path.join(tmp, "granian_app.py"), "w") as f:
+        f.write(GRANIAN_APP)
+    variants = []
+    for interface, target in (("asgi", "granian_app:app"), ("rsgi", "granian_app:rsgi")):
+        port = harness.free_port()
+        cmd = ["granian", "--interface", interface, "--workers", "1", "--runtime-threads", "1"]
+        cmd += ["--loop", "uvloop", "--host", "127.0.0.1", "--port", str(port), "--no-ws"]
+        cmd += ["--working-dir", tmp, target]
+        stack.enter_context(harness.process_on_core(cmd, port))
+        url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
+        variants.append(
+            Variant(f"bare {interface.upper()} on granian (no model)", url, 32, tool="wrk")
+        )
+    return variants
+
+
+# Measured by wrk as well: the ceiling, and the served numbers quoted against it.
+WRK_VARIANTS = ("bare ASGI (no model)", "ASGI front unbatched", "ASGI front batched")
 
 
 def no_http(base: str) -> dict:
@@ -123,6 +176,11 @@ def run(rounds: int = ROUNDS) -> dict:
             *two_fronts(stack, base, batching=False),
             *two_fronts(stack, base, batching=True),
         ]
+        if harness.WRK:
+            variants += [v.with_wrk() for v in variants if v.name in WRK_VARIANTS]
+            variants += bare_granian(stack, tmp)
+        else:
+            print(harness.WRK_MISSING, file=sys.stderr)
         for _ in range(rounds):
             for variant in variants:
                 variant.measure()
@@ -139,6 +197,16 @@ def run(rounds: int = ROUNDS) -> dict:
         "asgi_batched_over_bare_asgi": rate["ASGI front batched"] / rate["bare ASGI (no model)"],
         "no_http_batched_over_bare_asgi": bound["req/s"] / rate["bare ASGI (no model)"],
     }
+    if harness.WRK:
+        ceiling = rate["bare ASGI (no model) [wrk]"]
+        summary["bare_asgi_wrk_rps"] = ceiling
+        for mode in ("batched", "unbatched"):
+            served = rate[f"ASGI front {mode} [wrk]"]
+            summary[f"asgi_{mode}_wrk_rps"] = served
+            summary[f"asgi_{mode}_over_bare_asgi_wrk"] = served / ceiling
+        for name, rps in rate.items():
+            if "granian" in name:
+                summary[f"{name} over bare uvicorn [wrk]"] = rps / ceiling
     print(summary)
     return summary
 

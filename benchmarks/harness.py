@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 
@@ -22,6 +26,33 @@ LOADGEN = os.environ.get(
     "TFSERVE_LOADGEN", os.path.join(HERE, "..", "..", "shared", "bench", "loadgen.py")
 )
 TF_THREADS = ["--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1"]
+
+
+# The server process listening on each port this harness started: whose CPU time to read.
+PIDS: dict[int, int] = {}
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children alive now (a server's workers).
+
+    On a shared machine a server's throughput moves with everything else on
+    its core; the CPU it spends per request does much less.
+    """
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    pending += [int(child) for child in f.read().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def pinned(core: int) -> list[str]:
@@ -51,8 +82,11 @@ def wait_http(url: str, timeout: float = 120.0, expect_status: int = 200) -> Non
 
 
 @contextmanager
-def tfserve(*flags: str, core: int = 0):
-    """A ``tfserve`` process on one core; yields its REST port once every model is AVAILABLE."""
+def tfserve(*flags: str, core: int = 0, code: str | None = None):
+    """A ``tfserve`` process on one core; yields its REST port once every model is AVAILABLE.
+
+    ``code`` is a checkout of the project to run instead of this one (first on PYTHONPATH).
+    """
     port = free_port()
     cmd = [
         *pinned(core),
@@ -64,11 +98,19 @@ def tfserve(*flags: str, core: int = 0):
         *TF_THREADS,
         *flags,
     ]
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = None
+    if code is not None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([code, os.environ.get("PYTHONPATH", "")]),
+        }
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    PIDS[port] = process.pid
     try:
         wait_http(f"http://127.0.0.1:{port}/tfserve/api/ready")
         yield port
     finally:
+        PIDS.pop(port, None)
         process.terminate()
         try:
             process.wait(30)
@@ -94,6 +136,8 @@ def process_on_core(cmd: list[str], ready: str | int, core: int = 0):
     process = subprocess.Popen(
         [*pinned(core), *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    port = ready if isinstance(ready, int) else urllib.parse.urlsplit(ready).port
+    PIDS[port] = process.pid
     try:
         if isinstance(ready, int):
             wait_port(ready)
@@ -101,6 +145,7 @@ def process_on_core(cmd: list[str], ready: str | int, core: int = 0):
             wait_http(ready, expect_status=200)
         yield
     finally:
+        PIDS.pop(port, None)
         process.terminate()
         process.wait(30)
 
@@ -138,6 +183,75 @@ def loadgen(
         cmd += ["--expect", expect]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+WRK = shutil.which("wrk")
+WRK_SCRIPT = os.path.join(HERE, "post.lua")
+WRK_MISSING = "wrk not installed (apt-get install wrk): the wrk-measured ceiling is skipped"
+_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def one_row_body(template: str, row_dim: int = 784, seed: int = 0) -> str:
+    """``template`` with ``{{ROW}}`` replaced by one row of random values, as the load generator makes."""
+    rng = random.Random(seed)
+    return template.replace("{{ROW}}", json.dumps([round(rng.random(), 6) for _ in range(row_dim)]))
+
+
+def wrk(
+    url: str,
+    body: str,
+    *,
+    concurrency: int,
+    duration: float = 8.0,
+    warmup: float = 2.0,
+    core: int = 1,
+) -> dict | None:
+    """POST ``body`` (``{{ROW}}`` filled once) with ``wrk`` pinned to ``core``: one thread, C connections.
+
+    ``wrk`` is C: it is the client that can drive a bare uvicorn app to its
+    limit, where the Python load generator saturates its own core first.
+    Returns the load generator's keys (throughput, p50/p99, errors) and, for a
+    server this harness started, its CPU microseconds per request; None when
+    ``wrk`` is not installed.
+    """
+    if WRK is None:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as body_file:
+        body_file.write(one_row_body(body))
+        body_file.flush()
+        env = {**os.environ, "WRK_BODY_FILE": body_file.name}
+
+        def run(seconds: float) -> str:
+            cmd = [*pinned(core), WRK, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s"]
+            cmd += ["--latency", "-s", WRK_SCRIPT, url]
+            return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+
+        if warmup:
+            run(warmup)
+        pid = PIDS.get(urllib.parse.urlsplit(url).port)
+        cpu_before = cpu_seconds(pid) if pid else None
+        out = run(duration)
+        cpu = cpu_seconds(pid) - cpu_before if pid else None
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)$", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)$", out, re.M)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {
+        "throughput_rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        # Server CPU per answer: steadier than req/s on a shared core (None: not our server).
+        "server_cpu_us": cpu / requests * 1e6 if cpu is not None and requests else None,
+        "p50_ms": _ms(latency.get("50")),
+        "p99_ms": _ms(latency.get("99")),
+        "errors": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def _ms(text: str | None) -> float | None:
+    if text is None:
+        return None
+    number, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()
+    return float(number) * _UNITS_MS[unit]
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

@@ -11,12 +11,15 @@ import os
 import numpy as np
 
 
-def mlp(base_path: str, version: int = 1, seed: int = 0) -> str:
-    """784-512-512-10 ReLU MLP with a softmax output ``probabilities``; input ``x`` float32 [-1, 784]."""
+def mlp(base_path: str, version: int = 1, seed: int = 0, hidden: int = 512) -> str:
+    """784-H-H-10 ReLU MLP (H=512) with a softmax output ``probabilities``; input ``x`` float32 [-1, 784].
+
+    ``hidden=2048`` is the compute-heavy variant, where batching's gain is the model's.
+    """
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
-    sizes = [784, 512, 512, 10]
+    sizes = [784, hidden, hidden, 10]
 
     class MLP(tf.Module):
         def __init__(self):

@@ -289,13 +289,17 @@ def test_big_bodies_are_decoded_off_the_event_loop(url, monkeypatch):
     from jupyter_tfserve.core import tensors
 
     threads = []
-    real = tensors.parse_json
 
-    def recording(body):
-        threads.append(threading.current_thread().name)
-        return real(body)
+    def recording(parse):
+        def parse_and_record(body):
+            threads.append(threading.current_thread().name)
+            return parse(body)
 
-    monkeypatch.setattr(tensors, "parse_json", recording)
+        return parse_and_record
+
+    # Numeric bodies are parsed by parse_numeric, others by parse_json: the first parse is the decode.
+    monkeypatch.setattr(tensors, "parse_json", recording(tensors.parse_json))
+    monkeypatch.setattr(tensors, "parse_numeric", recording(tensors.parse_numeric))
     small = predict(url, "half_plus_two", {"instances": [1.0]})
     big_body = json.dumps({"instances": [1.0] * 20000})
     assert len(big_body) > 64 * 1024
@@ -311,6 +315,7 @@ def test_mid_sized_bodies_leave_the_loop_when_only_the_per_value_path_decodes_th
 ):
     """That path costs ~1 us a value: 10 KB of it held the loop ~10 ms (64 KB of it, 70 ms)."""
     from jupyter_tfserve.core import tensors
+    from jupyter_tfserve.core.tensors.json_numeric import NumericBody
 
     calls = []
     real = tensors.decode_predict_request
@@ -320,11 +325,20 @@ def test_mid_sized_bodies_leave_the_loop_when_only_the_per_value_path_decodes_th
         calls.append(("worker" if on_worker else "loop", kwargs["exact"]))
         return real(*args, **kwargs)
 
+    def recording_numeric(body, *args, **kwargs):
+        decoded = real_numeric(body, *args, **kwargs)
+        if decoded:
+            on_worker = threading.current_thread().name.startswith("tfserve-infer")
+            calls.append(("worker" if on_worker else "loop", "numeric"))
+        return decoded
+
+    real_numeric = NumericBody.decode
     monkeypatch.setattr(tensors, "decode_predict_request", recording)
+    monkeypatch.setattr(NumericBody, "decode", recording_numeric)
     numbers = json.dumps({"instances": [1.0] * 2000})
     assert 1024 < len(numbers) < 32 * 1024
     assert predict(url, "half_plus_two", numbers).json() == {"predictions": [2.5] * 2000}
-    assert calls == [("loop", False)]
+    assert calls == [("loop", "numeric")]  # numbers only: the compiled path, on the loop
     calls.clear()
     strings = predict(url, "strings", json.dumps({"instances": ["abc"] * 2000}))
     assert strings.json()["predictions"][0]["upper"] == "ABC"

@@ -396,9 +396,16 @@ class RestApp:
         Without ``exact``, inputs that need the per-value path come back as
         None, for the caller to decode off its loop with ``_decode_inputs``.
         """
-        request = tensors.parse_json(body)
-        target = self._resolve(route, _signature_name(request))
+        numeric = tensors.parse_numeric(body)
+        request = None if numeric else tensors.parse_json(body)
+        name = numeric.signature_name if numeric else _signature_name(request)
+        target = self._resolve(route, name)
         try:
+            decoded = numeric and numeric.decode(target.signature, self.service.tensor_budget())
+            if decoded:
+                return target, request, *decoded
+            if request is None:  # not a plain numeric body after all
+                request = tensors.parse_json(body)
             inputs, row_format = self._decode_inputs(target, request, body, exact)
         except tensors.ExactPathNeeded:
             return target, request, None, None

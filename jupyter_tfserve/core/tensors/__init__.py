@@ -22,9 +22,10 @@ and wording.  Nothing here runs TensorFlow ops: the hot paths are numpy and
 orjson, with pure-Python fallbacks only where exact error messages are needed.
 
 The package keeps one job per module: ``dtypes`` (the type tables),
-``json_parse`` and ``json_decode`` (REST bodies in), ``float_text`` and
-``json_encode`` (REST bodies out), ``requests`` and ``answers`` (the client's
-side: request bodies out, answers in), ``examples`` (tf.Example input) and
+``json_parse`` and ``json_decode`` (REST bodies in; ``json_numeric`` for plain
+numeric ones), ``float_text`` and ``json_encode`` (REST bodies out), ``requests``
+and ``answers`` (the client's side: request bodies out, answers in), ``examples``
+(tf.Example input) and
 ``proto`` (TensorProto, for gRPC), ``budget`` (the bytes one request may
 make the decoders allocate). Callers import from the package.
 """
@@ -48,6 +49,7 @@ from .json_encode import (
     encode_predict_response,
     encode_regress_response,
 )
+from .json_numeric import parse_numeric
 from .json_parse import bool_free, parse_json
 from .proto import ndarray_to_tensor_proto, tensor_proto_to_ndarray
 from .requests import encode_predict_request
@@ -74,5 +76,6 @@ __all__ = [
     "ndarray_to_tensor_proto",
     "numpy_dtype",
     "parse_json",
+    "parse_numeric",
     "tensor_proto_to_ndarray",
 ]
