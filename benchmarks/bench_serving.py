@@ -132,7 +132,7 @@ def run() -> dict:
     return summary
 
 
-def _logging_api(url: str, body: dict | None = None, method: str | None = None) -> dict:
+def _api(url: str, body: dict | None = None, method: str | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
     method = method or ("GET" if body is None else "PUT")
     request = urllib.request.Request(url, data=data, method=method)
@@ -155,16 +155,14 @@ def run_logging(rounds: int = 3) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base = os.path.join(tmp, "mlp")
         models.mlp(base)
-        with harness.tfserve(
+        with harness.tfserve_process(
             "--model_name=mlp", f"--model_base_path={base}", "--enable_management_api"
-        ) as port:
-            url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
-            api = f"http://127.0.0.1:{port}/tfserve/api/models/mlp/logging"
-            prefix = os.path.join(tmp, "logs", "mlp")
+        ) as (port, process):
+            server = _LoggingServer(port, process.pid, os.path.join(tmp, "logs", "mlp"))
             for round_ in range(rounds):
                 shift = round_ % len(LOGGING_VARIANTS)
                 for rate in LOGGING_VARIANTS[shift:] + LOGGING_VARIANTS[:shift]:
-                    rows.append({"round": round_, **_logging_variant(url, api, prefix, rate)})
+                    rows.append({"round": round_, **server.measure(rate)})
     by_variant = {
         label: sorted(r["req/s"] for r in rows if r["logging"] == label)
         for label in dict.fromkeys(r["logging"] for r in rows)
@@ -211,23 +209,39 @@ def run_logging(rounds: int = 3) -> dict:
     return summary
 
 
-def _logging_variant(url: str, api: str, prefix: str, rate: float | None) -> dict:
-    """One load run with logging set to ``rate`` (None: the model's logging_config removed)."""
-    if rate is None:
-        _logging_api(api, method="DELETE")
-    else:
-        _logging_api(api, {"filename_prefix": prefix, "sampling_rate": rate})
-    before = _logging_api(api).get("records", {})
-    result = harness.loadgen(url, BODY, concurrency=32, expect="predictions")
-    after = _logging_api(api).get("records", {})
-    return {
-        "logging": "off" if rate is None else f"rate {rate:g}",
-        "req/s": result["throughput_rps"],
-        "p50_ms": result["p50_ms"],
-        "p99_ms": result["p99_ms"],
-        "errors": result["errors"],
-        **{k: after.get(k, 0) - before.get(k, 0) for k in ("written", "dropped", "failed")},
-    }
+class _LoggingServer:
+    """The benchmarked server: its logging switched live, its CPU time and requests counted."""
+
+    def __init__(self, port: int, pid: int, prefix: str):
+        self.url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
+        self.api = f"http://127.0.0.1:{port}/tfserve/api/models/mlp/logging"
+        self.metrics = f"http://127.0.0.1:{port}/tfserve/api/metrics?model=mlp"
+        self.pid, self.prefix = pid, prefix
+
+    def measure(self, rate: float | None) -> dict:
+        """One load run with logging at ``rate`` (None: the model's logging_config removed)."""
+        if rate is None:
+            _api(self.api, method="DELETE")
+        else:
+            _api(self.api, {"filename_prefix": self.prefix, "sampling_rate": rate})
+        before = _api(self.api).get("records", {})
+        served, cpu = self.requests_served(), harness.cpu_seconds(self.pid)
+        result = harness.loadgen(self.url, BODY, concurrency=32, expect="predictions")
+        cpu, served = harness.cpu_seconds(self.pid) - cpu, self.requests_served() - served
+        after = _api(self.api).get("records", {})
+        return {
+            "logging": "off" if rate is None else f"rate {rate:g}",
+            "req/s": result["throughput_rps"],
+            "cpu_us/req": cpu / served * 1e6,
+            "p50_ms": result["p50_ms"],
+            "p99_ms": result["p99_ms"],
+            "errors": result["errors"],
+            **{k: after.get(k, 0) - before.get(k, 0) for k in ("written", "dropped", "failed")},
+        }
+
+    def requests_served(self) -> float:
+        series = _api(self.metrics).get(":tensorflow:serving:request_count", [])
+        return sum(s["value"] for s in series)
 
 
 def _rps(rows: list[dict], round_: int, label: str) -> float:

@@ -53,6 +53,13 @@ def wait_http(url: str, timeout: float = 120.0, expect_status: int = 200) -> Non
 @contextmanager
 def tfserve(*flags: str, core: int = 0):
     """A ``tfserve`` process on one core; yields its REST port once every model is AVAILABLE."""
+    with tfserve_process(*flags, core=core) as (port, _process):
+        yield port
+
+
+@contextmanager
+def tfserve_process(*flags: str, core: int = 0):
+    """:func:`tfserve`, yielding ``(port, process)`` for benchmarks that read the process's CPU time."""
     port = free_port()
     cmd = [
         *pinned(core),
@@ -67,13 +74,24 @@ def tfserve(*flags: str, core: int = 0):
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_http(f"http://127.0.0.1:{port}/tfserve/api/ready")
-        yield port
+        yield port, process
     finally:
         process.terminate()
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux ``/proc``).
+
+    On a shared machine, CPU time per request is steadier than throughput:
+    other processes slow a pinned server down but do not add to its CPU time.
+    """
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_port(port: int, timeout: float = 60.0) -> None:

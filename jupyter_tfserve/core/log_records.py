@@ -18,6 +18,7 @@ that ``PredictionLog`` does not declare, so TF Serving's parsers skip it.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
@@ -119,13 +120,8 @@ def serialize(item: Logged, metadata: bytes = b"") -> bytes:
 
     ``metadata`` is :func:`metadata_fields` of the model's current config.
     """
-    name, version, signature = item.model_name, item.version, item.signature_name
-    log_metadata = b"".join(
-        (
-            _spec_field(1, name, version, signature),
-            metadata,
-            _int_field(4, int(item.timestamp)),
-        )
+    head = _metadata_field(
+        item.model_name, item.version, item.signature_name, metadata, int(item.timestamp)
     )
     body = _predict_log(item) if item.kind == PREDICT else _other_log(item)
     error = item.error
@@ -137,10 +133,107 @@ def serialize(item: Logged, metadata: bytes = b"") -> bytes:
             _int_field(4, int(item.timestamp * 1e6)),
         )
     )
-    return b"".join((_bytes_field(1, log_metadata), body, _bytes_field(OUTCOME_FIELD, outcome)))
+    return b"".join((head, body, _bytes_field(OUTCOME_FIELD, outcome)))
+
+
+@lru_cache(maxsize=64)
+def _metadata_field(
+    name: str, version: int, signature: str, metadata: bytes, timestamp_secs: int
+) -> bytes:
+    """``PredictionLog.log_metadata``: changes once a second."""
+    return _bytes_field(
+        1, _spec_field(1, name, version, signature) + metadata + _int_field(4, timestamp_secs)
+    )
 
 
 def _predict_log(item: Logged) -> bytes:
+    """``PredictionLog.predict_log``; numeric tensors fill the slots of a cached layout."""
+    inputs, output_filter = item.request
+    outputs = item.result if item.error is None else {}
+    layout = _predict_layout(
+        item.model_name,
+        item.version,
+        item.signature_name,
+        tuple(output_filter),
+        tuple((alias, array.dtype, array.shape) for alias, array in inputs.items()),
+        None
+        if item.error is not None
+        else tuple((alias, array.dtype, array.shape) for alias, array in outputs.items()),
+    )
+    if layout is None:
+        return _predict_log_of_any_tensors(item)
+    parts = [b""] * (2 * len(layout) - 1)
+    parts[0::2] = layout
+    parts[1::2] = [array.tobytes() for array in (*inputs.values(), *outputs.values())]
+    return b"".join(parts)
+
+
+_Tensors = tuple[tuple[str, np.dtype, tuple[int, ...]], ...]
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _predict_layout(
+    name: str,
+    version: int,
+    signature: str,
+    output_filter: tuple[str, ...],
+    inputs: _Tensors,
+    outputs: _Tensors | None,
+) -> tuple[bytes, ...] | None:
+    """Every byte of a ``predict_log`` but its tensors' contents: the pieces that go between them.
+
+    Only for tensors of fixed-width little-endian dtypes (None otherwise): then
+    every length, nested ones included, follows from the dtypes and shapes.
+    ``outputs`` is None for a failed request (no response).
+    """
+    if any(
+        dtype.kind in "OSU" or dtype.byteorder not in _LITTLE_ENDIAN
+        for _, dtype, _ in (*inputs, *(outputs or ()))
+    ):
+        return None
+    slot = None  # where a tensor's content goes
+    request_entries = [_entry_head(2, tensor) for tensor in inputs]
+    request_spec = _spec_field(1, name, None, signature)
+    filters = b"".join(_bytes_field(3, alias.encode()) for alias in output_filter)
+    request_size = len(request_spec) + len(filters) + sum(len(h) + n for h, n in request_entries)
+    sequence = [_tag(1, 2), _varint(request_size), request_spec]
+    for head, _ in request_entries:
+        sequence += (head, slot)
+    sequence.append(filters)
+    log_size = 1 + len(_varint(request_size)) + request_size
+    if outputs is not None:
+        response_entries = [_entry_head(1, tensor) for tensor in outputs]
+        response_spec = _spec_field(2, name, version, signature)
+        response_size = len(response_spec) + sum(len(h) + n for h, n in response_entries)
+        sequence += (_tag(2, 2), _varint(response_size))
+        for head, _ in response_entries:
+            sequence += (head, slot)
+        sequence.append(response_spec)
+        log_size += 1 + len(_varint(response_size)) + response_size
+    pieces, current = [], _tag(6, 2) + _varint(log_size)
+    for part in sequence:
+        if part is slot:
+            pieces.append(current)
+            current = b""
+        else:
+            current += part
+    pieces.append(current)
+    return tuple(pieces)
+
+
+def _entry_head(number: int, tensor: tuple[str, np.dtype, tuple[int, ...]]) -> tuple[bytes, int]:
+    """A map entry's bytes up to its tensor's content (entry, key, TensorProto head); the content's size."""
+    alias, dtype, shape = tensor
+    content_size = dtype.itemsize * math.prod(shape)
+    head = _tensor_head(tensors.datatype_of(np.empty(0, dtype)), shape) + _varint(content_size)
+    tensor_size = len(head) + content_size
+    key = _key_field(alias)
+    entry_size = len(key) + 1 + len(_varint(tensor_size)) + tensor_size
+    entry = (_tag(number, 2), _varint(entry_size), key, _tag(2, 2), _varint(tensor_size), head)
+    return b"".join(entry), content_size
+
+
+def _predict_log_of_any_tensors(item: Logged) -> bytes:
     """``PredictionLog.predict_log``: the request (its spec without a version, so a replay goes
     wherever the model now points) and, unless it failed, the response with the answering version."""
     name, signature = item.model_name, item.signature_name
