@@ -171,11 +171,20 @@ def run_logging(rounds: int = 3) -> dict:
         label: [_rps(rows, round_, label) / _rps(rows, round_, "off") for round_ in range(rounds)]
         for label in ("rate 1", "rate 0.01")
     }
+    cpu = {
+        label: statistics.median(r["cpu_us/req"] for r in rows if r["logging"] == label)
+        for label in by_variant
+    }
     summary = {
         "logging_1.0_over_off": statistics.median(by_variant["rate 1"])
         / statistics.median(by_variant["off"]),
         "logging_0.01_over_off": statistics.median(by_variant["rate 0.01"])
         / statistics.median(by_variant["off"]),
+        # What a dedicated server core would give: the inverse ratio of CPU time per request
+        # (all the server's threads), which other processes on a shared machine do not inflate.
+        "cpu_per_request_off_over_1.0": cpu["off"] / cpu["rate 1"],
+        "cpu_per_request_off_over_0.01": cpu["off"] / cpu["rate 0.01"],
+        "cpu_us_per_request_median": cpu,
         "per_round_1.0_over_off": [round(x, 3) for x in per_round["rate 1"]],
         "per_round_0.01_over_off": [round(x, 3) for x in per_round["rate 0.01"]],
         "req/s_median_min_max": {
@@ -196,6 +205,7 @@ def run_logging(rounds: int = 3) -> dict:
                 "round",
                 "logging",
                 "req/s",
+                "cpu_us/req",
                 "p50_ms",
                 "p99_ms",
                 "errors",

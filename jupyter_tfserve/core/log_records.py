@@ -58,6 +58,14 @@ def _varint(value: int) -> bytes:
     value &= 0xFFFFFFFFFFFFFFFF  # int64 fields: negatives as ten-byte two's complement
     if value < 0x80:
         return _SMALL[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    # Timestamps in microseconds: their bits above the 14th change every 16 ms, so cache those.
+    return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80)) + _high_varint(value >> 14)
+
+
+@lru_cache(maxsize=256)
+def _high_varint(value: int) -> bytes:
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -149,22 +157,21 @@ def _metadata_field(
 def _predict_log(item: Logged) -> bytes:
     """``PredictionLog.predict_log``; numeric tensors fill the slots of a cached layout."""
     inputs, output_filter = item.request
-    outputs = item.result if item.error is None else {}
+    failed = item.error is not None
+    outputs = {} if failed else item.result
     layout = _predict_layout(
         item.model_name,
         item.version,
         item.signature_name,
         tuple(output_filter),
-        tuple((alias, array.dtype, array.shape) for alias, array in inputs.items()),
-        None
-        if item.error is not None
-        else tuple((alias, array.dtype, array.shape) for alias, array in outputs.items()),
+        tuple([(alias, array.dtype, array.shape) for alias, array in inputs.items()]),
+        None if failed else tuple([(alias, a.dtype, a.shape) for alias, a in outputs.items()]),
     )
     if layout is None:
         return _predict_log_of_any_tensors(item)
-    parts = [b""] * (2 * len(layout) - 1)
-    parts[0::2] = layout
-    parts[1::2] = [array.tobytes() for array in (*inputs.values(), *outputs.values())]
+    parts = [layout[0]]
+    for array, piece in zip([*inputs.values(), *outputs.values()], layout[1:], strict=True):
+        parts += (array.tobytes(), piece)
     return b"".join(parts)
 
 

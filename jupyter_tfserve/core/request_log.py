@@ -40,6 +40,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 
 from google.protobuf import descriptor_pb2
@@ -164,20 +165,10 @@ class ModelLog:
             raise
 
         def done(f) -> None:
-            if f.cancelled():
-                self.record(
-                    kind,
-                    name,
-                    version,
-                    signature,
-                    request,
-                    None,
-                    ServingError(Code.CANCELLED, "Cancelled by the client"),
-                    timestamp,
-                    started,
-                )
-                return
-            error = f.exception()
+            try:
+                error = f.exception()
+            except CancelledError:
+                error = ServingError(Code.CANCELLED, "Cancelled by the client")
             result = None if error is not None else f.result()
             self.record(kind, name, version, signature, request, result, error, timestamp, started)
 
