@@ -38,6 +38,8 @@ class TFRecordSink:
 
     def __init__(self, path: str):
         self.path = path
+        # Appending: a writer restarted within the same second reuses a name, and concatenated
+        # TFRecord files are one valid file; truncating would lose the first writer's records.
         self._file = open(path, "ab", buffering=BUFFER_BYTES)  # noqa: SIM115 - closed by close()
 
     def write(self, record: bytes) -> None:
