@@ -19,7 +19,9 @@ Request logging (opt-in, ``python benchmarks/bench_serving.py --logging``): the 
 server at C=32 with logging off, at sampling rate 1.0 and at 0.01 (switched live
 through the management API), interleaved in rounds (``--rounds=N``, default 3) so
 that noise from the shared machine hits every variant alike; the records written
-and dropped in each run. Targets: rate 1.0 within 10% of off; 0.01 within noise.
+and dropped in each run, and the server's CPU time per request (all its threads:
+the request log's writer included). Targets: rate 1.0 within 10% of off; 0.01
+within noise.
 
 Run: ``python benchmarks/bench_serving.py`` (or ``pytest --bench benchmarks/``);
 ``--tflite`` compares the MLP converted to TensorFlow Lite with its SavedModel.
