@@ -87,6 +87,13 @@ def tfserve(*flags: str, core: int = 0, code: str | None = None):
 
     ``code`` is a checkout of the project to run instead of this one (first on PYTHONPATH).
     """
+    with tfserve_process(*flags, core=core, code=code) as (port, _process):
+        yield port
+
+
+@contextmanager
+def tfserve_process(*flags: str, core: int = 0, code: str | None = None):
+    """:func:`tfserve`, yielding ``(port, process)`` for benchmarks that read the process's CPU time."""
     port = free_port()
     cmd = [
         *pinned(core),
@@ -108,7 +115,7 @@ def tfserve(*flags: str, core: int = 0, code: str | None = None):
     PIDS[port] = process.pid
     try:
         wait_http(f"http://127.0.0.1:{port}/tfserve/api/ready")
-        yield port
+        yield port, process
     finally:
         PIDS.pop(port, None)
         process.terminate()

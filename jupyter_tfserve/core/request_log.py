@@ -8,12 +8,15 @@ record type of its warmup file, so a log can be read with
 ``tf.data.TFRecordDataset``, replayed, or turned into a warmup file.
 
 What a request pays: a dict lookup and a random draw (the sample decision)
-and, when sampled, one ``put_nowait`` on a bounded queue from the future's
-done-callback. Converting tensors to protos, serializing and writing happen
-on one background thread per log. When that thread falls behind (a slow
-disk) the queue fills and records are *dropped and counted*, never waited
-for; a write that fails (full disk, removed folder) is logged once per run of
-failures and counted, and the request it describes has long been answered.
+and, when sampled, one append to a bounded deque from the future's
+done-callback: no lock, and no wake-up unless the writer sleeps. The request
+and response arrays are kept by reference; encoding (``log_records``), framing
+(``tfrecord``) and writing happen on one background thread per log, which
+wakes once per burst of records, writes the burst with one flush and counts
+it with one metric update. When that thread falls behind (a slow disk) the
+queue fills and records are *dropped and counted*, never waited for; a write
+that fails (full disk, removed folder) is logged once per run of failures and
+counted, and the request it describes has long been answered.
 
 Errors are logged too. A failed request's record has its request and no
 response; its status goes in field 1000 of the record, a
@@ -25,9 +28,6 @@ parsing the same bytes as a :class:`LoggedRecord`.
 
 Files are ``{filename_prefix}-{UTC time}-{pid}-{sequence}.tfrecord``, so
 ``{filename_prefix}*`` finds a model's logs; they rotate by size and age.
-TensorFlow's ``tf.io.TFRecordWriter`` writes the framing: doing it in Python
-needs a CRC32C, and without a native one that costs more than the write
-(measured in ``benchmarks/bench_serving.py``'s notes).
 """
 
 from __future__ import annotations
@@ -35,34 +35,41 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 
-import numpy as np
 from google.protobuf import descriptor_pb2
-from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from . import tensors
 from .extra_protos import build_messages
+from .log_records import (
+    CLASSIFY,
+    MULTI_INFERENCE,
+    OUTCOME_FIELD,
+    PREDICT,
+    REGRESS,
+    Logged,
+    metadata_fields,
+    serialize,
+)
 from .status import Code, ServingError, from_exception, invalid_argument
+from .tfrecord import FRAMING_BYTES, TFRecordSink
 
 log = logging.getLogger(__name__)
 
-PREDICT, CLASSIFY, REGRESS, MULTI_INFERENCE = "predict", "classify", "regress", "multi_inference"
 LOG_COUNT = ":tensorflow:serving:request_log_count"
 DEFAULT_QUEUE_SIZE = 1024
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FILE_SECONDS = 3600.0
 FILE_SUFFIX = ".tfrecord"
-FLUSH_EVERY = 256  # records between flushes while the queue never empties
+GATHER_SECONDS = 0.005  # the writer wakes once per burst: what arrives meanwhile costs no wake-up
 
 _F = descriptor_pb2.FieldDescriptorProto
-OUTCOME_FIELD = 1000
 _CLASSES = build_messages(
     "jupyter_tfserve/request_log.proto",
     "jupyter_tfserve",
@@ -90,25 +97,6 @@ LoggedRecord = _CLASSES["LoggedRecord"]
 
 
 # ---------------------------------------------------------------------- collectors
-class TFRecordSink:
-    """One TFRecord file, written with TensorFlow's writer (the framing's CRC32C is native there)."""
-
-    def __init__(self, path: str):
-        import tensorflow as tf
-
-        self.path = path
-        self._writer = tf.io.TFRecordWriter(path)
-
-    def write(self, record: bytes) -> None:
-        self._writer.write(record)
-
-    def flush(self) -> None:
-        self._writer.flush()
-
-    def close(self) -> None:
-        self._writer.close()
-
-
 SinkFactory = Callable[[str], object]  # path -> object with write(bytes), flush(), close()
 _COLLECTORS: dict[str, SinkFactory] = {"tfrecord": TFRecordSink}
 
@@ -153,24 +141,6 @@ def validate_logging_config(model_name: str, config) -> None:
         )
 
 
-# ---------------------------------------------------------------------- what a request hands over
-@dataclass(slots=True)
-class _Logged:
-    """A finished request, as raw as it came: the writer thread turns it into a PredictionLog."""
-
-    kind: str
-    model_name: str
-    version: int
-    signature_name: str
-    request: (
-        object  # predict: (inputs, output_filter); classify/regress: examples; multi: the proto
-    )
-    result: object  # the run's result (None on error)
-    error: ServingError | None
-    timestamp: float  # wall clock, seconds
-    latency: float  # seconds
-
-
 class ModelLog:
     """One model's logging: its sampling rate and its writer. Callers on the request path use ``watch``."""
 
@@ -195,20 +165,10 @@ class ModelLog:
             raise
 
         def done(f) -> None:
-            if f.cancelled():
-                self.record(
-                    kind,
-                    name,
-                    version,
-                    signature,
-                    request,
-                    None,
-                    ServingError(Code.CANCELLED, "Cancelled by the client"),
-                    timestamp,
-                    started,
-                )
-                return
-            error = f.exception()
+            try:
+                error = f.exception()
+            except CancelledError:
+                error = ServingError(Code.CANCELLED, "Cancelled by the client")
             result = None if error is not None else f.result()
             self.record(kind, name, version, signature, request, result, error, timestamp, started)
 
@@ -232,7 +192,7 @@ class ModelLog:
         if error is not None and not isinstance(error, ServingError):
             error = from_exception(error)
         self.writer.offer(
-            _Logged(
+            Logged(
                 kind,
                 name,
                 version,
@@ -330,11 +290,12 @@ class RequestLogger:
             return 0.0
         return self.metrics.counter_value(LOG_COUNT, {"model_name": model_name, "status": status})
 
-    def _inc(self, model_name: str, status: str) -> None:
+    def _inc(self, model_name: str, status: str, count: int = 1) -> None:
         if self.metrics is not None:
             self.metrics.inc(
                 LOG_COUNT,
                 {"model_name": model_name, "status": status},
+                count,
                 doc="Sampled requests written to the request log, dropped (queue full) or failed (write error).",
             )
 
@@ -343,7 +304,14 @@ _STOP = object()
 
 
 class _Writer:
-    """A bounded queue and the thread that drains it into rotating files of one collector."""
+    """A bounded queue and the thread that drains it, a burst at a time, into rotating files of one collector.
+
+    The queue is a ``deque``: appends from request threads and pops here are
+    atomic without a lock. The thread sleeps on an event only when the queue
+    is empty, and a request sets it only then; once awake it waits
+    ``GATHER_SECONDS`` for more records, so a busy server pays one wake-up
+    and one flush per burst, not per record.
+    """
 
     def __init__(self, model_name: str, type_name: str, prefix: str, logger: RequestLogger):
         self.model_name = model_name
@@ -351,14 +319,14 @@ class _Writer:
         self._factory = _COLLECTORS[type_name]
         self._prefix = prefix
         self._logger = logger
-        self._queue: queue.Queue = queue.Queue(maxsize=logger.queue_size)
+        self._queue: deque = deque()
+        self._wake = threading.Event()
+        self._sleeping = False
         self._sink = None
         self._opened_at = 0.0
         self._bytes = 0
         self._sequence = 0
         self._failing = False
-        self._idle = threading.Condition()
-        self._pending = 0
         directory = os.path.dirname(prefix)
         try:
             os.makedirs(directory, exist_ok=True)
@@ -370,43 +338,70 @@ class _Writer:
         self._thread.start()
 
     # ------------------------------------------------------------------ request path
-    def offer(self, item: _Logged) -> None:
-        with self._idle:
-            self._pending += 1
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self._done(1)
+    def offer(self, item: Logged) -> None:
+        # Several threads may pass the check at once: the bound is exceeded by at most their number.
+        if len(self._queue) >= self._logger.queue_size:
             self._logger._inc(self.model_name, "dropped")
+            return
+        self._enqueue(item)
+
+    def _enqueue(self, item) -> None:
+        self._queue.append(item)
+        if self._sleeping:  # read after the append: the writer sets it before its last look
+            self._wake.set()
 
     # ------------------------------------------------------------------ writer thread
     def _run(self) -> None:
-        outcomes: list[str] = []
+        queue = self._queue
         while True:
-            item = self._queue.get()
-            if item is _STOP:
+            if not queue:
+                self._sleeping = True
+                if not queue:
+                    self._wake.wait()
+                self._sleeping = False
+                self._wake.clear()
+            time.sleep(GATHER_SECONDS)
+            burst = [queue.popleft() for _ in range(len(queue))]
+            if not self._write_burst(burst):
                 break
-            outcomes.append(self._write(item))
-            # Counted once flushed: a record counted "written" is readable from the file.
-            if self._queue.empty() or len(outcomes) >= FLUSH_EVERY:
-                self._flush()
-                self._settle(outcomes)
-                outcomes = []
         self._close_sink()
-        self._settle(outcomes)
 
-    def _settle(self, outcomes: list[str]) -> None:
-        for status in outcomes:
-            self._logger._inc(self.model_name, status)
-        self._done(len(outcomes))
+    def _write_burst(self, burst: list) -> bool:
+        """Write, flush and count a burst; release the ``drain`` calls in it. False once told to stop."""
+        metadata = self._metadata()
+        written = failed = 0
+        waiters, running = [], True
+        for item in burst:
+            if item is _STOP:
+                running = False
+            elif isinstance(item, threading.Event):
+                waiters.append(item)
+            elif self._write(item, metadata):
+                written += 1
+            else:
+                failed += 1
+        self._flush()
+        # Counted once flushed: a record counted "written" is readable from the file.
+        if written:
+            self._logger._inc(self.model_name, "written", written)
+        if failed:
+            self._logger._inc(self.model_name, "failed", failed)
+        for waiter in waiters:
+            waiter.set()
+        return running
 
-    def _write(self, item: _Logged) -> str:
-        """Encode and write one record; its status ("written" or "failed")."""
+    def _metadata(self) -> bytes:
+        model_log = self._logger._logs.get(self.model_name)
+        sampling_config = model_log.config.sampling_config if model_log is not None else None
+        return metadata_fields(sampling_config, self._logger.saved_model_tags)
+
+    def _write(self, item: Logged, metadata: bytes) -> bool:
+        """Encode and write one record; whether it was written."""
         try:
-            record = serialize(item, self._logger.saved_model_tags, self._sampling_config())
+            record = serialize(item, metadata)
         except Exception:  # a bug, not the disk: say so, keep serving
             log.exception("Request log of model %s: cannot encode a record", self.model_name)
-            return "failed"
+            return False
         try:
             self._rotate(len(record))
             self._sink.write(record)
@@ -420,16 +415,12 @@ class _Writer:
                     exc,
                 )
             self._close_sink()
-            return "failed"
-        self._bytes += len(record) + 16  # TFRecord framing: length, its CRC, the data's CRC
+            return False
+        self._bytes += len(record) + FRAMING_BYTES
         if self._failing:
             self._failing = False
             log.info("Request log of model %s writes to %s again", self.model_name, self._prefix)
-        return "written"
-
-    def _sampling_config(self):
-        model_log = self._logger._logs.get(self.model_name)
-        return model_log.config.sampling_config if model_log is not None else None
+        return True
 
     def _rotate(self, size: int) -> None:
         now = time.time()
@@ -472,107 +463,25 @@ class _Writer:
                     exc,
                 )
 
-    def _done(self, count: int) -> None:
-        with self._idle:
-            self._pending -= count
-            if self._pending <= 0:
-                self._idle.notify_all()
-
     # ------------------------------------------------------------------ control
     def drain(self, timeout: float) -> bool:
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending <= 0, timeout)
+        """Wait until every record queued before this call is written (or failed)."""
+        if not self._thread.is_alive():
+            return not self._queue
+        written = threading.Event()
+        self._enqueue(written)  # past the bound: a marker, not a record
+        return written.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, close the file; a writer stuck on a dead disk is left behind (daemon)."""
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
+        self._enqueue(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
             log.error(
                 "Request log of model %s: writer stuck; %d records not written",
                 self.model_name,
-                self._queue.qsize(),
+                len(self._queue),
             )
-            return
-        self._thread.join(timeout)
-
-
-# ---------------------------------------------------------------------- records
-def serialize(item: _Logged, saved_model_tags=("serve",), sampling_config=None) -> bytes:
-    """A finished request as the bytes of one ``PredictionLog`` record (plus its outcome field)."""
-    record = prediction_log_pb2.PredictionLog()
-    metadata = record.log_metadata
-    metadata.model_spec.name = item.model_name
-    metadata.model_spec.version.value = item.version
-    metadata.model_spec.signature_name = item.signature_name
-    if sampling_config is not None:
-        metadata.sampling_config.CopyFrom(sampling_config)
-    metadata.saved_model_tags.extend(saved_model_tags)
-    metadata.timestamp_secs = int(item.timestamp)
-    ok = item.error is None
-    if item.kind == PREDICT:
-        inputs, output_filter = item.request
-        request = record.predict_log.request
-        _request_spec(request.model_spec, item)
-        for alias, array in inputs.items():
-            request.inputs[alias].CopyFrom(_tensor(array))
-        request.output_filter.extend(output_filter)
-        if ok:
-            response = record.predict_log.response
-            _response_spec(response.model_spec, item)
-            for alias, array in item.result.items():
-                response.outputs[alias].CopyFrom(_tensor(array))
-    elif item.kind in (CLASSIFY, REGRESS):
-        entry = record.classify_log if item.kind == CLASSIFY else record.regress_log
-        _request_spec(entry.request.model_spec, item)
-        examples = entry.request.input.example_list.examples
-        for serialized in item.request:
-            examples.add().ParseFromString(serialized)
-        if ok:
-            _response_spec(entry.response.model_spec, item)
-            if item.kind == CLASSIFY:
-                tensors.fill_classifications(entry.response.result, item.result)
-            else:
-                tensors.fill_regressions(entry.response.result, item.result)
-    elif item.kind == MULTI_INFERENCE:
-        record.multi_inference_log.request.CopyFrom(item.request)
-        if ok:
-            record.multi_inference_log.response.CopyFrom(item.result)
-    else:
-        raise ValueError(f"unknown log kind {item.kind!r}")
-    outcome = LoggedRecord()
-    outcome.outcome.latency_micros = int(item.latency * 1e6)
-    outcome.outcome.timestamp_micros = int(item.timestamp * 1e6)
-    if not ok:
-        outcome.outcome.error_code = int(item.error.code)
-        outcome.outcome.error_message = item.error.message
-    return record.SerializeToString() + outcome.SerializeToString()
-
-
-def _tensor(array: np.ndarray):
-    """A logged tensor: numeric values as ``tensor_content`` bytes, as ``tf.make_tensor_proto`` writes
-    them (about 7x cheaper to build than typed ``*_val`` fields for a 784-float row), strings as ``string_val``."""
-    if array.dtype == object:
-        return tensors.ndarray_to_tensor_proto(array)
-    proto = tensor_pb2.TensorProto(dtype=tensors.datatype_of(array))
-    for size in array.shape:
-        proto.tensor_shape.dim.add(size=size)
-    proto.tensor_content = np.ascontiguousarray(
-        array, dtype=array.dtype.newbyteorder("<")
-    ).tobytes()
-    return proto
-
-
-def _request_spec(spec, item: _Logged) -> None:
-    """The request's spec: name and signature, no version, so a replay goes wherever the model now points."""
-    spec.name = item.model_name
-    spec.signature_name = item.signature_name
-
-
-def _response_spec(spec, item: _Logged) -> None:
-    spec.name = item.model_name
-    spec.version.value = item.version
-    spec.signature_name = item.signature_name
 
 
 # ---------------------------------------------------------------------- reading
@@ -662,6 +571,10 @@ def _copy(message):
 
 
 __all__ = [
+    "CLASSIFY",
+    "MULTI_INFERENCE",
+    "PREDICT",
+    "REGRESS",
     "LoggedOutcome",
     "LoggedRecord",
     "ModelLog",
@@ -674,6 +587,5 @@ __all__ = [
     "read_records",
     "warmup_sample",
     "register_collector",
-    "serialize",
     "validate_logging_config",
 ]
