@@ -53,6 +53,13 @@ def wait_http(url: str, timeout: float = 120.0, expect_status: int = 200) -> Non
 @contextmanager
 def tfserve(*flags: str, core: int = 0):
     """A ``tfserve`` process on one core; yields its REST port once every model is AVAILABLE."""
+    with tfserve_process(*flags, core=core) as (_process, port):
+        yield port
+
+
+@contextmanager
+def tfserve_process(*flags: str, core: int = 0):
+    """Like :func:`tfserve`, yielding ``(process, rest_port)``: for benchmarks that watch the process."""
     port = free_port()
     cmd = [
         *pinned(core),
@@ -67,7 +74,7 @@ def tfserve(*flags: str, core: int = 0):
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_http(f"http://127.0.0.1:{port}/tfserve/api/ready")
-        yield port
+        yield process, port
     finally:
         process.terminate()
         try:
