@@ -29,14 +29,17 @@ from tornado import routing
 from tornado.httpclient import AsyncHTTPClient
 
 from jupyter_tfserve.core.manager import State
+from jupyter_tfserve.core.status import ServingError
 from jupyter_tfserve.discovery import ENV_TOKEN, ENV_URL
 from jupyter_tfserve.jupyter.handlers import TFServeRoutes
+from jupyter_tfserve.protocols.rest import parse_v1_path
 from jupyter_tfserve.server import ModelServer
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 OPENAPI = Path(__file__).resolve().parent.parent / "jupyter_tfserve" / "protocols" / "openapi.yaml"
 INSTANCES = {"instances": [[1.0], [2.0], [5.0]]}
+VERBS = ("predict", "classify", "regress")
 
 
 # ---------------------------------------------------------------------- fixtures
@@ -157,10 +160,12 @@ async def available(server, name: str, version: int) -> None:
     await wait_until(ready, 120, f"{name} version {version} AVAILABLE")
 
 
-def spec_operations():
-    """(method, path template, operation) for every operation in openapi.yaml."""
+def spec_operations(v1: bool = False):
+    """(method, path template, operation) for every management operation in openapi.yaml (``v1``: TF Serving's)."""
     spec = yaml.safe_load(OPENAPI.read_text())
     for template, item in spec["paths"].items():
+        if template.startswith("/v1/") != v1:
+            continue
         for method, operation in item.items():
             if method in ("get", "put", "post", "delete", "patch", "head"):
                 yield method.upper(), template, operation
@@ -168,19 +173,18 @@ def spec_operations():
 
 def concrete(template: str) -> str:
     """A spec path with sample values for its parameters, relative to ``{base_url}tfserve``."""
-    return "api" + template.replace("{name}", "hpt").replace("{label}", "stable")
+    samples = {"{name}": "hpt", "{model_name}": "hpt", "{label}": "stable", "{version}": "1"}
+    for parameter, value in samples.items():
+        template = template.replace(parameter, value)
+    return template[1:] if template.startswith("/v1/") else "api" + template
 
 
 # ---------------------------------------------------------------------- auth
 async def test_every_route_answers_403_without_a_token(fetch, extension):
-    routes = [(method, concrete(template)) for method, template, _ in spec_operations()]
-    routes += [
-        ("GET", "v1/models/hpt"),
-        ("GET", "v1/models/hpt/metadata"),
-        ("POST", "v1/models/hpt:predict"),
-        ("GET", "no/such/route"),
-    ]
-    assert len(routes) > 10
+    operations = [*spec_operations(), *spec_operations(v1=True)]
+    routes = [(method, concrete(template)) for method, template, _ in operations]
+    routes += [("GET", "no/such/route")]
+    assert len(routes) > 30
     for method, path in routes:
         status, body = await call(
             fetch, method, path, body=INSTANCES if method != "GET" else None, token=False
@@ -576,6 +580,32 @@ async def test_the_openapi_spec_is_valid_and_lists_exactly_the_routes(extension)
         assert any(
             m == method and p.fullmatch(concrete(template)[len("api") :]) for m, p in routes
         ), f"{method} {template} is in openapi.yaml but not served"
+
+    # TF Serving's /v1 routes: every path shape the REST router takes is in the spec, as the
+    # action the spec says, and every /v1 operation of the spec is one the router takes.
+    v1 = {(method, concrete(template)): template for method, template, _ in spec_operations(True)}
+    selectors = ("", "/versions/1", "/labels/stable")
+    served = [("GET", f"v1/models/hpt{s}{m}") for s in selectors for m in ("", "/metadata")]
+    served += [("POST", f"v1/models/hpt{s}:{verb}") for s in selectors for verb in VERBS]
+    assert sorted(served) == sorted(v1), (
+        "the /v1 operations in openapi.yaml differ from the router's"
+    )
+    for (method, path), template in v1.items():
+        route = parse_v1_path(method, "/" + path)
+        action = template.rpartition(":")[2] if method == "POST" else "status"
+        if template.endswith("/metadata"):
+            action = "metadata"
+        assert (route.model, route.action) == ("hpt", action), template
+        assert (route.version, route.label) == (
+            1 if "{version}" in template else None,
+            "stable" if "{label}" in template else None,
+        ), template
+    for method, path in [
+        ("GET", "/v1/models/hpt/versions/1/labels/stable"),
+        ("PUT", "/v1/models/hpt"),
+    ]:
+        with pytest.raises(ServingError, match="Malformed request"):
+            parse_v1_path(method, path)
 
 
 @pytest.fixture
