@@ -1050,3 +1050,43 @@ async def test_the_signature_method_name_check_trait_reaches_the_server(
 ):
     server = await extension.host.server()
     assert server.service.check_signature_method_name is True
+
+
+@pytest.fixture
+def one_in_flight(tfserve_config):
+    tfserve_config["server_options"]["max_requests_in_flight"] = 1
+
+
+async def test_requests_past_the_in_flight_bound_get_503_on_the_mounted_routes(
+    one_in_flight, fetch, extension, hpt, jp_http_port, jp_auth_header, jp_base_url
+):
+    """The routes Jupyter mounts answer their bound as the standalone port does: 503 at once."""
+    server = await extension.host.server()
+    assert (await call(fetch, "POST", "api/models", {"name": "hpt"}))[0] == 202
+    await available(server, "hpt", 2)
+    # A request whose body never comes stays in flight until its connection closes.
+    _reader, writer = await asyncio.open_connection("127.0.0.1", jp_http_port)
+    headers = "".join(f"{name}: {value}\r\n" for name, value in jp_auth_header.items())
+    writer.write(
+        f"POST {jp_base_url}tfserve/v1/models/hpt:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"{headers}Content-Length: 100\r\n\r\n".encode()
+    )
+    await writer.drain()
+    try:
+        _status, body = await wait_until(lambda: _answered(fetch, 503), what="a refusal")
+        assert body == {
+            "error": "Too many requests in flight on this port (max_requests_in_flight=1); "
+            "try again later"
+        }
+    finally:
+        writer.close()
+    status, body = await wait_until(
+        lambda: _answered(fetch, 200), what="a prediction once the held request is gone"
+    )
+    assert body == {"predictions": [[2.5], [3.0], [4.5]]}
+
+
+async def _answered(fetch, status: int):
+    """A predict's (status, body) when it answers ``status``, else None."""
+    answer = await call(fetch, "POST", "v1/models/hpt:predict", INSTANCES)
+    return answer if answer[0] == status else None
