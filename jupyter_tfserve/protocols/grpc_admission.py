@@ -107,7 +107,7 @@ class AdmittingExecutor(Executor):
             initializer=mark_as_background_work,
         )
         self._refusals = ThreadPoolExecutor(
-            max_workers=REFUSAL_THREADS, thread_name_prefix="tfserve-grpc-refuse"
+            max_workers=REFUSAL_THREADS, thread_name_prefix="tfserve-refusals-grpc"
         )
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
