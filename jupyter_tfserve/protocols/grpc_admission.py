@@ -26,8 +26,8 @@ import grpc
 from ..core.scheduling import mark_as_background_work
 from ..core.status import unavailable
 
-# Threads that answer refusals: each waits for its refused call's message, so a few.
-REFUSAL_THREADS = 4
+# Threads that answer refusals; a refusal reads nothing, so a few answer a flood of them.
+REFUSAL_THREADS = 2
 _ADMITTED = "admitted"
 _REFUSED = "refused"
 
@@ -77,11 +77,12 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         )
         error = unavailable(message)
 
-        def refuse(_raw: bytes, context) -> None:
+        def refuse(_requests, context) -> None:
             context.abort(grpc.StatusCode.UNAVAILABLE, error.message)
 
-        # No deserializer: a refused call's message is never parsed.
-        self._refusal = grpc.unary_unary_rpc_method_handler(refuse)
+        # Taken as a client stream, which is the same on the wire: the refusal is answered
+        # without waiting for the request message, let alone parsing it.
+        self._refusal = grpc.stream_unary_rpc_method_handler(refuse)
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
