@@ -808,6 +808,20 @@ def test_stop_lets_in_flight_calls_finish_and_refuses_new_ones(model_repo):
         assert refused.exception().code() == StatusCode.UNAVAILABLE
         assert "max_requests_in_flight=1" in refused.exception().details()
         assert finished.empty()
+        # A refusal waits for nothing of the call: not even its message, held back here.
+        gate = threading.Event()
+
+        def held_back():
+            gate.wait(60)
+            yield predict_request().SerializeToString()
+
+        raw_predict = channel.stream_unary("/tensorflow.serving.PredictionService/Predict")
+        try:
+            with pytest.raises(grpc.RpcError) as early:
+                raw_predict(held_back(), timeout=30)
+        finally:
+            gate.set()
+        assert early.value.code() == StatusCode.UNAVAILABLE
         in_flight = calls[1 - calls.index(refused)]
         stopper.start()
         status_request = get_model_status_pb2.GetModelStatusRequest()
