@@ -166,7 +166,8 @@ def build_parser(
     flag(
         "max_requests_in_flight",
         256,
-        "requests handled at once per port; more are refused at once (not in TF Serving)",
+        "requests handled at once per port, and model runs queued for the inference threads; "
+        "more are refused at once with UNAVAILABLE (not in TF Serving)",
     )
     add("--version", action="version", version=f"tfserve {__version__}")
     return parser

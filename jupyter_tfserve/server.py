@@ -241,6 +241,8 @@ class ModelServer:
             batcher=self.batcher,
             metrics=self.metrics,
             max_concurrent_runs=threads,
+            # A port's worth of waiting runs: every front feeds this one pool.
+            max_queued_runs=self.options.max_requests_in_flight,
             check_signature_method_name=self.options.enable_signature_method_name_check,
             request_log=self.request_log,
             max_request_tensor_bytes=self.options.max_request_tensor_bytes,

@@ -30,13 +30,16 @@ from tornado.httpclient import AsyncHTTPClient
 
 from jupyter_tfserve.client.discovery import ENV_TOKEN, ENV_URL
 from jupyter_tfserve.core.manager import State
+from jupyter_tfserve.core.status import ServingError
 from jupyter_tfserve.jupyter.handlers import TFServeRoutes
+from jupyter_tfserve.protocols.rest import parse_v1_path
 from jupyter_tfserve.server import ModelServer
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 OPENAPI = Path(__file__).resolve().parent.parent / "jupyter_tfserve" / "protocols" / "openapi.yaml"
 INSTANCES = {"instances": [[1.0], [2.0], [5.0]]}
+VERBS = ("predict", "classify", "regress")
 
 
 # ---------------------------------------------------------------------- fixtures
@@ -157,10 +160,12 @@ async def available(server, name: str, version: int) -> None:
     await wait_until(ready, 120, f"{name} version {version} AVAILABLE")
 
 
-def spec_operations():
-    """(method, path template, operation) for every operation in openapi.yaml."""
+def spec_operations(v1: bool = False):
+    """(method, path template, operation) for every management operation in openapi.yaml (``v1``: TF Serving's)."""
     spec = yaml.safe_load(OPENAPI.read_text())
     for template, item in spec["paths"].items():
+        if template.startswith("/v1/") != v1:
+            continue
         for method, operation in item.items():
             if method in ("get", "put", "post", "delete", "patch", "head"):
                 yield method.upper(), template, operation
@@ -168,19 +173,18 @@ def spec_operations():
 
 def concrete(template: str) -> str:
     """A spec path with sample values for its parameters, relative to ``{base_url}tfserve``."""
-    return "api" + template.replace("{name}", "hpt").replace("{label}", "stable")
+    samples = {"{name}": "hpt", "{model_name}": "hpt", "{label}": "stable", "{version}": "1"}
+    for parameter, value in samples.items():
+        template = template.replace(parameter, value)
+    return template[1:] if template.startswith("/v1/") else "api" + template
 
 
 # ---------------------------------------------------------------------- auth
 async def test_every_route_answers_403_without_a_token(fetch, extension):
-    routes = [(method, concrete(template)) for method, template, _ in spec_operations()]
-    routes += [
-        ("GET", "v1/models/hpt"),
-        ("GET", "v1/models/hpt/metadata"),
-        ("POST", "v1/models/hpt:predict"),
-        ("GET", "no/such/route"),
-    ]
-    assert len(routes) > 10
+    operations = [*spec_operations(), *spec_operations(v1=True)]
+    routes = [(method, concrete(template)) for method, template, _ in operations]
+    routes += [("GET", "no/such/route")]
+    assert len(routes) > 30
     for method, path in routes:
         status, body = await call(
             fetch, method, path, body=INSTANCES if method != "GET" else None, token=False
@@ -576,6 +580,32 @@ async def test_the_openapi_spec_is_valid_and_lists_exactly_the_routes(extension)
         assert any(
             m == method and p.fullmatch(concrete(template)[len("api") :]) for m, p in routes
         ), f"{method} {template} is in openapi.yaml but not served"
+
+    # TF Serving's /v1 routes: every path shape the REST router takes is in the spec, as the
+    # action the spec says, and every /v1 operation of the spec is one the router takes.
+    v1 = {(method, concrete(template)): template for method, template, _ in spec_operations(True)}
+    selectors = ("", "/versions/1", "/labels/stable")
+    served = [("GET", f"v1/models/hpt{s}{m}") for s in selectors for m in ("", "/metadata")]
+    served += [("POST", f"v1/models/hpt{s}:{verb}") for s in selectors for verb in VERBS]
+    assert sorted(served) == sorted(v1), (
+        "the /v1 operations in openapi.yaml differ from the router's"
+    )
+    for (method, path), template in v1.items():
+        route = parse_v1_path(method, "/" + path)
+        action = template.rpartition(":")[2] if method == "POST" else "status"
+        if template.endswith("/metadata"):
+            action = "metadata"
+        assert (route.model, route.action) == ("hpt", action), template
+        assert (route.version, route.label) == (
+            1 if "{version}" in template else None,
+            "stable" if "{label}" in template else None,
+        ), template
+    for method, path in [
+        ("GET", "/v1/models/hpt/versions/1/labels/stable"),
+        ("PUT", "/v1/models/hpt"),
+    ]:
+        with pytest.raises(ServingError, match="Malformed request"):
+            parse_v1_path(method, path)
 
 
 @pytest.fixture
@@ -1020,3 +1050,43 @@ async def test_the_signature_method_name_check_trait_reaches_the_server(
 ):
     server = await extension.host.server()
     assert server.service.check_signature_method_name is True
+
+
+@pytest.fixture
+def one_in_flight(tfserve_config):
+    tfserve_config["server_options"]["max_requests_in_flight"] = 1
+
+
+async def test_requests_past_the_in_flight_bound_get_503_on_the_mounted_routes(
+    one_in_flight, fetch, extension, hpt, jp_http_port, jp_auth_header, jp_base_url
+):
+    """The routes Jupyter mounts answer their bound as the standalone port does: 503 at once."""
+    server = await extension.host.server()
+    assert (await call(fetch, "POST", "api/models", {"name": "hpt"}))[0] == 202
+    await available(server, "hpt", 2)
+    # A request whose body never comes stays in flight until its connection closes.
+    _reader, writer = await asyncio.open_connection("127.0.0.1", jp_http_port)
+    headers = "".join(f"{name}: {value}\r\n" for name, value in jp_auth_header.items())
+    writer.write(
+        f"POST {jp_base_url}tfserve/v1/models/hpt:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"{headers}Content-Length: 100\r\n\r\n".encode()
+    )
+    await writer.drain()
+    try:
+        _status, body = await wait_until(lambda: _answered(fetch, 503), what="a refusal")
+        assert body == {
+            "error": "Too many requests in flight on this port (max_requests_in_flight=1); "
+            "try again later"
+        }
+    finally:
+        writer.close()
+    status, body = await wait_until(
+        lambda: _answered(fetch, 200), what="a prediction once the held request is gone"
+    )
+    assert body == {"predictions": [[2.5], [3.0], [4.5]]}
+
+
+async def _answered(fetch, status: int):
+    """A predict's (status, body) when it answers ``status``, else None."""
+    answer = await call(fetch, "POST", "v1/models/hpt:predict", INSTANCES)
+    return answer if answer[0] == status else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import dataclasses
 import gzip
 import json
@@ -24,6 +25,7 @@ import requests
 import savedmodels
 import tornado.httpserver
 import tornado.web
+from ports import free_port
 from tensorflow_serving.config import model_server_config_pb2
 from waiting import wait_until
 
@@ -1023,3 +1025,55 @@ def test_a_run_past_rest_api_timeout_in_ms_is_a_504_and_others_are_answered(
 def test_front_port_zero_binds_an_ephemeral_port(fronts):
     ports = {int(u.rsplit(":", 1)[1]) for pair in fronts.values() for u in pair}
     assert len(ports) == 4 and all(p > 0 for p in ports)
+
+
+def test_a_full_inference_queue_is_refused_at_once_and_other_requests_keep_working(
+    model_store, tmp_path, io_loop
+):
+    """Every front fed the one inference pool, whose queue had no bound of its own."""
+    shutil.copytree(model_store["half_plus_two"], tmp_path / "hpt" / "1")
+    server = ModelServer(
+        ServerOptions(
+            port=0,
+            rest_api_port=free_port(),
+            model_name="hpt",
+            model_base_path=str(tmp_path / "hpt"),
+            num_inference_threads=1,
+            max_requests_in_flight=2,  # per port; and the pool's queue: 2 runs waiting
+        )
+    ).start(timeout=120)
+    service = server.service
+    # A second front with a larger bound of its own, feeding the same pool.
+    other = io_loop.run(
+        http_asgi.serve(RestApp(server, max_requests_in_flight=16), "127.0.0.1", 0, server.options)
+    )
+    own, wide = f"http://127.0.0.1:{server.rest_port}", f"http://127.0.0.1:{other.port}"
+    body = {"instances": [[1.0]]}
+    service.run_slots.acquire()  # the only run slot is ours: pooled runs wait for it
+    held = True
+    pending = []
+    sender = concurrent.futures.ThreadPoolExecutor(4)
+    try:
+        pending += [sender.submit(predict, own, "hpt", body) for _ in range(2)]
+        pending.append(sender.submit(predict, wide, "hpt", body))
+        # 1 running (waiting for the slot), 2 queued
+        assert wait_until(lambda: service.pooled_runs == 3)
+        refused = predict(wide, "hpt", body)
+        assert refused.status == 503
+        assert refused.error == (
+            "The inference queue to which this request was submitted is full (2 runs waiting); "
+            "try again later"
+        )
+        assert not any(reply.done() for reply in pending)  # refused while the queue stood still
+        assert call(wide, "/v1/models/hpt").status == 200  # what needs no model run still works
+        service.run_slots.release()
+        held = False
+        assert [reply.result(TIMEOUT).json() for reply in pending] == [{"predictions": [[2.5]]}] * 3
+        assert service.pooled_runs == 0
+        assert predict(wide, "hpt", body).json() == {"predictions": [[2.5]]}
+    finally:
+        if held:
+            service.run_slots.release()
+        sender.shutdown(wait=True)
+        io_loop.run(other.stop(0))
+        server.stop()

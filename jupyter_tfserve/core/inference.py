@@ -15,6 +15,12 @@ Callers that are worker threads already (the gRPC front's handlers) pass
 saves two thread hand-offs a request, and the future comes back done. Inline
 and pooled runs share one bound, ``max_concurrent_runs``, so a burst of calls
 never runs more models at once than the inference pool has threads.
+
+The pool's queue has a bound of its own, ``max_queued_runs`` runs waiting
+beyond the ones running: each front bounds the requests it takes, but every
+front (the standalone port, the routes Jupyter mounts, in-process clients)
+feeds this one pool. Past it a run is refused at once with UNAVAILABLE, TF
+Serving's answer for a full batch queue, instead of waiting behind the queue.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from .signatures import (
     SignatureInfo,
     shape_mismatches,
 )
-from .status import Code, ServingError, from_exception, invalid_argument
+from .status import Code, ServingError, from_exception, invalid_argument, unavailable
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,7 @@ class InferenceService:
         batcher=None,
         metrics=None,
         max_concurrent_runs: int = 4,
+        max_queued_runs: int = 256,
         check_signature_method_name: bool = False,
         request_log=None,
         max_request_tensor_bytes: int = tensors.DEFAULT_MAX_REQUEST_TENSOR_BYTES,
@@ -108,6 +115,11 @@ class InferenceService:
         self.metrics = metrics
         # Held for every unbatched model run, pooled or inline.
         self.run_slots = threading.BoundedSemaphore(max_concurrent_runs)
+        # Pooled runs submitted and not finished (running, or queued for a thread or a slot).
+        self.max_queued_runs = max_queued_runs
+        self.max_pooled_runs = max_concurrent_runs + max_queued_runs
+        self.pooled_runs = 0
+        self._pooled_lock = threading.Lock()
 
     def tensor_budget(self) -> tensors.TensorBudget:
         """A fresh budget for decoding one request's tensors (``max_request_tensor_bytes``)."""
@@ -216,12 +228,33 @@ class InferenceService:
             elif inline:
                 future = _run_here(self._run, handle, signature_name, inputs, aliases)
             else:
-                future = self.executor.submit(self._run, handle, signature_name, inputs, aliases)
+                future = self._pooled(handle, signature_name, inputs, aliases)
         except BaseException:
             handle.release()
             raise
         future.add_done_callback(lambda _f: handle.release())
         return future
+
+    def _pooled(self, handle: Handle, signature_name: str, inputs, aliases) -> Future:
+        """Queue a run on the inference pool, unless its queue is full."""
+        with self._pooled_lock:
+            if self.pooled_runs >= self.max_pooled_runs:
+                raise unavailable(
+                    "The inference queue to which this request was submitted is full "
+                    f"({self.max_queued_runs} runs waiting); try again later"
+                )
+            self.pooled_runs += 1
+        try:
+            future = self.executor.submit(self._run, handle, signature_name, inputs, aliases)
+        except BaseException:
+            self._pooled_done(None)
+            raise
+        future.add_done_callback(self._pooled_done)  # a cancelled run leaves the queue too
+        return future
+
+    def _pooled_done(self, _future) -> None:
+        with self._pooled_lock:
+            self.pooled_runs -= 1
 
     def _run(self, handle: Handle, signature_name: str, inputs, aliases):
         with self.run_slots:
