@@ -103,7 +103,7 @@ class ManagementApi:
         self.admin = admin
         self.manager = manager
         self.request_log = request_log
-        self.metrics = metrics
+        self.serving_metrics = metrics
         self.server_info = info
         self.config_file = config_file
         self.config_error = config_error
@@ -270,7 +270,7 @@ class ManagementApi:
 
     # ------------------------------------------------------------------ server
     async def metrics(self, request: Request) -> Response:
-        snapshot = self.metrics.snapshot()
+        snapshot = self.serving_metrics.snapshot()
         model = parse_qs(request.query).get("model", [None])[0]
         if model is not None:
             snapshot = {
