@@ -21,7 +21,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, List, Type, Unicode, default, validate
 
 from .. import __version__
-from ..core.options import batching_problem, option_names
+from ..core.options import ServerOptions, batching_problem, option_names
 from ..paths import default_models_root
 from . import handlers, runtime
 from .host import ServerHost
@@ -118,8 +118,6 @@ class TFServe(ExtensionApp, ServerOptionTraits):
     # ------------------------------------------------------------------ setup
     def make_server_options(self):
         """The ServerOptions the traits describe (standalone ports, polls, batching, extras)."""
-        from ..server import ServerOptions
-
         fields = option_names()
         unknown = sorted(set(self.server_options) - fields)
         if unknown:
