@@ -16,7 +16,7 @@ import sys
 import threading
 
 from . import __version__
-from .core.options import ServerOptions, batching_problem, flag_options, option_names
+from .core.options import ServerOptions, flag_options, option_names, usage_problem
 
 SUBCOMMANDS = ("demo", "deploy", "sync", "bench", "token")
 
@@ -82,20 +82,6 @@ def build_parser(
 def options_from_args(args: argparse.Namespace) -> ServerOptions:
     fields = option_names()
     return ServerOptions(**{k: v for k, v in vars(args).items() if k in fields})
-
-
-def check_usage(options) -> str | None:
-    """TF Serving's usage errors, with its wording."""
-    if not options.model_base_path and not options.model_config_file:
-        return "Both server_options.model_base_path and server_options.model_config_file are empty!"
-    if options.model_base_path and options.model_config_file:
-        return "Only one of server_options.model_base_path and server_options.model_config_file may be set."
-    batching = batching_problem(options)
-    if batching:
-        return batching
-    if not options.port and not options.rest_api_port and not options.grpc_socket_path:
-        return "At least one of server_options.port, server_options.rest_api_port must be non-zero."
-    return None
 
 
 def taken_port(options) -> str | None:
@@ -184,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     options = options_from_args(args)
-    problem = check_usage(options)
+    problem = usage_problem(options)
     if problem:
         print(f"tfserve: {problem}\n\n{parser.format_usage()}", file=sys.stderr)
         return 2

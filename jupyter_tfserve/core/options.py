@@ -22,6 +22,8 @@ JUPYTER = "jupyter"
 MAGIC = "magic"
 # A host shows the option's own default.
 SAME = object()
+# TF Serving's usage error when no model is configured, said by the CLI and by a server started without one.
+NO_MODELS = "Both server_options.model_base_path and server_options.model_config_file are empty!"
 
 
 @dataclass(frozen=True)
@@ -214,9 +216,7 @@ class ServerOptions:
         if self.model_config_file:
             return load_model_server_config(self.model_config_file)
         if not self.model_base_path:
-            raise invalid_argument(
-                "Both server_options.model_base_path and server_options.model_config_file are empty!"
-            )
+            raise invalid_argument(NO_MODELS)
         return single_model_config(self.model_name, self.model_base_path)
 
     def monitoring_config(self):
@@ -308,6 +308,20 @@ def configurable_traits(specs: list[OptionSpec]) -> dict:
     return {
         spec.name: kinds[spec.type](spec.default, config=True, help=spec.help) for spec in specs
     }
+
+
+def usage_problem(options: ServerOptions) -> str | None:
+    """TF Serving's usage errors for a standalone server's options, with its wording."""
+    if not options.model_base_path and not options.model_config_file:
+        return NO_MODELS
+    if options.model_base_path and options.model_config_file:
+        return "Only one of server_options.model_base_path and server_options.model_config_file may be set."
+    batching = batching_problem(options)
+    if batching:
+        return batching
+    if not options.port and not options.rest_api_port and not options.grpc_socket_path:
+        return "At least one of server_options.port, server_options.rest_api_port must be non-zero."
+    return None
 
 
 def batching_problem(options: ServerOptions) -> str | None:
