@@ -55,7 +55,8 @@ DEMO_FLAGS = (
 
 
 def main(argv: list[str]) -> int:
-    from .cli import build_parser, check_usage, options_from_args, serve_forever, taken_port
+    from .cli import build_parser, options_from_args, serve_forever, taken_port
+    from .core.options import usage_problem
 
     parser = build_parser("tfserve demo", only=DEMO_FLAGS)
     parser.description = (
@@ -66,7 +67,7 @@ def main(argv: list[str]) -> int:
     if not args.model_base_path:
         args.model_base_path = os.path.join(default_models_root(), DEMO_MODEL)
     options = options_from_args(args)
-    problem = check_usage(options) or taken_port(options)
+    problem = usage_problem(options) or taken_port(options)
     if problem:
         print(f"tfserve demo: {problem}", file=sys.stderr)
         return 2

@@ -26,98 +26,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from . import __version__
 from .core import platforms
 from .core.admin import SERVER, Admin, ChangePolicy, ModelRoots
-from .core.config import (
-    ModelServerConfig,
-    MonitoringConfig,
-    load_model_server_config,
-    single_model_config,
-)
+from .core.config import ModelServerConfig, load_model_server_config
 from .core.inference import InferenceService
 from .core.manager import ModelManager
 from .core.metrics import ServingMetrics
-from .core.request_log import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILE_SECONDS, RequestLogger
+from .core.options import ServerOptions
+from .core.request_log import RequestLogger
 from .core.scheduling import mark_as_background_work
 from .core.status import invalid_argument
-from .core.tensors.budget import DEFAULT_MAX_REQUEST_TENSOR_BYTES
 from .paths import default_models_root
 
+__all__ = ["HostSettings", "ModelServer", "ServerOptions", "new_event_loop"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ServerOptions:
-    """What ``tensorflow_model_server``'s flags configure (same names, same defaults)."""
-
-    port: int = 8500
-    grpc_host: str = "127.0.0.1"
-    grpc_socket_path: str = ""
-    grpc_channel_arguments: str = ""
-    grpc_max_threads: int = 0
-    enable_grpc_healthcheck_service: bool = False
-    ssl_config_file: str = ""
-    rest_api_port: int = 0
-    rest_api_host: str = "127.0.0.1"
-    rest_api_num_threads: int = 0
-    rest_api_timeout_in_ms: int = 30000
-    rest_api_enable_cors_support: bool = False
-    rest_api_max_body_bytes: int = 256 * 1024 * 1024
-    rest_api_ssl_cert_file: str = ""
-    rest_api_ssl_key_file: str = ""
-    model_name: str = "default"
-    model_base_path: str = ""
-    model_config_file: str = ""
-    model_config_file_poll_wait_seconds: int = 0
-    monitoring_config_file: str = ""
-    file_system_poll_wait_seconds: float = 1.0
-    allow_version_labels_for_unavailable_models: bool = False
-    max_num_load_retries: int = 5
-    load_retry_interval_micros: int = 60 * 1000 * 1000
-    enable_model_warmup: bool = True
-    num_request_iterations_for_warmup: int = 1
-    saved_model_tags: str = "serve"
-    tensorflow_intra_op_parallelism: int = 0
-    tensorflow_inter_op_parallelism: int = 0
-    tensorflow_session_parallelism: int = 0
-    enable_batching: bool = False
-    batching_parameters_file: str = ""
-    enable_per_model_batching_parameters: bool = False
-    num_inference_threads: int = 0
-    enable_signature_method_name_check: bool = False
-    auth_token_file: str = ""
-    enable_management_api: bool = False
-    rest_api_allowed_hosts: str = ""
-    # Request logs (a model's logging_config): rotate files at this size or age.
-    request_log_max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-    request_log_max_file_seconds: int = int(DEFAULT_MAX_FILE_SECONDS)
-    prefer_tflite_model: bool = False
-    max_request_tensor_bytes: int = DEFAULT_MAX_REQUEST_TENSOR_BYTES
-    max_requests_in_flight: int = 256
-    extra: dict = field(default_factory=dict)
-
-    def model_server_config(self) -> ModelServerConfig:
-        """The config the flags describe; usage errors worded as TF Serving's."""
-        if self.model_config_file:
-            return load_model_server_config(self.model_config_file)
-        if not self.model_base_path:
-            raise invalid_argument(
-                "Both server_options.model_base_path and server_options.model_config_file are empty!"
-            )
-        return single_model_config(self.model_name, self.model_base_path)
-
-    def monitoring_config(self) -> MonitoringConfig:
-        from .core.config import parse_text_file
-
-        if self.monitoring_config_file:
-            return parse_text_file(self.monitoring_config_file, MonitoringConfig)
-        return MonitoringConfig()
 
 
 MANAGEMENT_OFF = (
@@ -217,7 +148,7 @@ class ModelServer:
         self.metrics = ServingMetrics(is_served=self.manager.serves)
         self.request_log = RequestLogger(
             self.metrics,
-            saved_model_tags=tuple(t for t in self.options.saved_model_tags.split(",") if t),
+            saved_model_tags=self.options.saved_model_tag_set(),
             max_file_bytes=self.options.request_log_max_file_bytes,
             max_file_seconds=self.options.request_log_max_file_seconds,
         )
@@ -256,9 +187,62 @@ class ModelServer:
         self._fronts: list = []
         self._config_poller: threading.Thread | None = None
         self._stopping = threading.Event()
+        from .protocols.management import ManagementApi
+
+        self.management = ManagementApi(
+            self.admin,
+            self.manager,
+            self.request_log,
+            self.metrics,
+            info=self.info,
+            config_file=self.options.model_config_file,
+            config_error=self.host.config_error,
+        )
+        self.rest = self.rest_app()
+
+    def rest_app(self, **overrides):
+        """A REST application over this server's engine; ``overrides``: ``cors``, ``max_body_bytes``,
+        ``max_requests_in_flight`` for a front configured unlike the server's options."""
         from .protocols.rest import RestApp
 
-        self.rest = RestApp(self)
+        return RestApp(
+            self.service,
+            self.metrics,
+            self.guard,
+            self.management,
+            executor=self.executor,
+            options=self.options,
+            monitoring=self.monitoring,
+            **overrides,
+        )
+
+    def info(self) -> dict:
+        """The running server as the management API's ``/info`` shows it (the host adds its own)."""
+        tensorflow = sys.modules.get("tensorflow")
+        started = self.started_at
+        info = {
+            "version": __version__,
+            "host": self.host.name,
+            "pid": os.getpid(),
+            "started_at": started,
+            "uptime_seconds": time.time() - started if started else 0.0,
+            "ports": {"grpc": self.grpc_port or 0, "rest": self.rest_port or 0},
+            "bind_host": self.options.rest_api_host,
+            "models": len(self.manager.model_names()),
+            "ready": self.manager.is_ready(),
+            "batching": self.batcher is not None,
+            "model_config_file": self.options.model_config_file,
+            "models_root": self.admin.policy.roots.models_root,
+            "allowed_model_roots": list(self.admin.policy.roots.allowed),
+            "tensorflow": {
+                "imported": tensorflow is not None,
+                "version": getattr(tensorflow, "__version__", ""),
+            },
+            "port_errors": {},
+        }
+        if self.host.info is not None:
+            info.update(self.host.info())
+        return info
 
     def _guard(self):
         from .protocols.access import PortGuard
@@ -299,7 +283,7 @@ class ModelServer:
             prefer_tflite=self.options.prefer_tflite_model,
         )
         options = platforms.LoadOptions(
-            saved_model_tags=tuple(t for t in self.options.saved_model_tags.split(",") if t),
+            saved_model_tags=self.options.saved_model_tag_set(),
             num_threads=self.options.tensorflow_intra_op_parallelism,
         )
         loaded = platforms.load_version(platform, name, version, path, options)
@@ -366,7 +350,9 @@ class ModelServer:
         if self.options.port or self.options.grpc_socket_path:
             from .protocols.grpc import serve as serve_grpc
 
-            front = await serve_grpc(self, self.options)
+            front = await serve_grpc(
+                self.service, self.admin, self.guard, self.metrics, self.options
+            )
             self._fronts.append(front)
             self.grpc_port = front.port
 

@@ -154,7 +154,7 @@ def io_loop():
 @pytest.fixture(scope="module")
 def fronts(server, io_loop):
     """Per front kind: the server's own RestApp, and a variant with CORS on and a 16 KiB body limit."""
-    variant = RestApp(server, cors=True, max_body_bytes=SMALL_BODY_LIMIT)
+    variant = server.rest_app(cors=True, max_body_bytes=SMALL_BODY_LIMIT)
     small = dataclasses.replace(server.options, rest_api_max_body_bytes=SMALL_BODY_LIMIT)
     started, urls = [], {}
     for kind in FRONT_KINDS:
@@ -356,7 +356,7 @@ def test_mid_sized_bodies_leave_the_loop_when_only_the_per_value_path_decodes_th
 
 def test_requests_past_the_in_flight_bound_are_refused_at_once(server, io_loop, kind):
     """Nothing bounded work in flight: every request was taken and queued, however many."""
-    app = RestApp(server, max_requests_in_flight=2)
+    app = server.rest_app(max_requests_in_flight=2)
     front = io_loop.run(SERVE[kind](app, "127.0.0.1", 0, server.options))
     base = f"http://127.0.0.1:{front.port}"
     held = []
@@ -1009,7 +1009,7 @@ def slow_server(model_store, tmp_path_factory):
 def test_a_run_past_rest_api_timeout_in_ms_is_a_504_and_others_are_answered(
     slow_server, io_loop, kind
 ):
-    front = io_loop.run(SERVE[kind](RestApp(slow_server), "127.0.0.1", 0, slow_server.options))
+    front = io_loop.run(SERVE[kind](slow_server.rest_app(), "127.0.0.1", 0, slow_server.options))
     base = f"http://127.0.0.1:{front.port}"
     try:
         for _ in range(2):  # the second deadline is armed after the first one fired
@@ -1045,7 +1045,7 @@ def test_a_full_inference_queue_is_refused_at_once_and_other_requests_keep_worki
     service = server.service
     # A second front with a larger bound of its own, feeding the same pool.
     other = io_loop.run(
-        http_asgi.serve(RestApp(server, max_requests_in_flight=16), "127.0.0.1", 0, server.options)
+        http_asgi.serve(server.rest_app(max_requests_in_flight=16), "127.0.0.1", 0, server.options)
     )
     own, wide = f"http://127.0.0.1:{server.rest_port}", f"http://127.0.0.1:{other.port}"
     body = {"instances": [[1.0]]}

@@ -367,6 +367,8 @@ class Admin:
         """
         from .request_log import validate_logging_config
 
+        if changes is not None:
+            _check_logging_changes(changes)
         with self._lock:
             self._admit(caller)
             _check_name(name)
@@ -412,6 +414,19 @@ class Admin:
     def _admit(self, caller: Caller) -> None:
         if caller.principal is None and caller.door not in self.policy.open_doors:
             raise ServingError(Code.PERMISSION_DENIED, self.policy.refusal)
+
+
+def _check_logging_changes(changes: dict) -> None:
+    """The fields a logging change may set, with their types (a bad one changes nothing)."""
+    unknown = set(changes) - {"sampling_rate", "filename_prefix", "type"}
+    if unknown:
+        raise invalid_argument(f"Unknown logging fields: {', '.join(sorted(unknown))}")
+    for key in ("filename_prefix", "type"):
+        if key in changes and not isinstance(changes[key], str):
+            raise invalid_argument(f"'{key}' must be a string")
+    rate = changes.get("sampling_rate", 0.0)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        raise invalid_argument("'sampling_rate' must be a number between 0 and 1")
 
 
 def _label_wait(config: ModelServerConfig) -> float | None:

@@ -1,5 +1,10 @@
 """The one inference path every caller takes: REST, gRPC, warmup and in-process clients.
 
+It also answers the other questions a protocol asks, in protocol-neutral
+types: a model's version status (:meth:`InferenceService.model_status`) and
+its metadata (:meth:`InferenceService.model_metadata`), so each protocol only
+maps them to its wire format.
+
 A request is served in two steps so that protocols can decode against the
 signature the request actually resolves to:
 
@@ -27,14 +32,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import tensors
-from .manager import Handle, ModelManager
+from .manager import Handle, ModelManager, VersionStatus
 from .request_log import CLASSIFY, PREDICT, REGRESS
 from .signatures import (
     CLASSIFY_METHOD,
@@ -83,6 +88,15 @@ class Target:
         self.release()
 
 
+@dataclass(frozen=True)
+class ModelMetadata:
+    """GetModelMetadata's answer: the version served and its SignatureDefs (by key)."""
+
+    model_name: str
+    version: int
+    signature_defs: Mapping[str, object]
+
+
 @dataclass
 class Classification:
     classes: np.ndarray | None  # [batch, n] bytes
@@ -126,18 +140,35 @@ class InferenceService:
         return tensors.TensorBudget(self.max_request_tensor_bytes)
 
     # ------------------------------------------------------------------ resolution
-    def resolve(self, spec: ModelSpec) -> Target:
+    def acquire(self, spec: ModelSpec) -> Handle:
+        """The version ``spec`` names (by number, label or latest), held until released."""
         if spec.version is not None and spec.label:
             raise invalid_argument(
                 "ModelSpec has both version and version_label set; set at most one."
             )
-        handle = self.manager.acquire(spec.name, spec.version, spec.label)
+        return self.manager.acquire(spec.name, spec.version, spec.label)
+
+    def resolve(self, spec: ModelSpec) -> Target:
+        """The version and signature ``spec`` names, held until the target is released."""
+        handle = self.acquire(spec)
         try:
             signature = handle.servable.signature(spec.signature)
         except ServingError:
             handle.release()
             raise
         return Target(handle, signature)
+
+    # ------------------------------------------------------------------ status / metadata
+    def model_status(self, name: str, version: int | None = None) -> list[VersionStatus]:
+        """GetModelStatus: every version of ``name`` (or just ``version``) with its state and error."""
+        return self.manager.version_status(name, version)
+
+    def model_metadata(self, spec: ModelSpec) -> ModelMetadata:
+        """GetModelMetadata's ``signature_def`` field for the version ``spec`` names."""
+        with self.acquire(spec) as handle:
+            return ModelMetadata(
+                handle.model_name, handle.version, dict(handle.servable.signature_defs)
+            )
 
     # ------------------------------------------------------------------ predict
     def predict(

@@ -15,16 +15,17 @@ ports open with it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Dict, Float, Int, List, Type, Unicode, default, validate
+from traitlets import Bool, Dict, List, Type, Unicode, default, validate
 
 from .. import __version__
+from ..core.options import ServerOptions, batching_problem, option_names
 from ..paths import default_models_root
 from . import handlers, runtime
 from .host import ServerHost
+from .option_traits import ServerOptionTraits
 
 CHANGES_NEED_AUTH = (
     "This model server runs inside Jupyter: change its models through Jupyter's authenticated "
@@ -61,8 +62,13 @@ class DeferredType(Type):
         return super().validate(obj, getattr(obj, self.name))
 
 
-class TFServe(ExtensionApp):
-    """TensorFlow Serving inside Jupyter."""
+class TFServe(ExtensionApp, ServerOptionTraits):
+    """TensorFlow Serving inside Jupyter.
+
+    The traits that set a server option (``grpc_port``, ``rest_port``,
+    ``enable_batching``, ...) come from :class:`.ServerOptionTraits`, derived
+    from the options' one declaration; the ones below are the extension's own.
+    """
 
     name = "jupyter_tfserve"
     description = "TensorFlow Serving, native to Jupyter"
@@ -80,23 +86,6 @@ class TFServe(ExtensionApp):
         help="Further directories the management API may load models from (besides models_root). "
         "Paths are compared after resolving '..' and symlinks.",
     )
-    model_config_file = Unicode(
-        "",
-        config=True,
-        help="A TF Serving ModelServerConfig text proto (models.config) to serve at startup.",
-    )
-    model_config_file_poll_wait_seconds = Int(
-        0, config=True, help="Re-read model_config_file this often, in seconds (0 = never)."
-    )
-    file_system_poll_wait_seconds = Float(
-        1.0, config=True, help="Poll model base paths for new versions this often, in seconds."
-    )
-    grpc_port = Int(8500, config=True, help="Standalone gRPC port for outside clients (0 = off).")
-    rest_port = Int(
-        8501,
-        config=True,
-        help="Standalone TF-Serving-compatible REST port for outside clients (0 = off).",
-    )
     bind_host = Unicode("127.0.0.1", config=True, help="Address the standalone ports bind to.")
     ports_require_token = Bool(
         True,
@@ -105,27 +94,6 @@ class TFServe(ExtensionApp):
         "('Authorization: token <token>' on REST, 'authorization' metadata on gRPC); health and "
         "readiness stay open. False gives TF Serving's open loopback ports (inference, status and the "
         "gRPC config reload for anyone on the host, still within the model roots).",
-    )
-    enable_batching = Bool(False, config=True, help="Batch requests server-side.")
-    batching_parameters_file = Unicode(
-        "", config=True, help="A TF Serving BatchingParameters text proto (needs enable_batching)."
-    )
-    enable_per_model_batching_parameters = Bool(
-        False,
-        config=True,
-        help="Read batching_params.pbtxt from each SavedModel (needs enable_batching).",
-    )
-    enable_signature_method_name_check = Bool(
-        False,
-        config=True,
-        help="Require classify/regress signatures to carry those method names, as TF Serving's "
-        "--enable_signature_method_name_check does (off: TF2 exports name every signature predict).",
-    )
-    prefer_tflite_model = Bool(
-        False,
-        config=True,
-        help="Serve a version folder's model.tflite (platform tflite) instead of its SavedModel where it "
-        "has one, as TF Serving's --prefer_tflite_model does.",
     )
     server_options = Dict(
         config=True,
@@ -150,43 +118,31 @@ class TFServe(ExtensionApp):
     # ------------------------------------------------------------------ setup
     def make_server_options(self):
         """The ServerOptions the traits describe (standalone ports, polls, batching, extras)."""
-        from ..server import ServerOptions
-
-        fields = {f.name for f in dataclasses.fields(ServerOptions)}
+        fields = option_names()
         unknown = sorted(set(self.server_options) - fields)
         if unknown:
             self.log.error(
                 "tfserve: ignoring unknown TFServe.server_options %s", ", ".join(unknown)
             )
         extra = {k: v for k, v in self.server_options.items() if k in fields}
-        enable_batching = self.enable_batching
-        if (
-            self.batching_parameters_file or self.enable_per_model_batching_parameters
-        ) and not enable_batching:
-            self.log.error(
-                "tfserve: server_options.batching_parameters_file is set without setting "
-                "server_options.enable_batching to true; batching stays off (set c.TFServe.enable_batching)"
-            )
-        return ServerOptions(
+        options = ServerOptions(
             **{
                 **extra,
-                "port": self.grpc_port,
+                **self.option_values(),
                 "grpc_host": self.bind_host,
-                "rest_api_port": self.rest_port,
                 "rest_api_host": self.bind_host,
-                "model_config_file": self.model_config_file,
-                "model_config_file_poll_wait_seconds": self.model_config_file_poll_wait_seconds,
-                "file_system_poll_wait_seconds": self.file_system_poll_wait_seconds,
-                "enable_batching": enable_batching,
-                "batching_parameters_file": self.batching_parameters_file
-                if enable_batching
-                else "",
-                "enable_per_model_batching_parameters": self.enable_per_model_batching_parameters
-                and enable_batching,
-                "enable_signature_method_name_check": self.enable_signature_method_name_check,
-                "prefer_tflite_model": self.prefer_tflite_model,
             }
         )
+        problem = batching_problem(options)
+        if problem:
+            self.log.error(
+                "tfserve: %s; batching stays off (set c.TFServe.enable_batching)",
+                problem.rstrip("."),
+            )
+        if not options.enable_batching:
+            options.batching_parameters_file = ""
+            options.enable_per_model_batching_parameters = False
+        return options
 
     def initialize_settings(self) -> None:
         self.host = ServerHost(

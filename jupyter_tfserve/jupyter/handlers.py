@@ -110,7 +110,7 @@ class JupyterMount:
         try:
             server = await self.host.server()
         except Exception as exc:
-            from ..protocols.rest import error_response
+            from ..protocols.http import error_response
 
             return error_response(
                 ServingError(Code.UNAVAILABLE, f"The model server could not start: {exc}")
@@ -122,10 +122,10 @@ class JupyterMount:
         )
 
     def body_too_large(self, size, limit=None):
-        from ..protocols.rest import RestApp
+        from ..protocols.http import body_too_large
 
         # Needs nothing of a running server but the limit.
-        return RestApp.body_too_large(self, size, limit)
+        return body_too_large(size, self.max_body_bytes if limit is None else limit)
 
 
 class TFServeRoutes(routing.Router):

@@ -45,15 +45,15 @@ from tensorflow_serving.apis import (
 )
 
 from ..core import tensors
-from ..core.admin import LABEL_WAIT_SECONDS, Caller
+from ..core.admin import LABEL_WAIT_SECONDS, Admin, Caller
 from ..core.config import SSLConfig, parse_text_file
-from ..core.inference import (
-    ModelSpec,
-    Target,
-    example_input_alias,
-)
+from ..core.inference import InferenceService, ModelMetadata, ModelSpec, Target
+from ..core.manager import VersionStatus
+from ..core.metrics import ServingMetrics
+from ..core.multi_inference import Task, task_targets
+from ..core.options import ServerOptions
 from ..core.request_log import MULTI_INFERENCE
-from ..core.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
+from ..core.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE
 from ..core.status import Code, ServingError, from_exception, invalid_argument
 from .access import OPEN_METHODS
 from .grpc_admission import Admission, AdmissionInterceptor, AdmittingExecutor
@@ -127,7 +127,7 @@ class Method:
     observed: bool = True
 
 
-def method_handler(method: Method, server) -> grpc.RpcMethodHandler:
+def method_handler(method: Method, metrics: ServingMetrics) -> grpc.RpcMethodHandler:
     """Parse, run, answer; a ServingError (anything else as INTERNAL) becomes the call's status.
 
     The request arrives as bytes and is parsed here, so a corrupt message gets
@@ -135,7 +135,6 @@ def method_handler(method: Method, server) -> grpc.RpcMethodHandler:
     generic UNKNOWN and a logged traceback.
     """
     parse, handler, api = method.request.FromString, method.handler, method.name
-    metrics = server.metrics
 
     def call(raw: bytes, context):
         started = time.perf_counter()
@@ -165,8 +164,8 @@ def method_handler(method: Method, server) -> grpc.RpcMethodHandler:
     )
 
 
-def generic_handler(service, server) -> grpc.GenericRpcHandler:
-    handlers = {m.name: method_handler(m, server) for m in service.methods()}
+def generic_handler(service, metrics: ServingMetrics) -> grpc.GenericRpcHandler:
+    handlers = {m.name: method_handler(m, metrics) for m in service.methods()}
     return grpc.method_handlers_generic_handler(service.NAME, handlers)
 
 
@@ -196,10 +195,9 @@ class PredictionService:
 
     NAME = "tensorflow.serving.PredictionService"
 
-    def __init__(self, server):
-        self.service = server.service
-        self.manager = server.manager
-        self.metrics = server.metrics
+    def __init__(self, service: InferenceService, metrics: ServingMetrics):
+        self.service = service
+        self.metrics = metrics
 
     def methods(self) -> list[Method]:
         return [
@@ -267,7 +265,7 @@ class PredictionService:
         """
         tasks = list(request.tasks)
         spec = _spec(tasks[0].model_spec if tasks else model_pb2.ModelSpec())
-        with self.manager.acquire(spec.name, spec.version, spec.label) as handle:
+        with self.service.acquire(spec) as handle:
             run = partial(self._run_tasks, handle, tasks, request, context)
             model_log = self.service.sampled_log(handle.model_name)
             if model_log is None:
@@ -275,7 +273,11 @@ class PredictionService:
             return model_log.call(MULTI_INFERENCE, handle.model_name, handle.version, request, run)
 
     def _run_tasks(self, handle, tasks, request, context) -> inference_pb2.MultiInferenceResponse:
-        targets = _multi_inference_targets(handle, tasks, self.service.check_signature_method_name)
+        targets = task_targets(
+            handle,
+            [Task(t.model_spec.name, t.model_spec.signature_name, t.method_name) for t in tasks],
+            check_method_name=self.service.check_signature_method_name,
+        )
         examples = self._examples(handle.model_name, request.input)
         # Submitted together, so batched signatures can run side by side.
         pending = [
@@ -312,14 +314,7 @@ class PredictionService:
         for field in request.metadata_field:
             if field != _SIGNATURE_DEF:
                 raise invalid_argument(f"Metadata field {field} is not supported")
-        with self.manager.acquire(spec.name, spec.version, spec.label) as handle:
-            signature_defs = get_model_metadata_pb2.SignatureDefMap()
-            for key, signature_def in handle.servable.signature_defs.items():
-                signature_defs.signature_def[key].CopyFrom(signature_def)
-        response = get_model_metadata_pb2.GetModelMetadataResponse()
-        _echo(response.model_spec, handle.model_name, handle.version, None)
-        response.metadata[_SIGNATURE_DEF].Pack(signature_defs)
-        return response
+        return metadata_response(self.service.model_metadata(spec))
 
 
 def decode_inputs(input_protos, budget: tensors.TensorBudget | None = None) -> dict:
@@ -337,55 +332,40 @@ def predict_response(target: Target, outputs: dict) -> predict_pb2.PredictRespon
     return response
 
 
-def _multi_inference_targets(handle, tasks, check_method_name: bool) -> list[Target]:
-    """Validate every task before anything runs, with TF Serving's MultiInference wording."""
-    targets: list[Target] = []
-    seen: set[str] = set()
-    input_tensor = None
-    for task in tasks:
-        name = task.model_spec.name
-        if not name:
-            raise invalid_argument("Found ModelSpec with an empty model name.")
-        if name != handle.model_name:
-            raise invalid_argument(
-                "All ModelSpecs in a MultiInferenceRequest must access the same model name."
-            )
-        signature_name = task.model_spec.signature_name or DEFAULT_SIGNATURE
-        if signature_name in seen:
-            raise invalid_argument(f"Duplicate evaluation of signature: {signature_name}")
-        seen.add(signature_name)
-        signature = handle.servable.signatures.get(signature_name)
-        if signature is None:
-            raise invalid_argument(
-                f"Requested signature not found in model graph: {signature_name}"
-            )
-        if task.method_name in (CLASSIFY_METHOD, REGRESS_METHOD):
-            alias = example_input_alias(
-                signature, task.method_name, check_method_name=check_method_name
-            )
-        else:
-            raise ServingError(
-                Code.UNIMPLEMENTED, f"Unsupported signature method_name: {task.method_name}"
-            )
-        # A TF1 session is fed once for every task, so TF Serving wants one input tensor; TF2
-        # signatures are separate functions, each given the same examples (its TFRT path).
-        if handle.servable.loader == "tf1":
-            tensor_name = signature.inputs[alias].tensor_name
-            if input_tensor is not None and tensor_name != input_tensor:
-                raise invalid_argument("Input tensor must be the same for all Signatures.")
-            input_tensor = tensor_name
-        targets.append(Target(handle, signature))
-    return targets
+def metadata_response(metadata: ModelMetadata) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    """GetModelMetadataResponse: the version served, its SignatureDefs packed under ``signature_def``."""
+    signature_defs = get_model_metadata_pb2.SignatureDefMap()
+    for key, signature_def in metadata.signature_defs.items():
+        signature_defs.signature_def[key].CopyFrom(signature_def)
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    _echo(response.model_spec, metadata.model_name, metadata.version, None)
+    response.metadata[_SIGNATURE_DEF].Pack(signature_defs)
+    return response
+
+
+def status_response(statuses: list[VersionStatus]) -> get_model_status_pb2.GetModelStatusResponse:
+    """GetModelStatusResponse: one ModelVersionStatus per version, its error where it has one."""
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for status in statuses:
+        out = response.model_version_status.add()
+        out.version = status.version
+        out.state = get_model_status_pb2.ModelVersionStatus.State.Value(status.state.value)
+        if status.error is not None:
+            out.status.error_code = int(status.error.code)
+            out.status.error_message = status.error.message
+    return response
 
 
 # ---------------------------------------------------------------------- ModelService
 class ModelService:
-    """GetModelStatus and HandleReloadConfigRequest over the model manager."""
+    """GetModelStatus and HandleReloadConfigRequest over the engine and the admin core."""
 
     NAME = "tensorflow.serving.ModelService"
 
-    def __init__(self, server):
-        self.server = server
+    def __init__(self, service: InferenceService, admin: Admin, guard):
+        self.service = service
+        self.admin = admin
+        self.guard = guard
 
     def methods(self) -> list[Method]:
         return [
@@ -409,15 +389,7 @@ class ModelService:
             raise invalid_argument("Missing ModelSpec")
         spec = request.model_spec
         version = spec.version.value if spec.HasField("version") else None
-        response = get_model_status_pb2.GetModelStatusResponse()
-        for status in self.server.manager.version_status(spec.name, version):
-            out = response.model_version_status.add()
-            out.version = status.version
-            out.state = get_model_status_pb2.ModelVersionStatus.State.Value(status.state.value)
-            if status.error is not None:
-                out.status.error_code = int(status.error.code)
-                out.status.error_message = status.error.message
-        return response
+        return status_response(self.service.model_status(spec.name, version))
 
     def _reload(self, request, context) -> model_management_pb2.ReloadConfigResponse:
         if request.config.WhichOneof("config") != "model_config_list":
@@ -426,8 +398,8 @@ class ModelService:
                 "Only ModelConfigList is currently supported"
             )
         # Answers once the new set is realized (loads and unloads done), as TF Serving does.
-        caller = Caller("grpc", self.server.guard.principal)
-        self.server.admin.reload(caller, request.config, wait_timeout=LABEL_WAIT_SECONDS)
+        caller = Caller("grpc", self.guard.principal)
+        self.admin.reload(caller, request.config, wait_timeout=LABEL_WAIT_SECONDS)
         return model_management_pb2.ReloadConfigResponse()
 
 
@@ -499,7 +471,7 @@ def parse_channel_arguments(text: str) -> list[tuple[str, int | str]]:
     return arguments
 
 
-def server_options(options) -> list[tuple[str, int | str]]:
+def server_options(options: ServerOptions) -> list[tuple[str, int | str]]:
     """TF Serving's message-size limits, then the user's channel arguments (which win)."""
     merged: dict[str, int | str] = {
         "grpc.max_send_message_length": INT32_MAX,
@@ -526,8 +498,18 @@ def server_credentials(ssl_config) -> grpc.ServerCredentials:
     )
 
 
-async def serve(model_server, options) -> Front:
-    """Start gRPC on ``options.port`` (TCP, 0 = none) and/or ``options.grpc_socket_path``."""
+async def serve(
+    service: InferenceService,
+    admin: Admin,
+    guard,
+    metrics: ServingMetrics,
+    options: ServerOptions,
+) -> Front:
+    """Start gRPC on ``options.port`` (TCP, 0 = none) and/or ``options.grpc_socket_path``.
+
+    ``service`` answers PredictionService and ModelService's status, ``admin``
+    its config reloads, ``guard`` (the port's access rules) says who calls.
+    """
     credentials = None
     if options.ssl_config_file:
         loop = asyncio.get_running_loop()
@@ -544,15 +526,17 @@ async def serve(model_server, options) -> Front:
     )
     admission = Admission(options.grpc_max_threads or options.max_requests_in_flight)
     pool = AdmittingExecutor(admission, threads)
-    guard = model_server.guard
     interceptors = [AdmissionInterceptor(admission, OPEN_METHODS)]
     if guard.token is not None:
         interceptors.append(TokenInterceptor(guard))
     server = grpc.server(pool, options=server_options(options), interceptors=interceptors)
     server.add_generic_rpc_handlers(
         [
-            generic_handler(service, model_server)
-            for service in (PredictionService(model_server), ModelService(model_server))
+            generic_handler(servicer, metrics)
+            for servicer in (
+                PredictionService(service, metrics),
+                ModelService(service, admin, guard),
+            )
         ]
     )
     health_servicer = None

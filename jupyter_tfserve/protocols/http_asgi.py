@@ -39,15 +39,19 @@ import ssl
 import time
 
 from ..core.status import invalid_argument
-from .rest import CLIENT_GONE, AdmissionLimit, RestApp, json_response, unless_client_gone
+from .http import (
+    BODY_TIMEOUT_SECONDS,
+    CLIENT_GONE,
+    HEADER_TIMEOUT_SECONDS,
+    KEEP_ALIVE_SECONDS,
+    AdmissionLimit,
+    json_response,
+    unless_client_gone,
+)
+from .rest import RestApp
 
 log = logging.getLogger(__name__)
 
-# Longer than the idle timeout of common load balancers (60 s), so they never
-# reuse a connection the server is closing.
-KEEP_ALIVE_SECONDS = 75
-HEADER_TIMEOUT_SECONDS = 30.0
-BODY_TIMEOUT_SECONDS = 60.0
 BACKLOG = 2048
 STARTUP_TIMEOUT_SECONDS = 30.0
 

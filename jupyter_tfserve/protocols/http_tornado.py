@@ -28,8 +28,14 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from .http_asgi import BODY_TIMEOUT_SECONDS, KEEP_ALIVE_SECONDS
-from .rest import CLIENT_GONE, AdmissionLimit, RestApp, unless_client_gone
+from .http import (
+    BODY_TIMEOUT_SECONDS,
+    CLIENT_GONE,
+    KEEP_ALIVE_SECONDS,
+    AdmissionLimit,
+    unless_client_gone,
+)
+from .rest import RestApp
 
 log = logging.getLogger(__name__)
 

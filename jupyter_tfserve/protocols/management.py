@@ -1,7 +1,7 @@
 """What TF Serving lacks, under ``/tfserve/api/`` so that ``/v1/`` stays exactly TF Serving's.
 
-Same transport-free style as :mod:`.rest`: a request in, a :class:`~.rest.Response`
-out. Routes live in one small table of ``(method, pattern, handler name)``;
+Same transport-free style as :mod:`.rest`: a :class:`~.http.Request` in, a
+:class:`~.http.Response` out. Routes live in one small table of ``(method, pattern, handler name)``;
 patterns are regular expressions over the path below ``/tfserve/api`` whose
 named groups become the handler's keyword arguments, so adding an endpoint
 (load/unload, labels, batching statistics) is one row and one method, in a
@@ -41,21 +41,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
-import sys
-import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, unquote
 
 from google.protobuf import text_format
 
-from .. import __version__
 from ..core import tensors
-from ..core.admin import Caller, parse_policy_json
-from ..core.manager import State
+from ..core.admin import Admin, Caller, parse_policy_json
+from ..core.manager import ModelManager
+from ..core.metrics import ServingMetrics
+from ..core.model_report import describe_model, describe_models, waiting_models
 from ..core.status import ServingError, from_exception, invalid_argument
-from .rest import Request, Response, error_response, json_response
+from .http import Request, Response, error_response, json_response
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +61,13 @@ Handler = Callable[..., Awaitable[Response]]
 
 
 class ManagementApi:
+    """The ``/tfserve/api`` router over the admin core (changes) and the engine's reports (reads).
+
+    ``info`` describes the running server (ports, host, uptime) for
+    ``GET /info``; ``config_error`` is a startup problem the host reported
+    (a config file it could not apply), cleared by a reload.
+    """
+
     ROUTES: tuple[tuple[str, str, str], ...] = (
         ("GET", r"/models", "list_models"),
         ("GET", r"/ready", "ready"),
@@ -84,12 +89,24 @@ class ManagementApi:
         ("GET", r"/info", "info"),
     )
 
-    def __init__(self, server):
-        self.server = server
-        self.manager = server.manager
-        self.admin = server.admin
-        # A startup problem the host reported (a config file it could not apply); a reload clears it.
-        self.config_error = server.host.config_error
+    def __init__(
+        self,
+        admin: Admin,
+        manager: ModelManager,
+        request_log,
+        metrics: ServingMetrics,
+        *,
+        info: Callable[[], dict],
+        config_file: str = "",
+        config_error: str = "",
+    ):
+        self.admin = admin
+        self.manager = manager
+        self.request_log = request_log
+        self.serving_metrics = metrics
+        self.server_info = info
+        self.config_file = config_file
+        self.config_error = config_error
         self._routes: list[tuple[str, re.Pattern, Handler]] = []
         for method, pattern, name in self.ROUTES:
             self.add_route(method, pattern, getattr(self, name))
@@ -132,16 +149,10 @@ class ManagementApi:
 
     # ------------------------------------------------------------------ routes
     async def list_models(self, request: Request) -> Response:
-        models = []
-        for name in self.manager.model_names():
-            try:
-                models.append(self.describe_model(name))
-            except ServingError:  # removed between listing and describing
-                continue
-        return json_response({"models": models})
+        return json_response({"models": describe_models(self.manager, self.request_log)})
 
     async def ready(self, request: Request) -> Response:
-        waiting = [name for name in self.manager.model_names() if not self._has_available(name)]
+        waiting = waiting_models(self.manager)
         if self.manager.is_ready():
             return json_response({"ready": True, "models": len(self.manager.model_names())})
         return json_response(
@@ -171,31 +182,19 @@ class ManagementApi:
     async def logging(self, request: Request, name: str) -> Response:
         name = unquote(name)
         self.manager.model_config(name)  # NOT_FOUND for a model not served
-        return json_response({"name": name, **self.server.request_log.status(name)})
+        return json_response({"name": name, **self.request_log.status(name)})
 
     async def set_logging(self, request: Request, caller: Caller, name: str) -> Response:
         """PUT sets ``sampling_rate``, ``filename_prefix`` or ``type`` (``{"sampling_rate": 0}`` pauses);
         DELETE removes the model's ``logging_config``."""
         name = unquote(name)
-        changes = None
-        if request.method == "PUT":
-            changes = _json_object(request.body, required=True)
-            unknown = set(changes) - {"sampling_rate", "filename_prefix", "type"}
-            if unknown:
-                raise invalid_argument(f"Unknown logging fields: {', '.join(sorted(unknown))}")
-            for key in ("filename_prefix", "type"):
-                if key in changes and not isinstance(changes[key], str):
-                    raise invalid_argument(f"'{key}' must be a string")
-            rate = changes.get("sampling_rate", 0.0)
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)):
-                raise invalid_argument("'sampling_rate' must be a number between 0 and 1")
+        changes = None if request.method == "DELETE" else _json_object(request.body, required=True)
         await _blocking(self.admin.set_logging, caller, name, changes)
-        status = self.server.request_log.status(name)
-        return json_response({"name": name, **status})
+        return json_response({"name": name, **self.request_log.status(name)})
 
     # ------------------------------------------------------------------ models
     async def get_model(self, request: Request, name: str) -> Response:
-        return json_response(self.describe_model(unquote(name)))
+        return json_response(self._describe(unquote(name)))
 
     async def load_model(self, request: Request, caller: Caller) -> Response:
         """Serve ``name`` from ``base_path`` with ``policy``; 202 once the manager has the new config."""
@@ -208,7 +207,7 @@ class ManagementApi:
             raise invalid_argument("'base_path' must be a string")
         policy = parse_policy_json(body.get("policy"))
         await _blocking(self.admin.load, caller, name, base_path, policy)
-        return json_response(self.describe_model(name), 202)
+        return json_response(self._describe(name), 202)
 
     async def unload_model(self, request: Request, caller: Caller, name: str) -> Response:
         name = unquote(name)
@@ -249,7 +248,7 @@ class ManagementApi:
         return json_response(
             {
                 "config": text_format.MessageToString(self.manager.config),
-                "model_config_file": self.server.options.model_config_file,
+                "model_config_file": self.config_file,
             }
         )
 
@@ -271,7 +270,7 @@ class ManagementApi:
 
     # ------------------------------------------------------------------ server
     async def metrics(self, request: Request) -> Response:
-        snapshot = self.server.metrics.snapshot()
+        snapshot = self.serving_metrics.snapshot()
         model = parse_qs(request.query).get("model", [None])[0]
         if model is not None:
             snapshot = {
@@ -282,112 +281,10 @@ class ManagementApi:
         return json_response(snapshot)
 
     async def info(self, request: Request) -> Response:
-        server = self.server
-        options = server.options
-        tensorflow = sys.modules.get("tensorflow")
-        started = server.started_at
-        info = {
-            "version": __version__,
-            "host": self.server.host.name,
-            "pid": os.getpid(),
-            "started_at": started,
-            "uptime_seconds": time.time() - started if started else 0.0,
-            "ports": {"grpc": server.grpc_port or 0, "rest": server.rest_port or 0},
-            "bind_host": options.rest_api_host,
-            "models": len(self.manager.model_names()),
-            "ready": self.manager.is_ready(),
-            "batching": getattr(server, "batcher", None) is not None,
-            "model_config_file": options.model_config_file,
-            "models_root": self.admin.policy.roots.models_root,
-            "allowed_model_roots": list(self.admin.policy.roots.allowed),
-            "tensorflow": {
-                "imported": tensorflow is not None,
-                "version": getattr(tensorflow, "__version__", ""),
-            },
-            "port_errors": {},
-            "config_error": self.config_error,
-        }
-        if self.server.host.info is not None:
-            info.update(self.server.host.info())
-        return json_response(info)
+        return json_response({**self.server_info(), "config_error": self.config_error})
 
-    # ------------------------------------------------------------------ views
-    def describe_model(self, name: str) -> dict:
-        from google.protobuf import json_format
-
-        config = self.manager.model_config(name)
-        if config.model_version_policy.WhichOneof("policy_choice") is None:
-            policy = {"latest": {"num_versions": 1}}
-        else:
-            policy = json_format.MessageToDict(
-                config.model_version_policy,
-                preserving_proto_field_name=True,
-                always_print_fields_with_no_presence=True,
-            )
-        try:
-            statuses = self.manager.version_status(name)
-        except ServingError:
-            statuses = []
-        versions = []
-        for status in statuses:
-            entry = {
-                "version": status.version,
-                "state": status.state.value,
-                "error_code": status.error.code.name if status.error else "OK",
-                "error_message": status.error.message if status.error else "",
-                "path": status.path,
-            }
-            if status.state == State.AVAILABLE:
-                entry.update(self._describe_servable(name, status.version))
-            versions.append(entry)
-        return {
-            "name": name,
-            "base_path": config.base_path,
-            "platform": config.model_platform or "tensorflow",
-            "policy": policy,
-            "labels": self.manager.labels(name),
-            "source_error": self.manager.source_error(name),
-            "logging": self.server.request_log.status(name),
-            "versions": versions,
-        }
-
-    def _describe_servable(self, name: str, version: int) -> dict:
-        try:
-            handle = self.manager.acquire(name, version)
-        except ServingError:  # unloaded since the status was read
-            return {}
-        with handle:
-            servable = handle.servable
-            return {
-                "platform": servable.platform,
-                "loader": servable.loader,
-                "signatures": {
-                    key: describe_signature(sig) for key, sig in servable.signatures.items()
-                },
-            }
-
-    def _has_available(self, name: str) -> bool:
-        try:
-            return any(s.state == State.AVAILABLE for s in self.manager.version_status(name))
-        except ServingError:
-            return False
-
-
-def describe_signature(signature) -> dict:
-    def tensors_of(specs) -> dict:
-        return {
-            alias: {
-                "dtype": tensors.datatype_name(spec.dtype),
-                "shape": list(spec.shape) if spec.shape is not None else None,
-            }
-            for alias, spec in specs.items()
-        }
-
-    return {
-        "method_name": signature.method_name,
-        "inputs": tensors_of(signature.inputs),
-        "outputs": tensors_of(signature.outputs),
-    }
+    def _describe(self, name: str) -> dict:
+        return describe_model(self.manager, self.request_log, name)
 
 
 def _json_object(body: bytes, *, required: bool = False) -> dict:

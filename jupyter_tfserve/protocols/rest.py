@@ -33,28 +33,31 @@ import re
 import time
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import Executor
 from urllib.parse import unquote
 
 from ..core import tensors
 from ..core.admin import Caller
-from ..core.inference import ModelSpec
+from ..core.config import MonitoringConfig
+from ..core.inference import InferenceService, ModelSpec
 from ..core.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
+from ..core.metrics import ServingMetrics
+from ..core.options import ServerOptions
 from ..core.platforms import SignatureNotFound
-from ..core.status import (
-    Code,
-    ServingError,
-    clip,
-    from_exception,
-    invalid_argument,
-    unavailable,
-)
+from ..core.status import Code, ServingError, clip, from_exception, invalid_argument
 from . import futures
 from .access import MANAGEMENT_PREFIX
+from .http import (
+    JSON_CONTENT_TYPE,
+    Request,
+    Response,
+    body_too_large,
+    error_response,
+    json_response,
+)
 
 log = logging.getLogger(__name__)
 
-JSON_CONTENT_TYPE = "application/json"
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 # JSON bodies above this size are decoded (and their answers encoded) on the
@@ -89,94 +92,6 @@ _CORS_HEADERS = (
     ("Access-Control-Allow-Headers", "Content-Type"),
 )
 _API_LABELS = {"predict": "predict", "classify": "classify", "regress": "regress"}
-
-
-@dataclass(slots=True)
-class Response:
-    """What every front writes back: status, headers (in order, names as sent) and body."""
-
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-
-
-@dataclass(slots=True)
-class Request:
-    """One HTTP request as the fronts hand it over; header names are lower-case."""
-
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    body: bytes
-
-
-def json_response(obj, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
-    return Response(
-        status, [("Content-Type", JSON_CONTENT_TYPE), *(headers or ())], tensors.dumps(obj)
-    )
-
-
-def error_response(error: ServingError) -> Response:
-    return json_response({"error": error.message}, error.http_status)
-
-
-# The cancel message of a request whose client disconnected before its answer.
-CLIENT_GONE = "tfserve: client disconnected"
-
-
-async def unless_client_gone(awaitable):
-    """``await awaitable``, or None once its front cancelled it with :data:`CLIENT_GONE`.
-
-    A front that sees its client go cancels the request's task: the inference
-    (or decode) future it awaits is cancelled with it, so work still queued on
-    the executor or in a batch is dropped instead of run for nobody.
-    """
-    try:
-        return await awaitable
-    except asyncio.CancelledError as exc:
-        if exc.args != (CLIENT_GONE,):
-            raise
-        task = asyncio.current_task()
-        if hasattr(task, "uncancel"):  # Python 3.11+: the cancel was consumed here
-            task.uncancel()
-        return None
-
-
-class AdmissionLimit:
-    """The requests one port is handling, bounded: past ``limit`` a request is refused at once.
-
-    Queued work is what makes an overloaded server slow for everyone, so a
-    port takes at most ``max_requests_in_flight`` requests at a time and
-    answers the rest with an immediate 503, before reading their bodies.
-    A front counts on its one event loop, so no lock is needed.
-    """
-
-    __slots__ = ("limit", "count")
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.count = 0
-
-    def enter(self) -> bool:
-        """Admit one more request, or say no (the caller answers :meth:`refusal`)."""
-        if self.count >= self.limit:
-            return False
-        self.count += 1
-        return True
-
-    def leave(self) -> None:
-        self.count -= 1
-
-    def refusal(self) -> Response:
-        """The 503 for a request over the bound; its body was not read, so the connection closes."""
-        error = unavailable(
-            f"Too many requests in flight on this port (max_requests_in_flight={self.limit}); "
-            "try again later"
-        )
-        response = error_response(error)
-        response.headers.append(("Connection", "close"))
-        return response
 
 
 class _Route:
@@ -228,29 +143,36 @@ def _version_number(text: str) -> int:
 
 
 class RestApp:
-    """TF Serving's REST API (plus our management API and the Prometheus page) for one ModelServer.
+    """TF Serving's REST API (plus the management API and the Prometheus page) over one engine.
 
-    ``cors``, ``max_body_bytes`` and ``max_requests_in_flight`` default to the
-    server's options; they are parameters so that one server can be exposed
-    through differently configured fronts (tests, a CORS-enabled port next to
-    a private one).
+    It is given the parts it uses: the inference ``service``, the port's
+    ``guard``, the ``management`` router for ``/tfserve/api``, the
+    ``executor`` big decodes run on, and the server's ``options`` and
+    ``monitoring`` config. ``cors``, ``max_body_bytes`` and
+    ``max_requests_in_flight`` default to the options; they are parameters so
+    that one server can be exposed through differently configured fronts
+    (tests, a CORS-enabled port next to a private one).
     """
 
     def __init__(
         self,
-        server,
+        service: InferenceService,
+        metrics: ServingMetrics,
+        guard,
+        management,
         *,
+        executor: Executor,
+        options: ServerOptions,
+        monitoring: MonitoringConfig,
         cors: bool | None = None,
         max_body_bytes: int | None = None,
         max_requests_in_flight: int | None = None,
     ):
-        from .management import ManagementApi
-
-        self.server = server
-        self.service = server.service
-        self.manager = server.manager
-        self.metrics = server.metrics
-        options = server.options
+        self.service = service
+        self.metrics = metrics
+        self.guard = guard
+        self.management = management
+        self.executor = executor
         self.cors = options.rest_api_enable_cors_support if cors is None else cors
         self.max_body_bytes = (
             options.rest_api_max_body_bytes if max_body_bytes is None else max_body_bytes
@@ -263,18 +185,17 @@ class RestApp:
         timeout_ms = options.rest_api_timeout_in_ms
         self.timeout = timeout_ms / 1000.0 if timeout_ms and timeout_ms > 0 else None
         self._deadlines = futures.Deadlines(self.timeout) if self.timeout is not None else None
-        prometheus = server.monitoring.prometheus_config
+        prometheus = monitoring.prometheus_config
         self.prometheus_path = (
             (prometheus.path or DEFAULT_PROMETHEUS_PATH) if prometheus.enable else None
         )
-        self.management = ManagementApi(server)
 
     # ------------------------------------------------------------------ entry points
     async def handle(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
     ) -> Response:
         """A request to a port of the server's own: the port's access rules first (see ``access``)."""
-        guard = self.server.guard
+        guard = self.guard
         try:
             guard.check_http(method, path, headers)
         except ServingError as exc:
@@ -305,12 +226,7 @@ class RestApp:
 
     def body_too_large(self, size: int | None, limit: int | None = None) -> Response:
         """The 413 every front sends for a body over the limit (before or after reading it)."""
-        limit = self.max_body_bytes if limit is None else limit
-        got = f"{size} bytes exceed" if size is not None else "it exceeds"
-        message = (
-            f"Request body too large: {got} the limit of {limit} bytes (rest_api_max_body_bytes)."
-        )
-        return json_response({"error": message}, 413, [("Connection", "close")])
+        return body_too_large(size, self.max_body_bytes if limit is None else limit)
 
     # ------------------------------------------------------------------ /v1/
     async def _v1(
@@ -475,7 +391,7 @@ class RestApp:
         """Run ``fn`` inline when cheap, on the server's executor when the payload is big."""
         if not big:
             return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self.server.executor, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def _gunzip(self, body: bytes) -> bytes:
         """Inflate a gzip body (several members allowed), never past ``max_body_bytes``."""
@@ -501,20 +417,21 @@ class RestApp:
     # ------------------------------------------------------------------ status / metadata
     def _status(self, route: _Route) -> bytes:
         """GetModelStatus; a label in the URL is ignored and every version listed, as in TF Serving."""
-        from google.protobuf import json_format
-        from tensorflow_serving.apis import get_model_status_pb2
-
-        response = get_model_status_pb2.GetModelStatusResponse()
-        for entry in self.manager.version_status(route.model, route.version):
-            status = response.model_version_status.add()
-            status.version = entry.version
-            status.state = get_model_status_pb2.ModelVersionStatus.State.Value(entry.state.value)
-            status.status.SetInParent()
-            if entry.error is not None:
-                status.status.error_code = int(entry.error.code)
-                status.status.error_message = entry.error.message
+        statuses = self.service.model_status(route.model, route.version)
         return _pretty(
-            json_format.MessageToDict(response, always_print_fields_with_no_presence=True)
+            {
+                "model_version_status": [
+                    {
+                        "version": str(entry.version),
+                        "state": entry.state.value,
+                        "status": {
+                            "error_code": entry.error.code.name if entry.error else "OK",
+                            "error_message": entry.error.message if entry.error else "",
+                        },
+                    }
+                    for entry in statuses
+                ]
+            }
         )
 
     def _metadata(self, route: _Route) -> bytes:
@@ -522,12 +439,12 @@ class RestApp:
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 
-        with self.manager.acquire(route.model, route.version, route.label) as handle:
-            spec = model_pb2.ModelSpec(name=route.model)
-            spec.version.value = handle.version
-            signatures = get_model_metadata_pb2.SignatureDefMap()
-            for key, signature_def in handle.servable.signature_defs.items():
-                signatures.signature_def[key].CopyFrom(signature_def)
+        metadata = self.service.model_metadata(ModelSpec(route.model, route.version, route.label))
+        spec = model_pb2.ModelSpec(name=route.model)
+        spec.version.value = metadata.version
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        for key, signature_def in metadata.signature_defs.items():
+            signatures.signature_def[key].CopyFrom(signature_def)
         options = {
             "preserving_proto_field_name": True,
             "always_print_fields_with_no_presence": True,
