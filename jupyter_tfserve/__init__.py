@@ -12,7 +12,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 # that line instead of its output. Without the handlers a child gRPC is never used in is safe.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__  # noqa: E402
 
 # Whoever imports TensorFlow after this package (a notebook cell's `import keras`, `tfserve bench`),
 # its native start-up lines (oneDNN, cudart) are filtered at TF_CPP_MIN_LOG_LEVEL. Standard library only.

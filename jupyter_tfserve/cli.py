@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 
-from . import __version__
+from ._version import __version__
 from .core.options import ServerOptions, flag_options, option_names, usage_problem
 
 SUBCOMMANDS = ("demo", "deploy", "sync", "bench", "token")

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from . import __version__
+from ._version import __version__
 from .core import platforms
 from .core.admin import SERVER, Admin, ChangePolicy, ModelRoots
 from .core.config import ModelServerConfig, load_model_server_config

@@ -20,7 +20,7 @@ import os
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, List, Type, Unicode, default, validate
 
-from .. import __version__
+from .._version import __version__
 from ..core.options import ServerOptions, batching_problem, option_names
 from ..paths import default_models_root
 from . import handlers, runtime

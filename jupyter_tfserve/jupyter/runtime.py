@@ -21,7 +21,7 @@ import os
 
 from jupyter_core.paths import secure_write
 
-from .. import __version__
+from .._version import __version__
 from ..client.discovery import ENV_INJECTED_URL, ENV_TOKEN, ENV_URL, runtime_file_path
 
 log = logging.getLogger(__name__)
