@@ -32,6 +32,7 @@ Run: ``python benchmarks/bench_batching.py`` (or ``pytest --bench benchmarks/``)
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -327,4 +328,6 @@ def test_bench_batching():
 
 
 if __name__ == "__main__":
-    run()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds")
+    run(parser.parse_args().rounds)

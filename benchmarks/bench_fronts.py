@@ -26,6 +26,7 @@ Run: ``python benchmarks/bench_fronts.py`` (or ``pytest --bench benchmarks/bench
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -217,4 +218,6 @@ def test_bench_fronts():
 
 
 if __name__ == "__main__":
-    run()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds")
+    run(parser.parse_args().rounds)

@@ -20,6 +20,7 @@ Run: ``python benchmarks/bench_grpc.py`` (or ``pytest --bench benchmarks/``).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -274,4 +275,5 @@ def test_bench_grpc():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     run()

@@ -29,6 +29,7 @@ Run: ``python benchmarks/bench_serving.py`` (or ``pytest --bench benchmarks/``);
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -379,10 +380,17 @@ def test_bench_serving():
 
 
 if __name__ == "__main__":
-    if "--logging" in sys.argv[1:]:
-        rounds = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--rounds=")]
-        run_logging(int(rounds[0]) if rounds else 3)
-    elif "--tflite" in sys.argv[1:]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--logging", action="store_true", help="request logging at 1.0 and 0.01 vs off"
+    )
+    mode.add_argument("--tflite", action="store_true", help="the MLP as TensorFlow Lite beside it")
+    parser.add_argument("--rounds", type=int, default=3, help="--logging: interleaved rounds")
+    args = parser.parse_args()
+    if args.logging:
+        run_logging(args.rounds)
+    elif args.tflite:
         run_tflite()
     else:
         run()
