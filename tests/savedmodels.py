@@ -37,13 +37,13 @@ def half_plus_two(base_path, version: int = 1, slope: float = 0.5, offset: float
     return path
 
 
-def half_plus_two_tf1(base_path, version: int = 1) -> str:
+def half_plus_two_tf1(base_path, version: int = 1, slope: float = 0.5) -> str:
     """TF1 Builder export with predict, classify and regress signatures over tf.Example input."""
     path = _version_dir(base_path, version)
     graph = tf.Graph()
     with graph.as_default():
         # Reference variables (float_ref), as TF 1.x made them: tf.saved_model.load refuses these.
-        a = tf.compat.v1.Variable(0.5, name="a", use_resource=False)
+        a = tf.compat.v1.Variable(slope, name="a", use_resource=False)
         b = tf.compat.v1.Variable(2.0, name="b", use_resource=False)
         x = tf.compat.v1.placeholder(tf.float32, shape=[None], name="x")
         y = tf.add(a * x, b, name="y")

@@ -35,7 +35,7 @@ from .options import (
 )
 from .payload import grpc_bodies, request_inputs, rest_bodies, rows_of
 from .progress import make_progress
-from .replay import Replay, compare, load_replay
+from .replay import Replay, answer_of, compare, load_replay
 from .results import BenchmarkResult
 from .serverstats import BatchingApi
 from .sweep import Sweep
@@ -105,6 +105,11 @@ class Prepared:
             raise BenchError(
                 f"no gRPC address for {target.url}: pass grpc='host:port' (the server's --port)"
             )
+        self.method = replay.method if replay is not None else "predict"
+        if protocol == "grpc" and self.method != "predict":
+            raise BenchError(
+                f"logged {self.method} requests are replayed over REST: pass protocol='rest'"
+            )
         target.check_model()
         self.target = target
         self.protocol = protocol
@@ -119,7 +124,7 @@ class Prepared:
         if protocol == "grpc":
             self.bodies = grpc_bodies(target, self.signature, pool)
         else:
-            self.bodies = rest_bodies(self.signature, pool)
+            self.bodies = rest_bodies(self.signature, pool, self.method)
         self.timeout = timeout
         self.check_request()
         self.batching = BatchingApi(target)
@@ -133,7 +138,7 @@ class Prepared:
         import http.client
         from urllib.parse import urlsplit
 
-        parts = urlsplit(self.target.predict_url)
+        parts = urlsplit(self.target.method_url(self.method))
         kind = (
             http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         )
@@ -193,7 +198,9 @@ class Prepared:
         grpc = self.protocol == "grpc"
         return {
             "protocol": self.protocol,
-            "target": self.target.server.grpc_target if grpc else self.target.predict_url,
+            "target": self.target.server.grpc_target
+            if grpc
+            else self.target.method_url(self.method),
             "headers": self.target.headers,
             "bodies": self.bodies,
             "timeout": self.timeout,
@@ -214,11 +221,22 @@ def prepare(model: str, o: RunOptions, spec: LoadSpec, logged: Replay | None = N
     return Prepared(target, o.protocol, o.rows, o.data, o.seed, spec.timeout, logged)
 
 
-def _predictor(target: Target, protocol: str, timeout: float):
-    """``inputs -> {alias: ndarray}`` against the benchmarked target, over the benchmarked protocol."""
+def _predictor(prepared: Prepared, timeout: float):
+    """``inputs -> {name: ndarray}`` against the benchmarked target, over the benchmarked protocol."""
     from ..client.client import Client
 
+    target, protocol = prepared.target, prepared.protocol
     client = Client(endpoint=target.server, timeout=timeout)
+    if prepared.method != "predict":
+        from ..core import tensors
+
+        url = target.method_url(prepared.method)
+
+        def examples(body: dict) -> dict:
+            sent = rest_bodies(prepared.signature, [body], prepared.method)[0]
+            return answer_of(prepared.method, tensors.parse_json(client.request("POST", url, sent)))
+
+        return examples
     spec = {"version": target.version, "label": target.label, "signature": target.signature}
     outputs = list(
         client.signature(
@@ -364,7 +382,7 @@ def benchmark(model: str, options: BenchmarkOptions | None = None, **keywords) -
             view.close("interrupted" if interrupted else "done")
     report = None
     if logged is not None and not interrupted:
-        report = compare(logged, _predictor(target, protocol, spec.timeout), o.tolerance)
+        report = compare(logged, _predictor(prepared, spec.timeout), o.tolerance)
     return BenchmarkResult(
         levels,
         replay=report,

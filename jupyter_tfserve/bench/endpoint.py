@@ -89,9 +89,9 @@ class Target:
             path += f"/labels/{quote(self.label, safe='')}"
         return path
 
-    @property
-    def predict_url(self) -> str:
-        return f"{self.url}{self.model_path}:predict"
+    def method_url(self, method: str = "predict") -> str:
+        """Where this target answers ``method`` (predict, classify or regress) over REST."""
+        return f"{self.url}{self.model_path}:{method}"
 
     @property
     def management_url(self) -> str:

@@ -109,10 +109,13 @@ def rows_of(inputs: dict) -> int:
     return sizes.pop() if len(sizes) == 1 else 1
 
 
-def rest_bodies(signature, inputs_pool: list[dict]) -> list[bytes]:
-    """TF Serving columnar JSON: ``{"signature_name": ..., "inputs": ...}``."""
+def rest_bodies(signature, inputs_pool: list[dict], method: str = "predict") -> list[bytes]:
+    """TF Serving columnar JSON: ``{"signature_name": ..., "inputs": ...}``; for classify and
+    regress, the pool holds ``examples`` bodies, sent as they are with the signature's name."""
     from ..core import tensors
 
+    if method != "predict":
+        return [tensors.dumps({"signature_name": signature.name, **body}) for body in inputs_pool]
     return [tensors.encode_predict_request(inputs, signature.name) for inputs in inputs_pool]
 
 

@@ -38,6 +38,7 @@ from .compare import max_abs_diff
 from .dtypes import datatype_name, datatype_of, numpy_dtype
 from .examples import (
     decode_examples,
+    encode_examples,
     fill_classifications,
     fill_regressions,
     input_to_serialized_examples,
@@ -62,6 +63,7 @@ __all__ = [
     "datatype_name",
     "datatype_of",
     "decode_examples",
+    "encode_examples",
     "decode_predict_answer",
     "decode_predict_request",
     "dumps",

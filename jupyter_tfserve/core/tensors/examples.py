@@ -1,7 +1,8 @@
-"""tf.Example input for classify and regress: REST ``examples`` and gRPC ``Input`` -> serialized protos."""
+"""tf.Example input for classify and regress: REST ``examples`` and gRPC ``Input`` -> serialized protos, and back."""
 
 from __future__ import annotations
 
+import base64
 import math
 
 from tensorflow.core.example import example_pb2, feature_pb2
@@ -113,6 +114,34 @@ def input_to_serialized_examples(input_proto: input_pb2.Input) -> list[bytes]:
     if not result:
         raise invalid_argument("Input is empty.")
     return result
+
+
+def encode_examples(input_proto: input_pb2.Input) -> dict:
+    """A gRPC ``Input`` as REST ``examples`` (and ``context``), so a logged request can be sent over REST.
+
+    Bytes go as ``{"b64": ...}`` (they need not be text) and floats as the
+    float32 values they hold: :func:`decode_examples` reads back the same protos.
+    """
+    if input_proto.WhichOneof("kind") == "example_list_with_context":
+        group = input_proto.example_list_with_context
+        return {
+            "context": _example_json(group.context),
+            "examples": [_example_json(e) for e in group.examples],
+        }
+    return {"examples": [_example_json(e) for e in input_proto.example_list.examples]}
+
+
+def _example_json(example: example_pb2.Example) -> dict:
+    return {name: _feature_json(f) for name, f in example.features.feature.items()}
+
+
+def _feature_json(feature: feature_pb2.Feature) -> list:
+    kind = feature.WhichOneof("kind")
+    if kind is None:
+        return []
+    if kind == "bytes_list":
+        return [{"b64": base64.b64encode(v).decode("ascii")} for v in feature.bytes_list.value]
+    return list(getattr(feature, kind).value)
 
 
 def fill_classifications(result, classification) -> None:
