@@ -111,8 +111,9 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser, text=str) -> None:
         type=text,
         default=None,
         metavar="PREFIX*",
-        help="send the requests of a request log (its logging_config prefix or a glob) and compare "
-        "the answers with the logged ones; --rate logged replays at the logged rate",
+        help="send the predict, classify or regress requests of a request log (its logging_config "
+        "prefix or a glob) for --signature and compare the answers with the logged ones "
+        "(classify/regress over REST); --rate logged replays at the logged rate",
     )
     add(
         "--tolerance",
