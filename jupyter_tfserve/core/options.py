@@ -298,17 +298,21 @@ def option_names() -> frozenset[str]:
     return frozenset(f.name for f in _fields())
 
 
-def configurable_traits(specs: list[OptionSpec]) -> dict:
-    """A configurable traitlets trait per option (name -> trait), for a host's class to inherit.
+def configurable_base(class_name: str, specs: list[OptionSpec], module: str, **members) -> type:
+    """A traitlets ``Configurable`` with one configurable trait per option, for a host's class to inherit.
 
-    traitlets is imported here, not at the top: the engine never needs it.
+    Built with ``type()`` so that traitlets' metaclass sees the traits as class
+    attributes; ``members`` (methods, ``__doc__``) join them. traitlets is
+    imported here, not at the top: the engine never needs it.
     """
     from traitlets import Bool, Float, Int, Unicode
+    from traitlets.config import Configurable
 
     kinds = {bool: Bool, int: Int, float: Float, str: Unicode}
-    return {
+    traits = {
         spec.name: kinds[spec.type](spec.default, config=True, help=spec.help) for spec in specs
     }
+    return type(class_name, (Configurable,), {"__module__": module, **members, **traits})
 
 
 def usage_problem(options: ServerOptions) -> str | None:

@@ -8,9 +8,7 @@ can never drift from the option it sets.
 
 from __future__ import annotations
 
-from traitlets.config import Configurable
-
-from ..core.options import configurable_traits, jupyter_options
+from ..core.options import configurable_base, jupyter_options
 
 
 def _option_values(self) -> dict:
@@ -18,14 +16,10 @@ def _option_values(self) -> dict:
     return {spec.option: getattr(self, spec.name) for spec in jupyter_options()}
 
 
-# Built with type() so that traitlets' metaclass sees the traits as class attributes.
-ServerOptionTraits = type(
+ServerOptionTraits = configurable_base(
     "ServerOptionTraits",
-    (Configurable,),
-    {
-        "__doc__": "A base for the extension's app: one configurable trait per exposed server option.",
-        "__module__": __name__,
-        "option_values": _option_values,
-        **configurable_traits(jupyter_options()),
-    },
+    jupyter_options(),
+    __name__,
+    __doc__="A base for the extension's app: one configurable trait per exposed server option.",
+    option_values=_option_values,
 )

@@ -8,9 +8,7 @@ one changes, and the server's start all read this one list.
 
 from __future__ import annotations
 
-from traitlets.config import Configurable
-
-from ...core.options import configurable_traits, magic_options
+from ...core.options import configurable_base, magic_options
 
 
 def _embedded_server_options(self) -> dict:
@@ -21,14 +19,11 @@ def _embedded_server_options(self) -> dict:
 # Traits of the magic that configure the embedded server (``%config TFServeMagics.rest_port =
 # 9501``): names, defaults and help come from ``core.options``, where every server option is
 # declared once.
-EmbeddedServerOptions = type(
+EmbeddedServerOptions = configurable_base(
     "EmbeddedServerOptions",
-    (Configurable,),
-    {
-        **configurable_traits(magic_options()),
-        "embedded_server_options": _embedded_server_options,
-        "__module__": __name__,
-    },
+    magic_options(),
+    __name__,
+    embedded_server_options=_embedded_server_options,
 )
 
 EMBEDDED_SERVER_OPTIONS = tuple(EmbeddedServerOptions.class_own_traits())
