@@ -24,7 +24,6 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 import grpc
 
 from ..core.scheduling import mark_as_background_work
-from ..core.status import unavailable
 
 # Threads that answer refusals; a refusal reads nothing, so a few answer a flood of them.
 REFUSAL_THREADS = 2
@@ -75,10 +74,9 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
             f"Too many requests in flight on this port (max_requests_in_flight={admission.limit}); "
             "try again later"
         )
-        error = unavailable(message)
 
         def refuse(_requests, context) -> None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, error.message)
+            context.abort(grpc.StatusCode.UNAVAILABLE, message)
 
         # Taken as a client stream, which is the same on the wire: the refusal is answered
         # without waiting for the request message, let alone parsing it.

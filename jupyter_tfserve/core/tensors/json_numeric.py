@@ -118,9 +118,7 @@ def parse_numeric(body: bytes) -> NumericBody | None:
     """A body this module may decode, parsed; None for any other (malformed ones included)."""
     if b"\\" in body or body.startswith(_BOM):  # escapes: orjson and simdjson differ on some
         return None
-    if (
-        _count(body, b'"', _MAX_QUOTES) > _MAX_QUOTES
-    ):  # strings or b64: not numeric, spare the parse
+    if _count(body, b'"', _MAX_QUOTES) > _MAX_QUOTES:  # strings or b64: spare the parse
         return None
     try:
         doc = _parse(body)
