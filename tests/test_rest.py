@@ -312,6 +312,30 @@ def test_big_bodies_are_decoded_off_the_event_loop(url, monkeypatch):
     assert threads[1].startswith("tfserve-infer")
 
 
+def test_bodies_of_many_small_rows_are_decoded_off_the_event_loop(url, monkeypatch):
+    """Under the byte bound, thousands of one-value rows still cost milliseconds to decode."""
+    from jupyter_tfserve.core import tensors
+    from jupyter_tfserve.protocols.rest import OFFLOAD_ARRAYS, OFFLOAD_BYTES
+
+    threads = []
+    real = tensors.parse_numeric
+
+    def parse_and_record(body):
+        threads.append(threading.current_thread().name)
+        return real(body)
+
+    monkeypatch.setattr(tensors, "parse_numeric", parse_and_record)
+    one = predict(url, "half_plus_two", {"instances": [[1.0]]}).json()["predictions"]
+    rows = 2 * OFFLOAD_ARRAYS
+    body = json.dumps({"instances": [[1.0]] * rows})
+    assert len(body) < OFFLOAD_BYTES
+    many = predict(url, "half_plus_two", body)
+    assert many.status == 200
+    assert many.json()["predictions"] == one * rows
+    assert not threads[0].startswith("tfserve-infer")
+    assert threads[1].startswith("tfserve-infer")
+
+
 def test_mid_sized_bodies_leave_the_loop_when_only_the_per_value_path_decodes_them(
     url, monkeypatch
 ):

@@ -69,6 +69,9 @@ OFFLOAD_BYTES = 32 * 1024
 # about a microsecond a value: bodies above this size that need it move to
 # the executor too, so no request holds the loop for more than about 1 ms.
 EXACT_INLINE_BYTES = 1024
+# Decoding also costs per array (~0.5 us each): 60 KB of one-value rows is 9,000 arrays, ~4 ms.
+# Bodies with more arrays than this leave the loop whatever their size.
+OFFLOAD_ARRAYS = 1024
 # Output tensors with more elements than this are encoded on the executor.
 OFFLOAD_ELEMENTS = 16 * 1024
 
@@ -288,7 +291,10 @@ class RestApp:
 
     # ------------------------------------------------------------------ inference
     async def _predict(self, route: _Route, body: bytes) -> bytes:
-        big = len(body) > OFFLOAD_BYTES
+        big = (
+            len(body) > OFFLOAD_BYTES
+            or tensors.count_bytes(body, b"[", OFFLOAD_ARRAYS) > OFFLOAD_ARRAYS
+        )
         exact = big or len(body) <= EXACT_INLINE_BYTES
         target, request, inputs, row_format = await self._offload(
             big, self._decode_predict, route, body, exact

@@ -50,7 +50,7 @@ from .json_encode import (
     encode_predict_response,
     encode_regress_response,
 )
-from .json_numeric import parse_numeric
+from .json_numeric import count_bytes, parse_numeric
 from .json_parse import bool_free, parse_json
 from .proto import ndarray_to_tensor_proto, tensor_proto_to_ndarray
 from .requests import encode_predict_request
@@ -78,6 +78,7 @@ __all__ = [
     "ndarray_to_tensor_proto",
     "numpy_dtype",
     "parse_json",
+    "count_bytes",
     "parse_numeric",
     "tensor_proto_to_ndarray",
 ]

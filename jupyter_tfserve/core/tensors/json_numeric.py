@@ -101,7 +101,7 @@ class NumericBody:
             arrays += count
         # Every array the body holds is one of the tensors' containers: no list hides
         # among the leaves (as_buffer flattens nested lists) nor inside a string.
-        if _count(self._body, b"[", arrays) != arrays:
+        if count_bytes(self._body, b"[", arrays) != arrays:
             return None
         tensors = {}
         for name in sorted(values):
@@ -118,7 +118,7 @@ def parse_numeric(body: bytes) -> NumericBody | None:
     """A body this module may decode, parsed; None for any other (malformed ones included)."""
     if b"\\" in body or body.startswith(_BOM):  # escapes: orjson and simdjson differ on some
         return None
-    if _count(body, b'"', _MAX_QUOTES) > _MAX_QUOTES:  # strings or b64: spare the parse
+    if count_bytes(body, b'"', _MAX_QUOTES) > _MAX_QUOTES:  # strings or b64: spare the parse
         return None
     try:
         doc = _parse(body)
@@ -140,7 +140,7 @@ def parse_numeric(body: bytes) -> NumericBody | None:
     return NumericBody(body, doc, signature_name)
 
 
-def _count(body: bytes, byte: bytes, most: int) -> int:
+def count_bytes(body: bytes, byte: bytes, most: int) -> int:
     """Occurrences of ``byte`` in ``body``, counting no further than ``most + 1``.
 
     A few ``find`` calls (memchr) instead of ``bytes.count``, which reads every
