@@ -13,6 +13,15 @@ In one run, against one ``tfserve`` process pinned to core 0 (TF threads 1/1):
   run (alone, and through the inference service as a handler thread runs it),
   encode + serialize, each timed in-process on core 0.
 
+With C clients on both sides (``wrk`` for REST, ``h2load`` for gRPC: one
+channel carrying 32 calls at once), where both are installed: the ceilings of
+the bare uvicorn app, a bare grpcio server and a bare grpclib server (asyncio
+HTTP/2 on uvloop, raw bytes in and out), each with a fixed answer, then REST
+against gRPC on an unbatched and a batched ``tfserve``, with the server's CPU
+per request. ``--server-cores 0,1`` runs those servers on both cores (the
+clients still on core 1) for the scaling; ``--c-clients-only`` skips the
+Python-client rows.
+
 Target: gRPC throughput >= REST throughput at every C.
 
 Run: ``python benchmarks/bench_grpc.py`` (or ``pytest --bench benchmarks/``).
@@ -21,6 +30,7 @@ Run: ``python benchmarks/bench_grpc.py`` (or ``pytest --bench benchmarks/``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -117,6 +127,41 @@ server = grpc.server(ThreadPoolExecutor(16), handlers=[handler])
 server.add_insecure_port(f"127.0.0.1:{sys.argv[1]}")
 server.start()
 server.wait_for_termination()
+"""
+
+# The same fixed answer from grpclib (asyncio HTTP/2 in Python, on uvloop), the request unparsed.
+BARE_GRPCLIB = r"""
+import sys
+import uvloop
+from grpclib.const import Cardinality, Handler
+from grpclib.server import Server
+from tensorflow_serving.apis import predict_pb2
+answer = predict_pb2.PredictResponse()
+answer.model_spec.name = "mlp"
+answer.outputs["probabilities"].float_val.extend([0.1] * 10)
+ANSWER = answer.SerializeToString()
+
+class Raw:  # bytes in, bytes out: neither side parses a message
+    __content_subtype__ = "proto"
+    def encode(self, message, message_type):
+        return message
+    def decode(self, data, message_type):
+        return data
+
+class Predict:
+    def __mapping__(self):
+        return {"/tensorflow.serving.PredictionService/Predict":
+                Handler(self.predict, Cardinality.UNARY_UNARY, None, None)}
+    async def predict(self, stream):
+        await stream.recv_message()
+        await stream.send_message(ANSWER)
+
+async def main():
+    server = Server([Predict()], codec=Raw())
+    await server.start("127.0.0.1", int(sys.argv[1]))
+    await server.wait_closed()
+
+uvloop.run(main())
 """
 
 # The server-side cost of one gRPC Predict, phase by phase, through the server's own code.
@@ -219,6 +264,97 @@ def ceilings() -> list[dict]:
     ]
 
 
+PREDICT = "/tensorflow.serving.PredictionService/Predict"
+
+
+def predict_message() -> bytes:
+    """One serialized one-row PredictRequest, as ``tf.make_tensor_proto`` builds it (``tensor_content``)."""
+    import numpy as np
+    from tensorflow.core.framework import types_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mlp"
+    tensor = request.inputs["x"]
+    tensor.dtype = types_pb2.DT_FLOAT
+    tensor.tensor_shape.dim.add(size=1)
+    tensor.tensor_shape.dim.add(size=784)
+    tensor.tensor_content = np.random.default_rng(0).random((1, 784), dtype=np.float32).tobytes()
+    return request.SerializeToString()
+
+
+def c_clients(base: str, server_cores: str) -> tuple[list[dict], dict]:
+    """REST driven by ``wrk``, gRPC by ``h2load`` (one channel, 32 calls in flight): C clients on both sides.
+
+    The ceilings (no model, core 0): the bare uvicorn app, a grpcio server and,
+    where installed, a grpclib one, each with a fixed answer. Then one
+    ``tfserve`` per batching mode on ``server_cores`` ("0", or "0,1" for the
+    scaling on two cores, the clients still on core 1).
+    """
+    message = predict_message()
+    rows = []
+
+    def row(variant: str, result: dict) -> dict:
+        rows.append(
+            {
+                "variant": variant,
+                "C": 32,
+                "req/s": result["throughput_rps"],
+                "errors": result["errors"],
+                "cpu_us/req": result["server_cpu_us"],
+                "answer_bytes": result.get("answer_bytes"),
+            }
+        )
+        return rows[-1]
+
+    rest_port, grpcio_port, grpclib_port = (harness.free_port() for _ in range(3))
+    url = f"http://127.0.0.1:{rest_port}/v1/models/mlp:predict"
+    ready = f"http://127.0.0.1:{rest_port}/ready"
+    with harness.process_on_core([sys.executable, "-c", BARE_ASGI, str(rest_port)], ready):
+        rest = row("rest ceiling [wrk]", harness.wrk(url, BODY, concurrency=32))
+    with harness.process_on_core([sys.executable, "-c", BARE_GRPC, str(grpcio_port)], grpcio_port):
+        grpcio = row(
+            "grpcio ceiling [h2load]",
+            harness.h2load(grpcio_port, PREDICT, message, concurrency=1, streams=32),
+        )
+    grpclib = None
+    if importlib.util.find_spec("grpclib"):
+        cmd = [sys.executable, "-c", BARE_GRPCLIB, str(grpclib_port)]
+        with harness.process_on_core(cmd, grpclib_port):
+            grpclib = row(
+                "grpclib ceiling [h2load]",
+                harness.h2load(grpclib_port, PREDICT, message, concurrency=1, streams=32),
+            )
+    else:
+        print(
+            "grpclib not installed (pip install grpclib): its ceiling is skipped", file=sys.stderr
+        )
+    summary = {
+        "grpcio_ceiling_over_rest_ceiling_c_clients": grpcio["req/s"] / rest["req/s"],
+        "grpcio_cpu_us_per_call_no_model": grpcio["cpu_us/req"],
+        "uvicorn_cpu_us_per_request_no_model": rest["cpu_us/req"],
+    }
+    if grpclib is not None:
+        summary["grpclib_ceiling_over_grpcio_ceiling"] = grpclib["req/s"] / grpcio["req/s"]
+    for batching in (False, True):
+        mode = "batched" if batching else "unbatched"
+        grpc_port = harness.free_port()
+        flags = ["--model_name=mlp", f"--model_base_path={base}", f"--port={grpc_port}"]
+        flags += ["--enable_batching"] if batching else []
+        with harness.tfserve_process(*flags, core=server_cores) as (port, process):
+            harness.PIDS[grpc_port] = process.pid
+            served_url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
+            rest = row(f"rest {mode} [wrk]", harness.wrk(served_url, BODY, concurrency=32))
+            grpc_row = row(
+                f"grpc {mode} [h2load]",
+                harness.h2load(grpc_port, PREDICT, message, concurrency=1, streams=32),
+            )
+            harness.PIDS.pop(grpc_port, None)
+        summary[f"grpc_over_rest_{mode}_c_clients"] = grpc_row["req/s"] / rest["req/s"]
+    summary["server_cores"] = server_cores
+    return rows, summary
+
+
 def _row(variant: str, c: int, result: dict) -> dict:
     if result.get("error_samples"):
         print(f"{variant} C={c} errors: {result['error_samples']}")
@@ -232,24 +368,47 @@ def _row(variant: str, c: int, result: dict) -> dict:
     }
 
 
-def run() -> dict:
+def run(server_cores: str = "0", c_clients_only: bool = False) -> dict:
+    rows, summary = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         base = os.path.join(tmp, "mlp")
         models.mlp(base)
-        split = cost_split(base)
-        bare = ceilings()
-        grpc_port = harness.free_port()
-        rows = []
-        with harness.tfserve(
-            "--model_name=mlp", f"--model_base_path={base}", f"--port={grpc_port}"
-        ) as port:
-            url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
-            for c in CONCURRENCY:
-                results = {
-                    "rest": harness.loadgen(url, BODY, concurrency=c, expect="predictions"),
-                    "grpc": grpc_loadgen(grpc_port, c),
-                }
-                rows += [_row(variant, c, result) for variant, result in results.items()]
+        if not c_clients_only:
+            rows, summary = python_clients(base)
+        if harness.WRK and harness.H2LOAD:
+            c_rows, c_summary = c_clients(base, server_cores)
+            columns = ["variant", "C", "req/s", "errors", "cpu_us/req", "answer_bytes"]
+            print(harness.table(c_rows, columns))
+            summary.update(c_summary)
+            failed = [
+                r for r in c_rows if r["variant"].startswith("grpc") and not r["answer_bytes"]
+            ]
+            summary["errors"] = summary.get("errors", 0) + sum(r["errors"] for r in c_rows)
+            summary["errors"] += len(failed)  # h2load saw HTTP 200s that carried no answer
+        else:
+            print(
+                harness.WRK_MISSING if not harness.WRK else harness.H2LOAD_MISSING, file=sys.stderr
+            )
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+def python_clients(base: str) -> tuple[dict, dict]:
+    """The Python load generators at C = 1, 8, 32 on an unbatched server, the no-model ceilings, the cost split."""
+    split = cost_split(base)
+    bare = ceilings()
+    grpc_port = harness.free_port()
+    rows = []
+    with harness.tfserve(
+        "--model_name=mlp", f"--model_base_path={base}", f"--port={grpc_port}"
+    ) as port:
+        url = f"http://127.0.0.1:{port}/v1/models/mlp:predict"
+        for c in CONCURRENCY:
+            results = {
+                "rest": harness.loadgen(url, BODY, concurrency=c, expect="predictions"),
+                "grpc": grpc_loadgen(grpc_port, c),
+            }
+            rows += [_row(variant, c, result) for variant, result in results.items()]
     rows += bare
     by = {(r["variant"], r["C"]): r for r in rows}
     summary = {
@@ -264,8 +423,7 @@ def run() -> dict:
         "errors": sum(r["errors"] for r in rows),
     }
     print(harness.table(rows, ["variant", "C", "req/s", "p50_ms", "p99_ms", "errors"]))
-    print(json.dumps(summary, indent=2))
-    return summary
+    return rows, summary
 
 
 @pytest.mark.bench
@@ -275,5 +433,12 @@ def test_bench_grpc():
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
-    run()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--server-cores",
+        default="0",
+        help='cores of the served tfserve in the C-client rows ("0,1": both, clients beside on 1)',
+    )
+    parser.add_argument("--c-clients-only", action="store_true", help="only the wrk / h2load rows")
+    args = parser.parse_args()
+    run(args.server_cores, args.c_clients_only)

@@ -55,8 +55,8 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def pinned(core: int) -> list[str]:
-    """``taskset -c CORE`` when available and the machine has more than one core."""
+def pinned(core: int | str) -> list[str]:
+    """``taskset -c CORE`` (a core, or a list like "0,1") when available and the machine has more than one core."""
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         return ["taskset", "-c", str(core)]
     return []
@@ -92,7 +92,7 @@ def tfserve(*flags: str, core: int = 0, code: str | None = None):
 
 
 @contextmanager
-def tfserve_process(*flags: str, core: int = 0, code: str | None = None):
+def tfserve_process(*flags: str, core: int | str = 0, code: str | None = None):
     """:func:`tfserve`, yielding ``(port, process)`` for benchmarks that read the process's CPU time."""
     port = free_port()
     cmd = [
@@ -251,6 +251,67 @@ def wrk(
         "p99_ms": _ms(latency.get("99")),
         "errors": int(errors.group(1)) if errors else 0,
         "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+H2LOAD = shutil.which("h2load")
+H2LOAD_MISSING = (
+    "h2load not installed (apt-get install nghttp2-client): the C-client gRPC rows are skipped"
+)
+
+
+def h2load(
+    port: int,
+    method: str,
+    message: bytes,
+    *,
+    concurrency: int,
+    streams: int = 1,
+    duration: float = 8.0,
+    warmup: float = 2.0,
+    core: int = 1,
+) -> dict | None:
+    """Unary gRPC calls of one serialized ``message`` to ``method`` from ``h2load`` (nghttp2's C client).
+
+    gRPC is HTTP/2: a call is a POST of the message in gRPC's 5-byte framing.
+    ``concurrency`` connections carry ``streams`` calls at once each (one
+    channel multiplexing 32 calls: ``concurrency=1, streams=32``). It is the
+    gRPC counterpart of :func:`wrk`: the Python gRPC client saturates its core
+    before grpcio's server does. h2load reads HTTP statuses, not gRPC ones, so
+    ``answer_bytes`` (DATA bytes per call) is reported: a call that failed has
+    none. Returns the keys of :func:`wrk`; None when ``h2load`` is not installed.
+    """
+    if H2LOAD is None:
+        return None
+    with tempfile.NamedTemporaryFile(suffix=".grpc") as body_file:
+        body_file.write(b"\0" + len(message).to_bytes(4, "big") + message)
+        body_file.flush()
+
+        def run(seconds: float) -> str:
+            cmd = [*pinned(core), H2LOAD, "-c", str(concurrency), "-m", str(streams)]
+            cmd += ["-D", str(max(1, round(seconds))), "-d", body_file.name]
+            cmd += ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+            cmd += [f"http://127.0.0.1:{port}{method}"]
+            return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+        if warmup:
+            run(warmup)
+        pid = PIDS.get(port)
+        cpu_before = cpu_seconds(pid) if pid else None
+        out = run(duration)
+        cpu = cpu_seconds(pid) - cpu_before if pid else None
+    done = re.search(r"requests: .*?(\d+) succeeded, (\d+) failed", out)
+    succeeded = int(done.group(1)) if done else 0
+    data = re.search(r"traffic: .*?\(\d+\) headers.*?\((\d+)\) data", out)
+    latency = re.search(r"time for request:\s+([\d.]+\w+)\s+([\d.]+\w+)\s+([\d.]+\w+)", out)
+    return {
+        "throughput_rps": float(re.search(r"finished in .*?, ([\d.]+) req/s", out).group(1)),
+        "server_cpu_us": cpu / succeeded * 1e6 if cpu is not None and succeeded else None,
+        "p50_ms": None,  # h2load reports min, max and mean latency, no percentiles
+        "p99_ms": None,
+        "mean_ms": _ms(latency.group(3)) if latency else None,
+        "errors": int(done.group(2)) if done else 0,
+        "answer_bytes": int(data.group(1)) / succeeded if data and succeeded else 0.0,
     }
 
 
