@@ -6,6 +6,7 @@ vectorised one for big tensors that computes the decimal digits in numpy.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Callable
@@ -53,13 +54,18 @@ def _fmt_float(value: float, mode: int) -> str:
     return text + ".0"
 
 
-def _as_f32(values: list[float]) -> list[float] | tuple[float, ...]:
+def _as_f32(values: list[float]) -> tuple[float, ...]:
     """``values`` rounded to float32 in one struct round trip (a few times cheaper than numpy for a few values)."""
-    layout = f"<{len(values)}f"
+    layout = _f32_layout(len(values))
     try:
-        return struct.unpack(layout, struct.pack(layout, *values))
+        return layout.unpack(layout.pack(*values))
     except OverflowError:  # one rounds past float32's range: round each on its own
-        return [_to_f32(value) for value in values]
+        return tuple(_to_f32(value) for value in values)
+
+
+@functools.lru_cache(maxsize=64)
+def _f32_layout(count: int) -> struct.Struct:
+    return struct.Struct(f"<{count}f")
 
 
 def _float_mode(dtype: np.dtype) -> int:
@@ -71,18 +77,42 @@ def _float_mode(dtype: np.dtype) -> int:
 
 
 def _float_tokens_small(flat: np.ndarray, mode: int) -> list[str]:
-    """Tokens for a few floats: per-element Python formatting is cheapest here."""
+    """Tokens for a few floats: per-element Python formatting is cheapest here.
+
+    Each step is one C-level call over all the values: ``%`` of a format
+    string repeated per value (6 digits, then 9 or 17 where 6 do not read
+    back, which is most float32 model outputs), one struct round trip to check
+    the 6-digit tokens, one scan for tokens that need ``.0`` or a JSON spelling.
+    """
     if mode == _M_SHORT:
         with np.errstate(invalid="ignore"):
             flat = flat.astype(np.float32)
-    values = flat.tolist()
-    tokens = list(map(_FMT6, values))
+    values = tuple(flat.tolist())
+    if not values:
+        return []
+    tokens = (_joined_format("%.6g", len(values)) % values).split(",")
     if mode == _M_F32:
         back = _as_f32(list(map(float, tokens)))
-        tokens = [t if b == v else _FMT9(v) for t, b, v in zip(tokens, back, values, strict=True)]
     elif mode == _M_F64:
-        tokens = [t if float(t) == v else _FMT17(v) for t, v in zip(tokens, values, strict=True)]
+        back = tuple(map(float, tokens))
+    else:
+        back = values
+    if back != values:  # NaNs land here too, and keep their 6-digit token
+        wide = "%.9g" if mode == _M_F32 else "%.17g"
+        longer = (_joined_format(wide, len(values)) % values).split(",")
+        tokens = [
+            t if b == v or v != v else w
+            for t, b, v, w in zip(tokens, back, values, longer, strict=True)
+        ]
+    if all(("." in t or "e" in t) for t in tokens):
+        return tokens
     return [t if ("." in t or "e" in t) else (_SPECIAL.get(t) or t + ".0") for t in tokens]
+
+
+@functools.lru_cache(maxsize=128)
+def _joined_format(each: str, count: int) -> str:
+    """``"%.6g,%.6g,..."``: one format string formats ``count`` values in one call."""
+    return ",".join([each] * count)
 
 
 # Vectorised writer.  Decimal digits are computed in float64 arithmetic, whose
