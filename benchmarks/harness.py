@@ -111,7 +111,11 @@ def tfserve_process(*flags: str, core: int | str = 0, code: str | None = None):
             **os.environ,
             "PYTHONPATH": os.pathsep.join([code, os.environ.get("PYTHONPATH", "")]),
         }
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # ``python -m`` puts the working directory first on sys.path, before PYTHONPATH: run in
+    # ``code`` so that a benchmark started from another checkout serves ``code``, not itself.
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=code
+    )
     PIDS[port] = process.pid
     try:
         wait_http(f"http://127.0.0.1:{port}/tfserve/api/ready")
