@@ -393,6 +393,43 @@ def test_encode_multiple_outputs_columnar():
     assert outputs_json(outputs) == {"outputs": {"a": [1, 2], "b": [[1.5], [2.5], [3.5]]}}
 
 
+_RNG = np.random.default_rng(11)
+
+
+@pytest.mark.parametrize(
+    "name,batch",
+    [
+        ("probabilities", _RNG.random((32, 10), dtype=np.float32)),
+        ("score", _RNG.random(32)),  # float64, one value per row
+        ("wide", _RNG.random((32, 500), dtype=np.float32)),  # the batch: the vectorised writer
+        ("huge", _RNG.random((32, 600), dtype=np.float32)),  # past the bound: per request
+        ("swapped", _RNG.random((32, 3)).astype(">f4")),
+        ("ids", _RNG.integers(-(2**40), 2**40, (32, 3))),
+        ("flags", _RNG.random((32, 2)) > 0.5),
+        ("words", np.array([f"w{i}".encode() for i in range(32)], dtype=object)),
+        ("words_bytes", np.array([bytes([i, 255]) for i in range(32)], dtype=object)),
+        ("empty_rows", np.zeros((32, 0), np.float32)),
+        ("nans", np.array([[np.nan, np.inf, -0.0, 1.0]] * 32, np.float32)),
+    ],
+)
+def test_a_batch_answer_writes_what_its_own_rows_write(name, batch):
+    from jupyter_tfserve.core.batching import BatchAnswer
+    from jupyter_tfserve.core.tensors.json_encode import BATCH_WRITE_ELEMENTS
+
+    outputs, memo = {name: batch, "other": np.zeros((32, 1), np.float32)}, {}
+    for start, rows in ((0, 1), (5, 3), (31, 1), (7, 1)):
+        mine = {name: batch[start : start + rows]}
+        answer = BatchAnswer(mine, outputs, start, memo)
+        for row_format in (True, False):
+            got = T.encode_predict_response(answer, row_format)
+            assert got == T.encode_predict_response(dict(mine), row_format)
+    # Written once for the batch and cut for each request, up to the bound.
+    assert (name in memo) == (batch.size <= BATCH_WRITE_ELEMENTS)
+    both = {name: batch[2:4], "other": outputs["other"][2:4]}
+    answer = BatchAnswer(both, outputs, 2, memo)  # several outputs: written per request
+    assert T.encode_predict_response(answer, True) == T.encode_predict_response(dict(both), True)
+
+
 def test_encode_non_native_byte_order():
     assert float_tokens(np.array([0.1, 1 / 3], ">f4")) == ["0.1", "0.333333343"]
 

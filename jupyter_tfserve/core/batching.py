@@ -119,6 +119,22 @@ def _fits_signature(signature, inputs: dict[str, np.ndarray]) -> int | None:
 
 
 # ---------------------------------------------------------------------- tasks and batches
+class BatchAnswer(dict):
+    """One request's outputs (``{alias: its rows}``), and the batch's outputs they were cut from.
+
+    The requests of a batch hold rows ``start:start + n`` of ``batch`` and share
+    one ``memo``: an answer writer can write the whole batch once and cut each
+    request's text from it, instead of paying its fixed cost per request for a
+    few rows (32 one-row answers: one writer call instead of 32).
+    """
+
+    __slots__ = ("batch", "start", "memo")
+
+    def __init__(self, rows: dict, batch: dict, start: int, memo: dict):
+        super().__init__(rows)
+        self.batch, self.start, self.memo = batch, start, memo
+
+
 class _Split:
     """Puts a split request back together: its pieces' outputs, concatenated in order, or the first error."""
 
@@ -456,11 +472,13 @@ class BatchScheduler:
         if len(tasks) == 1 and padding == 0 and tasks[0].split is None:
             tasks[0].deliver(outputs, error)
         elif error is None and all(v.ndim >= 1 and v.shape[0] == size for v in outputs.values()):
-            start = 0
+            start, memo = 0, {}
             for task in tasks:
                 stop = start + task.rows
                 wanted = task.aliases or outputs.keys()
-                task.deliver({a: outputs[a][start:stop] for a in wanted})
+                task.deliver(
+                    BatchAnswer({a: outputs[a][start:stop] for a in wanted}, outputs, start, memo)
+                )
                 start = stop
         else:
             self._rerun_alone(queue, tasks, error)

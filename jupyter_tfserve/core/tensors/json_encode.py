@@ -142,10 +142,39 @@ def _is_bytes_output(name: str, arr: np.ndarray) -> bool:
     return name.endswith("_bytes") and arr.dtype.kind in "OSU"
 
 
+# A batch's one output is written whole for its requests up to this many elements (larger
+# ones are written per request, where the caller decides whether to leave its loop for it).
+BATCH_WRITE_ELEMENTS = 16 * 1024
+
+
 def encode_predict_response(outputs: dict[str, np.ndarray], row_format: bool) -> bytes:
     """The REST predict body: ``{"predictions": ...}`` (row) or ``{"outputs": ...}`` (columnar)."""
     key = b'{"predictions":' if row_format else b'{"outputs":'
-    return key + encode_tensor_map(outputs, row_format) + b"}"
+    return key + (_cut_from_batch(outputs) or encode_tensor_map(outputs, row_format)) + b"}"
+
+
+def _cut_from_batch(outputs) -> bytes | None:
+    """A one-output answer's JSON cut from its batch's rows, each row written once per batch.
+
+    ``outputs`` is a batcher's ``BatchAnswer`` (``batch``, ``start``, shared
+    ``memo``); anything else, several outputs or a big batch answer None. With
+    one output, row and columnar layouts write the same text.
+    """
+    batch = getattr(outputs, "batch", None)
+    if batch is None or len(outputs) != 1:
+        return None
+    ((name, mine),) = outputs.items()
+    whole = batch.get(name)
+    if whole is None or whole.size > BATCH_WRITE_ELEMENTS or whole.ndim == 0:
+        return None
+    rows = outputs.memo.get(name)
+    if rows is None:
+        arr = np.asarray(whole)
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        rows = outputs.memo[name] = _tensor_rows_json(arr, _is_bytes_output(name, arr))
+    start = outputs.start
+    return b"[" + b",".join(rows[start : start + len(mine)]) + b"]"
 
 
 def encode_tensor_map(outputs: dict[str, np.ndarray], row_format: bool) -> bytes:
