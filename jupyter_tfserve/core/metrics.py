@@ -83,6 +83,18 @@ class _Histogram:
 UNKNOWN_MODEL = ""
 
 
+_REQUEST_COUNT = PREFIX + "request_count"
+_REQUEST_LATENCY = PREFIX + "request_latency"
+_REQUEST_FAMILIES = (
+    (_REQUEST_COUNT, ("model_name", "status"), "The total number of requests."),
+    (
+        _REQUEST_LATENCY,
+        ("model_name", "API", "entrypoint"),
+        "Distribution of wall time (in microseconds) for Tensorflow Serving request.",
+    ),
+)
+
+
 class ServingMetrics:
     """All series of one model server. ``observe_*`` are called on the request path.
 
@@ -136,20 +148,25 @@ class ServingMetrics:
     def observe_request(
         self, model_name: str, api: str, entrypoint: str, status: str, seconds: float
     ) -> None:
-        """One finished request: TF Serving's request_count and request_latency (microseconds)."""
+        """One finished request: TF Serving's request_count and request_latency (microseconds).
+
+        Every request passes here, so both series are written under one lock
+        with their label keys built directly; the families' label names and
+        help are registered with the first request.
+        """
         if self.is_served is not None and not self.is_served(model_name):
             model_name = UNKNOWN_MODEL
-        self.inc(
-            PREFIX + "request_count",
-            {"model_name": model_name, "status": status},
-            doc="The total number of requests.",
-        )
-        self.observe(
-            PREFIX + "request_latency",
-            {"model_name": model_name, "API": api, "entrypoint": entrypoint},
-            seconds * 1e6,
-            doc="Distribution of wall time (in microseconds) for Tensorflow Serving request.",
-        )
+        latency_key = (model_name, api, entrypoint)
+        with self._lock:
+            self._counters[_REQUEST_COUNT][(model_name, status)] += 1.0
+            series = self._histograms[_REQUEST_LATENCY]
+            histogram = series.get(latency_key)
+            if histogram is None:
+                histogram = series[latency_key] = _Histogram(LATENCY_BUCKETS_US)
+                for name, labels, doc in _REQUEST_FAMILIES:
+                    self._label_names.setdefault(name, labels)
+                    self._docs.setdefault(name, doc)
+            histogram.observe(seconds * 1e6)
 
     def observe_runtime(self, model_name: str, seconds: float, runtime: str = "TF1") -> None:
         self.observe(

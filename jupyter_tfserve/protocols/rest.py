@@ -296,9 +296,12 @@ class RestApp:
             or tensors.count_bytes(body, b"[", OFFLOAD_ARRAYS) > OFFLOAD_ARRAYS
         )
         exact = big or len(body) <= EXACT_INLINE_BYTES
-        target, request, inputs, row_format = await self._offload(
-            big, self._decode_predict, route, body, exact
-        )
+        # The common request stays on the loop: called directly, not through _offload's coroutine.
+        if big:
+            decoded = await self._offload(True, self._decode_predict, route, body, exact)
+        else:
+            decoded = self._decode_predict(route, body, exact)
+        target, request, inputs, row_format = decoded
         try:
             if inputs is None:  # only the per-value path decodes it: off the loop
                 big = True
@@ -309,8 +312,9 @@ class RestApp:
         finally:
             target.release()
         outputs = await self._result(future)
-        big = big or sum(getattr(v, "size", 0) for v in outputs.values()) > OFFLOAD_ELEMENTS
-        return await self._offload(big, tensors.encode_predict_response, outputs, row_format)
+        if big or sum(getattr(v, "size", 0) for v in outputs.values()) > OFFLOAD_ELEMENTS:
+            return await self._offload(True, tensors.encode_predict_response, outputs, row_format)
+        return tensors.encode_predict_response(outputs, row_format)
 
     def _decode_predict(self, route: _Route, body: bytes, exact: bool):
         """Parse, resolve, decode: ``(target, request, inputs, row_format)``.
