@@ -19,6 +19,7 @@ from tensorflow.core.framework import types_pb2 as DT
 from jupyter_tfserve.core import tensors as T
 from jupyter_tfserve.core.signatures import SignatureInfo, TensorSpec
 from jupyter_tfserve.core.status import ServingError
+from jupyter_tfserve.core.tensors.json_numeric import OneRowBody
 
 PROPERTIES = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NUMERIC_DTYPES = [
@@ -175,6 +176,50 @@ def test_common_numeric_bodies_take_the_numeric_path(body, dtype):
 )
 def test_other_bodies_are_left_to_the_general_decoder(body):
     assert not check(body.encode(), signature(x=DT.DT_FLOAT))
+
+
+one_row_values = st.lists(
+    st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False),
+    min_size=1,
+    max_size=40,
+)
+
+
+@PROPERTIES
+@given(
+    row=one_row_values,
+    dtype=st.sampled_from(NUMERIC_DTYPES),
+    space=st.sampled_from(["", " ", "\n", " \t\r\n "]),
+    limit=st.integers(0, 400),
+)
+def test_one_row_bodies_decode_as_the_general_decoder_does(row, dtype, space, limit):
+    text = f'{space}{{{space}"instances"{space}:{space}[{space}[{space}'
+    text += f"{space},{space}".join(json.dumps(v) for v in row)
+    text += f"{space}]{space}]{space}}}{space}"
+    raw = text.encode()
+    assert isinstance(T.parse_numeric(raw), OneRowBody)
+    check(raw, signature(x=dtype), limit)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"instances": [[1, 2,]]}',
+        '{"instances": [[1 2]]}',
+        '{"instances": [[1]]} x',
+        '{"instances": [[]]}',
+        '{"instances":\u000b[[1]]}',  # a vertical tab: not JSON whitespace
+        '{"instances": [[1, 2], [3]]}',
+        '{"instances": [[1e400]]}',
+        '{"instances": [[-]]}',
+        '{"instances": [[1, "2"]]}',
+        '{"instances": [[1]], "instances": [[2]]}',
+    ],
+)
+def test_near_one_row_bodies_are_decided_as_the_general_decoder_decides(body):
+    raw = json.loads(json.dumps(body)).encode()
+    for sig in (signature(x=DT.DT_FLOAT), signature(x=DT.DT_FLOAT, y=DT.DT_FLOAT)):
+        check(raw, sig)
 
 
 def test_a_document_kept_alive_does_not_block_the_next_body():

@@ -14,6 +14,7 @@ TensorFlow Serving does.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -114,8 +115,70 @@ class NumericBody:
         return tensors, row_format
 
 
-def parse_numeric(body: bytes) -> NumericBody | None:
+class OneRowBody:
+    """``{"instances": [[n, n, ...]]}``: one row of numbers, the body most clients send.
+
+    The object around the row is matched as bytes (:func:`_one_row`), so only the
+    row itself is parsed, and read with one ``as_buffer``: no object proxies to
+    walk for keys and nesting. It decodes exactly as :class:`NumericBody` would
+    (the same checks and budget charge, through the same helpers), and declines
+    the same bodies.
+    """
+
+    __slots__ = ("_row",)
+    signature_name = ""
+
+    def __init__(self, row: bytes):
+        self._row = row
+
+    def decode(
+        self, signature: SignatureInfo, budget: TensorBudget | None = None
+    ) -> tuple[dict[str, np.ndarray], bool] | None:
+        if len(signature.inputs) != 1:
+            return None
+        ((name, spec),) = signature.inputs.items()
+        try:
+            row = _parse(self._row)
+        except _REFUSED:
+            return None
+        size = len(row)
+        if not size:
+            return None
+        shape = (1, size)
+        charge(budget, shape, spec.dtype)
+        tensor = _as_tensor(row, spec.dtype)
+        if tensor is None:
+            return None
+        return {name: tensor.reshape(shape)}, True
+
+
+_WS = rb"[ \t\n\r]*"  # JSON's whitespace, not regex's \s (which has \f and \v too)
+_ONE_ROW_HEAD = re.compile(_WS + rb"\{" + _WS + rb'"instances"' + _WS + rb":" + _WS + rb"\[" + _WS)
+_ONE_ROW_TAIL = re.compile(rb"\]" + _WS + rb"\]" + _WS + rb"\}" + _WS + rb"\Z")
+_TAIL_BYTES = 64
+
+
+def _one_row(body: bytes) -> OneRowBody | None:
+    """The row of a ``{"instances": [[...]]}`` body, or None for any other body."""
+    head = _ONE_ROW_HEAD.match(body)
+    if head is None or body[head.end() : head.end() + 1] != b"[":
+        return None
+    start = head.end()
+    tail = _ONE_ROW_TAIL.search(body, max(start + 1, len(body) - _TAIL_BYTES))
+    if tail is None:
+        return None
+    stop = tail.start()  # the row's closing bracket
+    for byte in (b"[", b"]", b"{", b"}", b'"'):  # nothing but numbers between the brackets
+        if body.find(byte, start + 1, stop) >= 0:
+            return None
+    return OneRowBody(body[start : stop + 1])
+
+
+def parse_numeric(body: bytes) -> NumericBody | OneRowBody | None:
     """A body this module may decode, parsed; None for any other (malformed ones included)."""
+    one_row = _one_row(body)
+    if one_row is not None:
+        return one_row
     if b"\\" in body or body.startswith(_BOM):  # escapes: orjson and simdjson differ on some
         return None
     if count_bytes(body, b'"', _MAX_QUOTES) > _MAX_QUOTES:  # strings or b64: spare the parse
