@@ -102,14 +102,23 @@ def is_batchable(signature) -> bool:
     )
 
 
-def _fits_signature(signature, inputs: dict[str, np.ndarray]) -> int | None:
-    """The request's row count when its shapes fit the declared ones and its inputs agree on rows, else None."""
+def _declared_shapes(signature) -> tuple[tuple[str, int, tuple[int, ...]], ...]:
+    """Each input's alias, rank and dimensions after the batch one (``-1``: any), read once per queue."""
+    return tuple(
+        (alias, len(spec.shape), tuple(spec.shape[1:])) for alias, spec in signature.inputs.items()
+    )
+
+
+def _fits_signature(declared, inputs: dict[str, np.ndarray]) -> int | None:
+    """The request's row count when its shapes fit the ``declared`` ones and its inputs agree on rows, else None."""
     rows = None
-    for alias, spec in signature.inputs.items():
+    for alias, rank, inner in declared:
         shape = inputs[alias].shape
-        if len(shape) != len(spec.shape):
+        if len(shape) != rank:
             return None
-        if any(want not in (-1, got) for want, got in zip(spec.shape[1:], shape[1:], strict=True)):
+        if shape[1:] != inner and any(
+            want not in (-1, got) for want, got in zip(inner, shape[1:], strict=True)
+        ):
             return None
         if rows is None:
             rows = shape[0]
@@ -222,6 +231,7 @@ class _Queue:
         self.signature_name = signature_name
         self.servable = servable
         self.signature = servable.signatures[signature_name]
+        self.declared_shapes = _declared_shapes(self.signature)
         self.labels = {"model_name": model_name, "signature_name": signature_name}
         self.options: BatchingOptions = options
         self.stats: BatchStats = stats
@@ -293,7 +303,7 @@ class BatchScheduler:
             if self._stopping:
                 raise ServingError(Code.UNAVAILABLE, "The batch scheduler is shutting down")
             queue = self._queue(handle, signature_name)
-            rows = _fits_signature(queue.signature, inputs)
+            rows = _fits_signature(queue.declared_shapes, inputs)
             if rows is None:
                 rows = _leading(inputs)
                 wake = self._enqueue_alone(queue, _Task(inputs, rows, aliases, future, now))
