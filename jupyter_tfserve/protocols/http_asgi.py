@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 BACKLOG = 2048
 STARTUP_TIMEOUT_SECONDS = 30.0
+# The cancel message of a request task whose body stopped arriving (answered 408).
+BODY_TIMEOUT = "tfserve: request body timed out"
 
 
 class AsgiApp:
@@ -91,6 +93,11 @@ class AsgiApp:
         if length is not None and length.isdigit() and int(length) > limit:
             await _send(send, self.rest_app.body_too_large(int(length), limit))
             return
+        # uvicorn's receive() is a method of the request's cycle: the protocol below
+        # cancels the task through it when the body stops arriving or the client goes.
+        cycle = getattr(receive, "__self__", None)
+        if cycle is not None:
+            cycle.tfserve_reading = asyncio.current_task()
         try:
             body = await _read_body(receive, limit)
         except _TooLarge:
@@ -102,11 +109,11 @@ class AsgiApp:
             return
         except _Disconnected:
             return
+        finally:
+            if cycle is not None:
+                cycle.tfserve_reading = None
         path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query = scope["query_string"].decode("latin-1")
-        # uvicorn's receive() is a method of the request's cycle: the protocol below
-        # cancels the task through it when the client goes.
-        cycle = getattr(receive, "__self__", None)
         if cycle is not None:
             cycle.tfserve_task = asyncio.current_task()
         response = await unless_client_gone(
@@ -127,20 +134,11 @@ class _Disconnected(Exception):
 async def _read_body(receive, limit: int) -> bytes:
     """The whole request body; one that does not arrive within BODY_TIMEOUT_SECONDS raises TimeoutError.
 
-    The deadline is a plain timer that cancels this task, not
-    ``asyncio.wait_for``: that wraps the read in a task of its own, which
-    costs the common request (its body came with its headers) more than
-    reading the body does.
+    The deadline is kept by the protocol (``TimedHttpToolsProtocol``), which
+    cancels this task with :data:`BODY_TIMEOUT`. It arms its timer only when a
+    read leaves a body unfinished, so the common request, whose body came with
+    its headers, sets no timer at all.
     """
-    task = asyncio.current_task()
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    timer = asyncio.get_running_loop().call_later(BODY_TIMEOUT_SECONDS, expire)
     try:
         chunks = []
         size = 0
@@ -150,12 +148,11 @@ async def _read_body(receive, limit: int) -> bytes:
             size += len(chunk)
             chunks.append(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    except asyncio.CancelledError:
-        if expired:
-            raise asyncio.TimeoutError from None
-        raise
-    finally:
-        timer.cancel()
+    except asyncio.CancelledError as exc:
+        if exc.args != (BODY_TIMEOUT,):
+            raise
+        asyncio.current_task().uncancel()
+        raise asyncio.TimeoutError from None
 
 
 def _body_part(message, size: int, limit: int) -> tuple[bytes, bool]:
@@ -185,13 +182,19 @@ def _protocol_class():
         return "httptools"
 
     class TimedHttpToolsProtocol(HttpToolsProtocol):
-        """Drops connections whose request headers do not complete in time (slow or idle clients).
+        """Drops connections whose request headers do not complete in time; times out bodies that stop.
+
+        Timers are armed at the end of a read that leaves headers or a body
+        unfinished (and once when a connection opens), not per request: a
+        request that arrives whole, the usual case, sets none.
 
         When a client disconnects before its answer, the request's task is
         cancelled (see ``rest.unless_client_gone``): its queued work is dropped.
         """
 
         _header_timer = None
+        _body_timer = None
+        _receiving = None  # "headers" or "body" while a request is arriving
 
         def _arm_header_timer(self) -> None:
             if self._header_timer is None:
@@ -199,30 +202,57 @@ def _protocol_class():
                     HEADER_TIMEOUT_SECONDS, self._header_timeout
                 )
 
-        def _disarm_header_timer(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
+        def _disarm_timers(self) -> None:
+            for name in ("_header_timer", "_body_timer"):
+                timer = getattr(self, name)
+                if timer is not None:
+                    timer.cancel()
+                    setattr(self, name, None)
 
         def _header_timeout(self) -> None:
             self._header_timer = None
             if not self.transport.is_closing():
                 self.transport.close()
 
+        def _body_timeout(self) -> None:
+            self._body_timer = None
+            task = getattr(self.cycle, "tfserve_reading", None)
+            if task is not None:
+                task.cancel(BODY_TIMEOUT)  # the app answers 408
+            elif not self.transport.is_closing():
+                self.transport.close()
+
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self._arm_header_timer()
 
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._receiving == "headers":
+                self._arm_header_timer()
+            elif self._receiving == "body" and self._body_timer is None:
+                self._body_timer = self.loop.call_later(BODY_TIMEOUT_SECONDS, self._body_timeout)
+
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._arm_header_timer()
+            self._receiving = "headers"
 
         def on_headers_complete(self) -> None:
-            self._disarm_header_timer()
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+            self._receiving = "body"
             super().on_headers_complete()
 
+        def on_message_complete(self) -> None:
+            self._receiving = None
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+            super().on_message_complete()
+
         def connection_lost(self, exc) -> None:
-            self._disarm_header_timer()
+            self._disarm_timers()
             cycle = self.cycle
             super().connection_lost(exc)
             task = getattr(cycle, "tfserve_task", None)
