@@ -165,11 +165,10 @@ uvloop.run(main())
 """
 
 # The server-side cost of one gRPC Predict, phase by phase, through the server's own code.
+# argv = model base path, the request (predict_message()) in hex.
 COST_SPLIT = r"""
 import json, sys, timeit
 from concurrent.futures import ThreadPoolExecutor
-import numpy as np
-from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2
 from jupyter_tfserve.core.platforms import tensorflow as servable
 from jupyter_tfserve.core.config import single_model_config
@@ -182,14 +181,7 @@ manager = ModelManager(lambda name, version, path: servable.load_servable(name, 
                        file_system_poll_wait_seconds=0)
 manager.reload_config(single_model_config("mlp", sys.argv[1]))
 service = InferenceService(manager, ThreadPoolExecutor(4))
-request = predict_pb2.PredictRequest()
-request.model_spec.name = "mlp"
-tensor = request.inputs["x"]
-tensor.dtype = types_pb2.DT_FLOAT
-tensor.tensor_shape.dim.add(size=1)
-tensor.tensor_shape.dim.add(size=784)
-tensor.tensor_content = np.random.default_rng(0).random((1, 784), dtype=np.float32).tobytes()
-raw = request.SerializeToString()
+raw = bytes.fromhex(sys.argv[2])  # predict_message()
 target = service.resolve(ModelSpec("mlp"))
 
 def decode():  # parse, resolve (handle + signature), tensors, validation
@@ -239,7 +231,7 @@ def grpc_loadgen(port: int, concurrency: int, duration: float = 8.0, warmup: flo
 
 def cost_split(base_path: str) -> dict:
     out = subprocess.run(
-        [*harness.pinned(0), sys.executable, "-c", COST_SPLIT, base_path],
+        [*harness.pinned(0), sys.executable, "-c", COST_SPLIT, base_path, predict_message().hex()],
         check=True,
         capture_output=True,
         text=True,
