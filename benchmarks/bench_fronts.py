@@ -1,9 +1,10 @@
-"""HTTP fronts side by side: tornado vs the bare ASGI app on uvicorn, each unbatched and batched.
+"""HTTP fronts side by side: tornado vs the standalone port (httptools), each unbatched and batched.
 
 One server process per batching mode serves the MLP 784-512-512-10 through
 *both* fronts at once (same manager, same batcher, same model), so the only
-difference between a tornado row and an ASGI row is the HTTP stack. The bare
-no-model ASGI app on uvicorn (httptools, uvloop) is the ceiling. One-row
+difference between a tornado row and a standalone row is the HTTP stack. The bare
+no-model ASGI app on uvicorn (httptools, uvloop) is the ceiling; a bare httptools
+protocol with no app (the standalone port's own stack, empty) is measured beside it. One-row
 requests at C=32, server on core 0, load generator on core 1; the variants
 take turns for ``TFSERVE_BENCH_ROUNDS`` rounds and each keeps its best run.
 
@@ -15,18 +16,18 @@ request under ``wrk``, that gives the floor: HTTP at its barest, decode, encode
 and model, which no front or plumbing change removes, and the share of the
 ceiling a request costing only that would reach.
 
-Where ``wrk`` is installed, the bare ASGI app and the ASGI front are also
+Where ``wrk`` is installed, the bare apps and the standalone front are also
 driven by ``wrk`` (C, one thread, the same core): the Python load generator
 saturates near 13k req/s, well under what a bare uvicorn app answers, so only
 ``wrk`` shows the real ceiling. The ``*_over_bare_asgi_wrk`` ratios quote the
 served number against it. Where granian is installed, the same bare app on
 granian (ASGI, and its own RSGI interface) is measured beside uvicorn's, and
 the served server also answers through granian's RSGI (embedded in the same
-loop, over the same REST core), so served granian is compared with served
-uvicorn.
+loop, over the same REST core), so served granian is compared with the
+standalone front.
 
-Targets at C=32, batched: ASGI >= 1.6x tornado, ASGI >= 60% of the bare ASGI ceiling
-(load generator), and ASGI >= 25% of the bare ASGI ceiling measured with ``wrk``.
+Targets at C=32, batched: standalone >= 1.6x tornado, >= 60% of the bare ASGI ceiling
+(load generator), and >= 25% of the bare ASGI ceiling measured with ``wrk``.
 
 Run: ``python benchmarks/bench_fronts.py`` (or ``pytest --bench benchmarks/bench_fronts.py``).
 """
@@ -56,9 +57,9 @@ TWO_FRONTS = r"""
 import asyncio, sys, threading
 from jupyter_tfserve.server import ModelServer, ServerOptions
 from jupyter_tfserve.protocols import http_tornado
-base, asgi_port, tornado_port, batching = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+base, rest_port, tornado_port, batching = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 granian_port = int(sys.argv[5])
-options = ServerOptions(port=0, rest_api_port=asgi_port, model_name="mlp", model_base_path=base,
+options = ServerOptions(port=0, rest_api_port=rest_port, model_name="mlp", model_base_path=base,
                         enable_batching=batching, tensorflow_intra_op_parallelism=1,
                         tensorflow_inter_op_parallelism=1)
 server = ModelServer(options).start()
@@ -162,6 +163,24 @@ server.stop()
 """
 
 
+# The same fixed answer from a bare httptools protocol on uvloop: the standalone port's stack, no app.
+BARE_HTTPTOOLS = f"""
+import asyncio, sys, httptools, uvloop
+BODY = {FIXED!r}.encode()
+ANSWER = b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(BODY)
+class Bare(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.parser = transport, httptools.HttpRequestParser(self)
+    def data_received(self, data):
+        self.parser.feed_data(data)
+    def on_message_complete(self):  # the whole request, body included, has been read
+        self.transport.write(ANSWER + BODY)
+loop = uvloop.new_event_loop()
+loop.run_until_complete(loop.create_server(Bare, "127.0.0.1", int(sys.argv[1]), backlog=2048))
+loop.run_forever()
+"""
+
+
 # The same fixed answer from granian (Rust HTTP server): its ASGI and its own RSGI interface.
 GRANIAN_APP = f"""
 BODY = {FIXED!r}.encode()
@@ -203,7 +222,12 @@ def bare_granian(stack: ExitStack, tmp: str) -> list[Variant]:
 
 
 # Measured by wrk as well: the ceiling, and the served numbers quoted against it.
-WRK_VARIANTS = ("bare ASGI (no model)", "ASGI front unbatched", "ASGI front batched")
+WRK_VARIANTS = (
+    "bare ASGI (no model)",
+    "bare httptools (no model)",
+    "standalone front unbatched",
+    "standalone front batched",
+)
 
 
 def layers(base: str) -> dict:
@@ -218,21 +242,23 @@ def layers(base: str) -> dict:
 
 
 def two_fronts(stack: ExitStack, base: str, batching: bool) -> list[Variant]:
-    """One server, three fronts: uvicorn (ASGI), tornado and, where installed, granian (RSGI)."""
-    asgi, tornado = harness.free_port(), harness.free_port()
+    """One server, three fronts: its own standalone port, tornado and, where installed, granian (RSGI)."""
+    standalone, tornado = harness.free_port(), harness.free_port()
     granian = harness.free_port() if importlib.util.find_spec("granian") else 0
-    cmd = [sys.executable, "-c", TWO_FRONTS, base, str(asgi), str(tornado)]
+    cmd = [sys.executable, "-c", TWO_FRONTS, base, str(standalone), str(tornado)]
     cmd += ["1" if batching else "0", str(granian)]
-    stack.enter_context(harness.process_on_core(cmd, f"http://127.0.0.1:{asgi}/tfserve/api/ready"))
+    stack.enter_context(
+        harness.process_on_core(cmd, f"http://127.0.0.1:{standalone}/tfserve/api/ready")
+    )
     mode = "batched" if batching else "unbatched"
     url = "http://127.0.0.1:{}/v1/models/mlp:predict".format
     variants = [
         Variant(f"tornado front {mode}", url(tornado), 32),
-        Variant(f"ASGI front {mode}", url(asgi), 32),
+        Variant(f"standalone front {mode}", url(standalone), 32),
     ]
     if granian and harness.WRK:
         harness.wait_port(granian)
-        harness.PIDS[granian] = harness.PIDS[asgi]  # the same process: its CPU per request
+        harness.PIDS[granian] = harness.PIDS[standalone]  # the same process: its CPU per request
         variants.append(Variant(f"RSGI front on granian {mode}", url(granian), 32, tool="wrk"))
     return variants
 
@@ -245,6 +271,7 @@ def run(rounds: int = ROUNDS) -> dict:
         variants = [
             *bare(stack, BARE_TORNADO, "bare tornado (no model)"),
             *bare(stack, BARE_ASGI, "bare ASGI (no model)"),
+            *bare(stack, BARE_HTTPTOOLS, "bare httptools (no model)"),
             *two_fronts(stack, base, batching=False),
             *two_fronts(stack, base, batching=True),
         ]
@@ -264,27 +291,32 @@ def run(rounds: int = ROUNDS) -> dict:
     print(harness.table(list(rows.values()), columns))
     rate = {name: row["req/s"] for name, row in rows.items()}
     summary = {
-        "asgi_over_tornado_batched": rate["ASGI front batched"] / rate["tornado front batched"],
-        "asgi_over_tornado_unbatched": rate["ASGI front unbatched"]
+        "standalone_over_tornado_batched": rate["standalone front batched"]
+        / rate["tornado front batched"],
+        "standalone_over_tornado_unbatched": rate["standalone front unbatched"]
         / rate["tornado front unbatched"],
-        "asgi_batched_over_bare_asgi": rate["ASGI front batched"] / rate["bare ASGI (no model)"],
+        "standalone_batched_over_bare_asgi": rate["standalone front batched"]
+        / rate["bare ASGI (no model)"],
         "no_http_batched_over_bare_asgi": split["req/s"] / rate["bare ASGI (no model)"],
         "layer_cpu_us": split["cpu_us"],
     }
     if harness.WRK:
         ceiling = rate["bare ASGI (no model) [wrk]"]
         summary["bare_asgi_wrk_rps"] = ceiling
+        summary["bare_httptools_over_bare_asgi_wrk"] = (
+            rate["bare httptools (no model) [wrk]"] / ceiling
+        )
         for mode in ("batched", "unbatched"):
-            served = rate[f"ASGI front {mode} [wrk]"]
-            summary[f"asgi_{mode}_wrk_rps"] = served
-            summary[f"asgi_{mode}_over_bare_asgi_wrk"] = served / ceiling
+            served = rate[f"standalone front {mode} [wrk]"]
+            summary[f"standalone_{mode}_wrk_rps"] = served
+            summary[f"standalone_{mode}_over_bare_asgi_wrk"] = served / ceiling
         for name, rps in rate.items():
             if "granian" in name:
                 summary[f"{name} over bare uvicorn [wrk]"] = rps / ceiling
             if name.startswith("RSGI front on granian"):
                 mode = name.rsplit(" ", 1)[1]
-                summary[f"granian_rsgi_over_asgi_{mode}_wrk"] = (
-                    rps / rate[f"ASGI front {mode} [wrk]"]
+                summary[f"granian_rsgi_over_standalone_{mode}_wrk"] = (
+                    rps / rate[f"standalone front {mode} [wrk]"]
                 )
         summary.update(floor(split["cpu_us"], rows, ceiling))
     print(json.dumps(summary, indent=2))
@@ -294,13 +326,13 @@ def run(rounds: int = ROUNDS) -> dict:
 def floor(layer_cpu: dict, rows: dict, ceiling: float) -> dict:
     """The parts of a batched request no front or plumbing change removes, and the share of the ceiling they leave.
 
-    HTTP at its barest (the no-model uvicorn app's CPU per request under
-    ``wrk``), the JSON decode and encode, and the model's share of a batch of
+    HTTP at its barest (the no-model httptools protocol's CPU per request under
+    ``wrk``: the standalone port's own stack), the JSON decode and encode, and the model's share of a batch of
     32: their sum is the least a batched REST request can cost this server's
     core, whatever else is trimmed.
     """
-    http = rows["bare ASGI (no model) [wrk]"].get("cpu_us/req")
-    served = rows["ASGI front batched [wrk]"].get("cpu_us/req")
+    http = rows["bare httptools (no model) [wrk]"].get("cpu_us/req")
+    served = rows["standalone front batched [wrk]"].get("cpu_us/req")
     if http is None or served is None:
         return {}
     parts = {
@@ -321,7 +353,7 @@ def floor(layer_cpu: dict, rows: dict, ceiling: float) -> dict:
 
 @pytest.mark.bench
 def test_bench_fronts():
-    assert run()["asgi_over_tornado_batched"] > 0
+    assert run()["standalone_over_tornado_batched"] > 0
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def read_token_file(path: str) -> str:
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop where it exists (about 1.5x the request rate of asyncio's loop here), asyncio elsewhere.
 
-    uvicorn and tornado run on it (gRPC has its own handler threads); ``TFSERVE_NO_UVLOOP=1`` opts out.
+    The standalone REST port and tornado run on it (gRPC has its own handler threads); ``TFSERVE_NO_UVLOOP=1`` opts out.
     """
     if not os.environ.get("TFSERVE_NO_UVLOOP"):
         try:
@@ -308,9 +308,9 @@ class ModelServer:
         """Load the configured models and open the ports; returns once they listen."""
         self.started_at = time.time()
         if self.options.rest_api_port:  # a bad certificate is said before models load, not after
-            from .protocols.http_asgi import tls_files
+            from .protocols.http_standalone import tls_context
 
-            tls_files(self.options)
+            tls_context(self.options)
         config = self._initial_config
         if config is None and (self.options.model_config_file or self.options.model_base_path):
             config = self.options.model_server_config()
@@ -340,7 +340,7 @@ class ModelServer:
 
     async def _start_fronts(self) -> None:
         if self.options.rest_api_port:
-            from .protocols.http_asgi import serve as serve_rest
+            from .protocols.http_standalone import serve as serve_rest
 
             front = await serve_rest(
                 self.rest, self.options.rest_api_host, self.options.rest_api_port, self.options

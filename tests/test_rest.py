@@ -1,4 +1,4 @@
-"""TF Serving's REST API over both HTTP fronts (tornado and bare ASGI on uvicorn), on real SavedModels.
+"""TF Serving's REST API over both HTTP fronts (tornado and the standalone httptools port), on real SavedModels.
 
 One in-process ModelServer serves every test. Each front runs on a loop
 thread of the test's own, on an ephemeral port; the ``front`` fixture runs
@@ -30,12 +30,12 @@ from tensorflow_serving.config import model_server_config_pb2
 from waiting import wait_until
 
 from jupyter_tfserve.core.metrics import LATENCY_BUCKETS_US as LATENCY_BUCKETS
-from jupyter_tfserve.protocols import http_asgi, http_tornado
+from jupyter_tfserve.protocols import http_standalone, http_tornado
 from jupyter_tfserve.protocols.rest import RestApp
 from jupyter_tfserve.server import ModelServer, ServerOptions
 
-FRONT_KINDS = ("tornado", "asgi")
-SERVE = {"tornado": http_tornado.serve, "asgi": http_asgi.serve}
+FRONT_KINDS = ("tornado", "standalone")
+SERVE = {"tornado": http_tornado.serve, "standalone": http_standalone.serve}
 SMALL_BODY_LIMIT = 16 * 1024
 TENSOR_LIMIT = 4 * 1024 * 1024  # max_request_tensor_bytes
 METRICS_PATH = "/monitoring/prometheus/metrics"
@@ -884,8 +884,8 @@ def test_fronts_answer_byte_identical(fronts):
             replies = [call(fronts[k][index], path, body, method, headers) for k in FRONT_KINDS]
             for reply in replies:
                 reply.headers.pop("date", None)
-            tornado_reply, asgi_reply = replies
-            assert tornado_reply == asgi_reply, (method, path)
+            tornado_reply, standalone_reply = replies
+            assert tornado_reply == standalone_reply, (method, path)
 
 
 def test_mounts_under_a_prefix_with_the_hosts_base_class(server, io_loop):
@@ -901,7 +901,7 @@ def test_mounts_under_a_prefix_with_the_hosts_base_class(server, io_loop):
 
     async def start():
         http = tornado.httpserver.HTTPServer(tornado.web.Application(handlers))
-        sockets = http_asgi.bind_sockets("127.0.0.1", 0)
+        sockets = http_standalone.bind_sockets("127.0.0.1", 0)
         http.add_sockets(sockets)
         return http, sockets[0].getsockname()[1]
 
@@ -962,8 +962,8 @@ def test_stop_lets_in_flight_requests_finish(server, io_loop, kind):
 
 
 def test_idle_and_slow_header_connections_are_dropped(server, io_loop, kind, monkeypatch):
-    monkeypatch.setattr(http_asgi, "HEADER_TIMEOUT_SECONDS", 0.5)
-    monkeypatch.setattr(http_asgi, "KEEP_ALIVE_SECONDS", 1)
+    monkeypatch.setattr(http_standalone, "HEADER_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(http_standalone, "KEEP_ALIVE_SECONDS", 1)
     monkeypatch.setattr(http_tornado, "KEEP_ALIVE_SECONDS", 0.5)
     front = io_loop.run(SERVE[kind](server.rest, "127.0.0.1", 0, server.options))
     try:
@@ -990,8 +990,8 @@ def test_a_body_that_stops_arriving_gets_a_408_and_the_port_keeps_serving(
     server, io_loop, monkeypatch
 ):
     """The standalone front's body deadline; the next request on a new connection is answered."""
-    monkeypatch.setattr(http_asgi, "BODY_TIMEOUT_SECONDS", 0.5)
-    front = io_loop.run(SERVE["asgi"](server.rest, "127.0.0.1", 0, server.options))
+    monkeypatch.setattr(http_standalone, "BODY_TIMEOUT_SECONDS", 0.5)
+    front = io_loop.run(SERVE["standalone"](server.rest, "127.0.0.1", 0, server.options))
     try:
         with socket.create_connection(("127.0.0.1", front.port), timeout=10) as slow:
             slow.sendall(
@@ -1007,6 +1007,129 @@ def test_a_body_that_stops_arriving_gets_a_408_and_the_port_keeps_serving(
         assert reply.json() == {"predictions": [2.5]}
     finally:
         io_loop.run(front.stop(5))
+
+
+@pytest.fixture
+def standalone_port(server, io_loop):
+    front = io_loop.run(SERVE["standalone"](server.rest, "127.0.0.1", 0, server.options))
+    yield front.port
+    io_loop.run(front.stop(5))
+
+
+def _read_answers(sock: socket.socket, count: int) -> list[tuple[bytes, bytes]]:
+    """``count`` HTTP answers off one connection: (head, body) each, framed by Content-Length."""
+    data, answers = b"", []
+    while len(answers) < count:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {len(answers)} answers"
+            data += chunk
+        head, data = data.split(b"\r\n\r\n", 1)
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(data) < length:
+            chunk = sock.recv(65536)
+            assert chunk, "closed mid-answer"
+            data += chunk
+        answers.append((head, data[:length]))
+        data = data[length:]
+    return answers
+
+
+def _closes(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+
+
+def _post(path: str, body: bytes, extra: bytes = b"") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(body)}\r\n".encode()
+        + extra
+        + b"\r\n"
+        + body
+    )
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(standalone_port):
+    """Far more requests than the port lets wait at once, in one write: reading pauses, none is lost."""
+    requests_ = [
+        _post(HPT + ":predict", json.dumps({"instances": [float(i)]}).encode()) for i in range(40)
+    ]
+    requests_.insert(7, b"GET /v1/models/nowhere HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", standalone_port), timeout=TIMEOUT) as sock:
+        sock.sendall(b"".join(requests_))
+        answers = _read_answers(sock, len(requests_))
+    bodies = [json.loads(body) for _, body in answers]
+    assert answers[7][0].startswith(b"HTTP/1.1 404")
+    assert bodies.pop(7) == {"error": "Could not find any versions of model nowhere"}
+    assert bodies == [{"predictions": [i / 2 + 2]} for i in range(40)]
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(standalone_port):
+    body = json.dumps({"instances": [1.0] * 300}).encode()  # curl expects 100 for over 1 KiB
+    with socket.create_connection(("127.0.0.1", standalone_port), timeout=TIMEOUT) as sock:
+        sock.sendall(_post(HPT + ":predict", body, b"Expect: 100-continue\r\n")[: -len(body)])
+        assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        ((head, answer),) = _read_answers(sock, 1)
+    assert head.startswith(b"HTTP/1.1 200 OK") and json.loads(answer) == {
+        "predictions": [2.5] * 300
+    }
+
+
+def test_http_1_0_and_connection_close_get_one_answer_then_the_close(standalone_port):
+    for request in (
+        b"GET " + HPT.encode() + b" HTTP/1.0\r\nHost: localhost\r\n\r\n",
+        b"GET " + HPT.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    ):
+        with socket.create_connection(("127.0.0.1", standalone_port), timeout=TIMEOUT) as sock:
+            sock.sendall(request)
+            ((head, body),) = _read_answers(sock, 1)
+            assert head.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in head
+            assert b"AVAILABLE" in body
+            assert _closes(sock)
+
+
+def test_an_upgrade_request_is_answered_over_http_1_1_and_the_connection_goes_on(
+    standalone_port,
+):
+    upgrade = b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+    status = f"GET {HPT} HTTP/1.1\r\nHost: localhost\r\n".encode()
+    with socket.create_connection(("127.0.0.1", standalone_port), timeout=TIMEOUT) as sock:
+        sock.sendall(status + upgrade + b"\r\n" + status + b"\r\n")
+        answers = _read_answers(sock, 2)
+    assert [head.split(b"\r\n")[0] for head, _ in answers] == [b"HTTP/1.1 200 OK"] * 2
+    assert all(b'"state": "AVAILABLE"' in body for _, body in answers)
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status, message",
+    [
+        (b"NOT HTTP AT ALL\r\n\r\n", 400, "Malformed HTTP request: "),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (70 * 1024) + b"\r\n\r\n",
+            431,
+            "Request headers exceed 65536 bytes",
+        ),
+    ],
+    ids=["malformed", "huge-headers"],
+)
+def test_bad_http_is_refused_with_a_reason_and_the_port_keeps_serving(
+    standalone_port, request_bytes, status, message
+):
+    with socket.create_connection(("127.0.0.1", standalone_port), timeout=TIMEOUT) as sock:
+        sock.sendall(request_bytes)
+        ((head, body),) = _read_answers(sock, 1)
+        assert head.startswith(f"HTTP/1.1 {status} ".encode())
+        assert message in json.loads(body)["error"]
+        assert _closes(sock)
+    reply = predict(f"http://127.0.0.1:{standalone_port}", "half_plus_two", {"instances": [1.0]})
+    assert reply.json() == {"predictions": [2.5]}
 
 
 @pytest.fixture(scope="module")
@@ -1069,7 +1192,9 @@ def test_a_full_inference_queue_is_refused_at_once_and_other_requests_keep_worki
     service = server.service
     # A second front with a larger bound of its own, feeding the same pool.
     other = io_loop.run(
-        http_asgi.serve(server.rest_app(max_requests_in_flight=16), "127.0.0.1", 0, server.options)
+        http_standalone.serve(
+            server.rest_app(max_requests_in_flight=16), "127.0.0.1", 0, server.options
+        )
     )
     own, wide = f"http://127.0.0.1:{server.rest_port}", f"http://127.0.0.1:{other.port}"
     body = {"instances": [[1.0]]}

@@ -1,7 +1,7 @@
 """What every HTTP router and front shares: Request, Response, errors as responses, limits, timeouts.
 
 The two routers (TF Serving's ``/v1/`` API in :mod:`.rest`, the management
-API in :mod:`.management`) and the two fronts (:mod:`.http_asgi`,
+API in :mod:`.management`) and the two fronts (:mod:`.http_standalone`,
 :mod:`.http_tornado`) all speak these types, so each imports this small
 module instead of one another: a ``ServingError`` becomes an HTTP answer here,
 once (TF Serving's status table, ``{"error": message}`` body), and both fronts

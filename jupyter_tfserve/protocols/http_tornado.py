@@ -11,9 +11,9 @@ only the raw path *relative to the prefix*, so ``{base_url}tfserve/v1/...``
 inside Jupyter and ``/v1/...`` on a port of its own behave the same.
 
 :func:`serve` runs the same handlers on a standalone tornado port. The
-standalone host uses the uvicorn front (:mod:`.http_asgi`); this one exists to
-compare the two on identical requests and as a fallback without uvicorn.
-Responses are byte-for-byte those of the ASGI front: tornado's default
+standalone host uses its own httptools front (:mod:`.http_standalone`); this
+one exists to compare the two on identical requests.
+Responses are byte-for-byte those of that front: tornado's default
 ``Content-Type``, ``Server`` and ``Etag`` headers are removed.
 """
 
@@ -212,7 +212,7 @@ async def serve(rest_app: RestApp, host: str, port: int, options) -> Front:
         rest_handlers(rest_app, "", max_body_bytes=max_body),
         tfserve_inflight=inflight,
         compress_response=False,
-        log_function=lambda handler: None,  # no access log on a serving port, like the ASGI front
+        log_function=lambda handler: None,  # no access log on a serving port
     )
     server = tornado.httpserver.HTTPServer(
         application,

@@ -1,6 +1,6 @@
 """TF Serving's REST API as a transport-free function: (method, path, query, headers, body) -> Response.
 
-Every HTTP front (tornado inside Jupyter, uvicorn on the standalone port) is a
+Every HTTP front (tornado inside Jupyter, httptools on the standalone port) is a
 thin adapter over :meth:`RestApp.handle`, so routing, decoding, error mapping,
 CORS, gzip and metrics live here once and the fronts answer with the same
 bytes. Nothing in this module knows about tornado or ASGI.
