@@ -1070,6 +1070,20 @@ def test_pipelined_requests_are_answered_in_order_on_one_connection(standalone_p
     assert bodies == [{"predictions": [i / 2 + 2]} for i in range(40)]
 
 
+def test_pipelined_requests_count_against_the_in_flight_bound_one_at_a_time(server, io_loop):
+    """Requests waiting behind others on their connection are not in flight yet: none is refused."""
+    app = server.rest_app(max_requests_in_flight=2)
+    front = io_loop.run(SERVE["standalone"](app, "127.0.0.1", 0, server.options))
+    body = json.dumps({"instances": [1.0]}).encode()
+    try:
+        with socket.create_connection(("127.0.0.1", front.port), timeout=TIMEOUT) as sock:
+            sock.sendall(_post(HPT + ":predict", body) * 10)
+            answers = _read_answers(sock, 10)
+    finally:
+        io_loop.run(front.stop(5))
+    assert [json.loads(answer) for _, answer in answers] == [{"predictions": [2.5]}] * 10
+
+
 def test_expect_100_continue_is_answered_before_the_body_is_sent(standalone_port):
     body = json.dumps({"instances": [1.0] * 300}).encode()  # curl expects 100 for over 1 KiB
     with socket.create_connection(("127.0.0.1", standalone_port), timeout=TIMEOUT) as sock:

@@ -283,6 +283,7 @@ class BatchScheduler:
         self._stats: dict[tuple[str, str], BatchStats] = {}
         self._workers: list[threading.Thread] = []
         self._sleepers: dict[int, float] = {}  # idle workers: when each wakes up by itself
+        self._woken = 0  # sleepers notified that have not run yet
         self._turn = 0
         self._stopping = False
 
@@ -312,8 +313,11 @@ class BatchScheduler:
             queue.stats.queued_rows += rows
             self._start_workers(queue.options.num_batch_threads)
             # Wake a sleeping worker only when it has something to do sooner than it planned:
-            # a wake-up per request would hand the core to a worker with nothing to run.
-            if wake is not None and self._sleepers and wake < min(self._sleepers.values()):
+            # a wake-up per request would hand the core to a worker with nothing to run. A
+            # worker woken stays listed until it runs, so it is not woken again per request.
+            sleepers = self._sleepers
+            if wake is not None and len(sleepers) > self._woken and wake < min(sleepers.values()):
+                self._woken += 1
                 self._cond.notify()
         return future
 
@@ -416,6 +420,7 @@ class BatchScheduler:
                     self._sleepers[me] = math.inf if wait is None else time.perf_counter() + wait
                     self._cond.wait(wait)
                     del self._sleepers[me]
+                    self._woken = max(0, self._woken - 1)
             try:
                 self._execute(queue, batch)
             except BaseException as exc:  # noqa: BLE001 - never strand a request

@@ -21,8 +21,9 @@ What the port does, per connection:
 * bounded cost: headers over :data:`MAX_HEADER_BYTES` get a 431, a body over
   ``rest_api_max_body_bytes`` a 413 (from its Content-Length before reading
   it, or as soon as a chunked body crosses the limit), a request past
-  ``max_requests_in_flight`` a 503 before its body is read; each of these
-  closes the connection;
+  ``max_requests_in_flight`` a 503 (before its body is read, unless it waits
+  behind others on its connection: requests count when their turn comes);
+  each of these closes the connection;
 * time limits: a connection that does not finish its request headers within
   :data:`HEADER_TIMEOUT_SECONDS` is dropped; a body that stops arriving for
   :data:`BODY_TIMEOUT_SECONDS` gets a 408; idle keep-alive connections close
@@ -75,6 +76,28 @@ SWEEP_SECONDS = 1.0
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in http.HTTPStatus}
+# Answers repeat a few status and header sets; each one's text is built once (up to this many).
+_HEAD_STARTS: dict[tuple, tuple[bytes, bool, bool]] = {}
+_MAX_HEAD_STARTS = 256
+
+
+def _head_start(status: int, headers: list[tuple[str, str]]) -> tuple[bytes, bool, bool]:
+    """The status line and ``headers`` as bytes; whether they close the connection; whether they name it."""
+    key = (status, *headers)
+    cached = _HEAD_STARTS.get(key)
+    if cached is not None:
+        return cached
+    lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} \r\n"]
+    closes = says_connection = False
+    for name, value in headers:
+        if name.lower() == "connection":
+            says_connection = True
+            closes = closes or value.lower() == "close"
+        lines.append(f"{name}: {value}\r\n")
+    cached = ("".join(lines).encode("latin-1"), closes, says_connection)
+    if len(_HEAD_STARTS) < _MAX_HEAD_STARTS:
+        _HEAD_STARTS[key] = cached
+    return cached
 
 
 class _HeadersTooLarge(Exception):
@@ -116,14 +139,14 @@ class _Port:
         self.keep_alive = KEEP_ALIVE_SECONDS
         self.sweep_every = min(SWEEP_SECONDS, self.header_timeout / 4, self.body_timeout / 4)
         self.sweep_every = min(self.sweep_every, self.keep_alive / 4)
-        self._date = (0, "")
+        self._date = (0, b"")
         self._timer = loop.call_later(self.sweep_every, self._sweep)
 
-    def date(self) -> str:
+    def date(self) -> bytes:
         """The ``Date`` header's value, formatted once a second."""
         now = int(time.time())
         if self._date[0] != now:
-            self._date = (now, email.utils.formatdate(now, usegmt=True))
+            self._date = (now, email.utils.formatdate(now, usegmt=True).encode())
         return self._date[1]
 
     def running(self, delta: int) -> None:
@@ -180,10 +203,7 @@ class HttpConnection(asyncio.Protocol):
         self.closing = True
         self.port.connections.discard(self)
         self._unadmit()
-        for request in self.requests:
-            if request.admitted:
-                self.port.admission.leave()
-        self.requests.clear()
+        self._drop_waiting()
         if self.task is not None:  # gone before its answer: its queued work is dropped
             self.task.cancel(CLIENT_GONE)
 
@@ -259,14 +279,16 @@ class HttpConnection(asyncio.Protocol):
         length = self.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > port.max_body_bytes:
             self.refusal = port.rest_app.body_too_large(int(length), port.max_body_bytes)
-        elif not port.admission.enter():
-            self.refusal = port.admission.refusal()
-        else:
+        elif self.task is not None or self.requests:
+            pass  # pipelined behind others: admitted when its turn comes (see _next)
+        elif port.admission.enter():  # its turn is now: admitted before its body is read
             self.admitted = True
-            if self.headers.get("expect", "").lower() == "100-continue":
-                self.transport.write(_CONTINUE)
-            return
-        self._refuse_and_close(self.refusal)
+        else:
+            self.refusal = port.admission.refusal()
+        if self.refusal is not None:
+            self._refuse_and_close(self.refusal)
+        elif self.headers.get("expect", "").lower() == "100-continue":
+            self.transport.write(_CONTINUE)
 
     def on_body(self, chunk: bytes) -> None:
         if self.refusal is not None:
@@ -295,9 +317,9 @@ class HttpConnection(asyncio.Protocol):
             self.headers,
             body[0] if len(body) == 1 else b"".join(body),
             self.parser.should_keep_alive(),
-            admitted=True,
+            admitted=self.admitted,
         )
-        self.admitted = False  # the request holds its place now
+        self.admitted = False  # the request holds its place now, if it has one
         self.body = []
         self.requests.append(request)
         if self.task is None:
@@ -308,11 +330,19 @@ class HttpConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ answering
     def _next(self) -> None:
         """Start the oldest waiting request, unless one is running or the client is not reading."""
+        if self.closing:
+            return
         while self.task is None and self.requests and not self.writing_paused:
             request = self.requests.popleft()
             if request.answer is not None:
                 self._write(request.answer, request.keep_alive)
                 continue
+            if not request.admitted:
+                if not self.port.admission.enter():
+                    self._drop_waiting()
+                    self._refuse_and_close(self.port.admission.refusal())
+                    return
+                request.admitted = True
             self.port.running(1)
             self.task = self.port.loop.create_task(self._answer(request))
         if not self.requests:
@@ -342,15 +372,19 @@ class HttpConnection(asyncio.Protocol):
 
     def _write(self, response: Response, keep_alive: bool, head: bool = False) -> None:
         """One write per answer; a HEAD request's answer has its length and no body."""
-        lines = [_STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} \r\n"]
-        for name, value in response.headers:
-            if name.lower() == "connection" and value.lower() == "close":
-                keep_alive = False
-            lines.append(f"{name}: {value}\r\n")
-        if not keep_alive and "connection" not in (n.lower() for n, _ in response.headers):
-            lines.append("Connection: close\r\n")
-        lines.append(f"Content-Length: {len(response.body)}\r\nDate: {self.port.date()}\r\n\r\n")
-        self.transport.write("".join(lines).encode("latin-1") + (b"" if head else response.body))
+        start, closes, says_connection = _head_start(response.status, response.headers)
+        keep_alive = keep_alive and not closes
+        body = response.body
+        self.transport.write(
+            b"".join(
+                (
+                    start,
+                    b"" if keep_alive or says_connection else b"Connection: close\r\n",
+                    b"Content-Length: %d\r\nDate: %s\r\n\r\n" % (len(body), self.port.date()),
+                    b"" if head else body,
+                )
+            )
+        )
         if not keep_alive:
             self._close()
 
@@ -367,6 +401,8 @@ class HttpConnection(asyncio.Protocol):
     def expired(self) -> None:
         """The port's sweep found this connection past its deadline."""
         self.deadline = None
+        if self.closing:
+            return
         if self.phase == "body":
             message = f"Request body not received within {self.port.body_timeout:g} seconds"
             self._unadmit()
@@ -384,6 +420,12 @@ class HttpConnection(asyncio.Protocol):
         if not self.closing:
             self.closing = True
             self.transport.close()
+
+    def _drop_waiting(self) -> None:
+        for request in self.requests:
+            if request.admitted:
+                self.port.admission.leave()
+        self.requests.clear()
 
     def _unadmit(self) -> None:
         if self.admitted:

@@ -27,6 +27,7 @@ the raw path and only then decodes the model name and label, so
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -98,7 +99,7 @@ _API_LABELS = {"predict": "predict", "classify": "classify", "regress": "regress
 
 
 class _Route:
-    """A parsed ``/v1/`` path."""
+    """A parsed ``/v1/`` path; shared by every request to that path, so never changed."""
 
     __slots__ = ("action", "model", "version", "label")
 
@@ -110,7 +111,17 @@ class _Route:
 
 
 def parse_v1_path(method: str, path: str) -> _Route:
-    """TF Serving's routing of a ``/v1/`` path; raises its INVALID_ARGUMENT errors."""
+    """TF Serving's routing of a ``/v1/`` path; raises its INVALID_ARGUMENT errors.
+
+    A server sees the same few paths over and over, so short ones are routed
+    once and remembered (routes are never changed; errors are not kept).
+    """
+    if len(path) <= _CACHED_PATH_CHARS:
+        return _routed(method, path)
+    return _route(method, path)
+
+
+def _route(method: str, path: str) -> _Route:
     action = None
     match = None
     if method == "POST":
@@ -131,6 +142,10 @@ def parse_v1_path(method: str, path: str) -> _Route:
     if not name:
         raise invalid_argument("Missing model name in request.")
     return _Route(action, name, version, label)
+
+
+_CACHED_PATH_CHARS = 256
+_routed = functools.lru_cache(maxsize=1024)(_route)
 
 
 def _version_number(text: str) -> int:
