@@ -7,8 +7,8 @@ the two batched MLP 784-512-512-10 servers run (core 0), and they take turns
 for ``--rounds`` short runs (``wrk`` on core 1, C=32), so every round is a
 pair measured seconds apart. Each run prints the server's CPU microseconds
 per request, split by thread (named by ``py-spy dump`` where py-spy is
-installed), and the summary gives each checkout's median and best, and the
-ratio of medians.
+installed), and its p99 latency; the summary gives each checkout's median and
+best, and the ratio of medians.
 
 Run::
 
@@ -98,6 +98,7 @@ def run(baseline: str, rounds: int) -> dict:
                     "round": round_,
                     "checkout": label,
                     "req/s": result["throughput_rps"],
+                    "p99_ms": result["p99_ms"],
                     "cpu_us/req": result["server_cpu_us"],
                     "errors": result["errors"],
                     "threads_us/req": {
@@ -116,6 +117,7 @@ def run(baseline: str, rounds: int) -> dict:
             "cpu_us/req median": statistics.median(cpu),
             "cpu_us/req best": min(cpu),
             "req/s median": statistics.median(rate),
+            "p99_ms median": statistics.median(r["p99_ms"] for r in rows),
             "errors": sum(r["errors"] for r in rows),
         }
     summary["this/baseline cpu per request (medians)"] = (

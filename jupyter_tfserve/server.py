@@ -37,6 +37,7 @@ from ._version import __version__
 from .core import platforms
 from .core.admin import SERVER, Admin, ChangePolicy, ModelRoots
 from .core.config import ModelServerConfig, load_model_server_config
+from .core.heap import FrozenHeap
 from .core.inference import InferenceService
 from .core.manager import ModelManager
 from .core.metrics import ServingMetrics
@@ -66,6 +67,9 @@ class HostSettings:
     server's own ports require (None: none, unless ``--auth_token_file`` names
     one; "" refuses everything but health and readiness). ``name``, ``info``
     and ``config_error`` describe the host in the management API's info.
+    ``freeze_loaded_models``: keep the garbage collector's full passes off
+    loaded models (see ``core.heap``); a host that shares its process with
+    the user's own objects turns it off.
     """
 
     name: str = "standalone"
@@ -74,6 +78,7 @@ class HostSettings:
     port_token_missing: str = ""
     info: Callable[[], dict] | None = None
     config_error: str = ""
+    freeze_loaded_models: bool = True
 
 
 def standalone_policy(options: ServerOptions) -> ChangePolicy:
@@ -128,6 +133,7 @@ class ModelServer:
         self.options = options or ServerOptions()
         self.host = host or HostSettings()
         self._initial_config = config
+        self.heap = FrozenHeap() if self.host.freeze_loaded_models else None
         from .core.platforms.tensorflow import configure_tensorflow
 
         configure_tensorflow(
@@ -143,6 +149,7 @@ class ModelServer:
             on_load=self._on_load,
             version_source=lambda name, base_path: self.admin.versions_of(name, base_path),
             on_config=lambda config: self.request_log.configure(config),
+            heap=self.heap,
         )
         # Metric series are bounded: names the manager does not serve count under one label value.
         self.metrics = ServingMetrics(is_served=self.manager.serves)
@@ -307,6 +314,8 @@ class ModelServer:
     def start(self, *, wait_for_models: bool = True, timeout: float = 600.0) -> ModelServer:
         """Load the configured models and open the ports; returns once they listen."""
         self.started_at = time.time()
+        if self.heap is not None:
+            self.heap.start()
         if self.options.rest_api_port:  # a bad certificate is said before models load, not after
             from .protocols.http_standalone import tls_context
 
@@ -390,6 +399,8 @@ class ModelServer:
             self._loop = None
         if self.batcher is not None:
             self.batcher.stop()  # queued batches run first: they hold their versions
+        if self.heap is not None:
+            self.heap.stop()  # the unloads below need no collection of their own
         self.manager.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.request_log.close()  # after the last request: its record is queued by now

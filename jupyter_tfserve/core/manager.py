@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from . import source, version_sources
 from .config import ModelConfig, ModelServerConfig, validate_model_server_config
+from .heap import FrozenHeap
 from .platforms import Servable
 from .scheduling import mark_as_background_work
 from .status import (
@@ -148,9 +149,11 @@ class ModelManager:
         on_unload: Callable[[str, int], None] | None = None,
         version_source: Callable[[str, str], dict[int, str]] | None = None,
         on_config: Callable[[ModelServerConfig], None] | None = None,
+        heap: FrozenHeap | None = None,
     ):
         """``version_source(name, base_path)`` lists a model's version directories at each poll
-        (default: every one under base_path); the admin core passes one that applies the model roots."""
+        (default: every one under base_path); the admin core passes one that applies the model roots.
+        ``heap``, when given, is told of each load and unload (see :mod:`.heap`)."""
         self._loader = loader
         self._version_source = version_source or (
             lambda name, base_path: version_sources.list_versions(base_path)
@@ -161,6 +164,7 @@ class ModelManager:
         self.allow_unavailable_labels = allow_version_labels_for_unavailable_models
         self.unload_wait_seconds = unload_wait_seconds
         self._on_load = on_load
+        self._heap = heap
         self._on_unload = on_unload
         # Told each config realized (the server's request log follows the models' logging_config).
         self._on_config = on_config
@@ -434,6 +438,8 @@ class ModelManager:
                 return
             self._finish_load(name, entry, error, time.monotonic() - started)
             return
+        if self._heap is not None:
+            self._heap.loaded()
         with self._cond:
             entry.servable = servable
             entry.error = None
@@ -505,6 +511,9 @@ class ModelManager:
                 servable, entry.close_on_release = None, True
         if servable is not None:
             servable.close()
+            servable = None  # unreachable now, so the collection below frees it
+            if self._heap is not None:
+                self._heap.unloaded()
         with self._cond:
             entry.state = State.END
             model = self._models.get(name)

@@ -107,8 +107,9 @@ def start(
             # where the port's browser rules (Host, JSON only, same Origin) keep web pages out.
             enable_management_api=True,
         )
-        # Its /info says "kernel", so advice names the magic's settings.
-        _server = ModelServer(options, host=HostSettings(name="kernel"))
+        # Its /info says "kernel", so advice names the magic's settings. It does not freeze
+        # the heap: the notebook's own objects live in this process and must stay collectable.
+        _server = ModelServer(options, host=HostSettings(name="kernel", freeze_loaded_models=False))
         _server.start(wait_for_models=False)
         _info = EmbeddedInfo(
             rest_port=_server.rest_port,
