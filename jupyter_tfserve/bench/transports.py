@@ -6,8 +6,8 @@ tensor, so what it measures is the server and the wire, not our encoder.
 
 * REST is plain HTTP/1.1 over keep-alive connections, one request in flight
   per connection (HTTP/1.1 has no usable pipelining), written with asyncio
-  streams so any server that speaks HTTP (TF Serving's own, ours under
-  uvicorn or tornado) can be measured. Responses are read to the last byte
+  streams so any server that speaks HTTP (TF Serving's own, ours on its
+  standalone port or under tornado) can be measured. Responses are read to the last byte
   (``Content-Length`` or chunked) but never decoded.
 * gRPC calls ``tensorflow.serving.PredictionService/Predict`` with the
   serialized ``PredictRequest`` as raw bytes through a generic stub, so the

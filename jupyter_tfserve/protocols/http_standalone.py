@@ -4,10 +4,10 @@ Why not an ASGI server. The REST core is a transport-free function
 (``RestApp.handle``), so all a front has to do is frame bytes. On one core,
 the ASGI layer between uvicorn's parser and an app (a scope dict, message
 dicts, an ``Event`` and a task per request, headers written apart from the
-body) cost about 20 us a request: a bare uvicorn app answered a third of the
-requests of a bare httptools protocol, and the batched one-row MLP served
-1.13-1.25x as many requests through the protocol below as through uvicorn, in
-the same process on the same ``RestApp`` (``benchmarks/bench_fronts.py``).
+body) cost 20-25 us a request: a bare uvicorn app answered a quarter to a
+third of the requests of a bare httptools protocol (``bench_fronts``), and
+the batched one-row MLP served 1.34x the requests at 0.75x the CPU per
+request through this module as through uvicorn (``bench_pair``, six rounds).
 httptools (llhttp, the parser uvicorn uses) still does all the parsing:
 request line, headers, chunked bodies, keep-alive rules.
 
@@ -130,9 +130,10 @@ class _Port:
         self.loop = loop
         self.connections: set[HttpConnection] = set()
         self.stopping = False
-        self.idle = asyncio.Event()  # set whenever no connection has a request running
-        self.idle.set()
-        self.busy = 0
+        self.busy = 0  # requests running
+        self.drained: asyncio.Event | None = (
+            None  # set by the last request to finish, once stopping
+        )
         # Read when the port opens, so a test (or a host) may set the module's limits first.
         self.header_timeout = HEADER_TIMEOUT_SECONDS
         self.body_timeout = BODY_TIMEOUT_SECONDS
@@ -151,10 +152,8 @@ class _Port:
 
     def running(self, delta: int) -> None:
         self.busy += delta
-        if self.busy:
-            self.idle.clear()
-        else:
-            self.idle.set()
+        if not self.busy and self.drained is not None:
+            self.drained.set()
 
     def _sweep(self) -> None:
         now = self.loop.time()
@@ -482,12 +481,15 @@ class Front:
         """Stop listening, close idle connections, let running requests finish for up to ``grace`` s."""
         state = self._port
         state.stopping = True
+        state.drained = asyncio.Event()
+        if not state.busy:
+            state.drained.set()
         for server in self._servers:
             server.close()
         for connection in list(state.connections):
             connection.stop()
         try:
-            await asyncio.wait_for(state.idle.wait(), max(grace, 0.0))
+            await asyncio.wait_for(state.drained.wait(), max(grace, 0.0))
         except asyncio.TimeoutError:
             log.warning("REST front on port %s did not drain within %.0f s", self.port, grace)
         for connection in list(state.connections):
