@@ -1084,6 +1084,18 @@ def test_pipelined_requests_count_against_the_in_flight_bound_one_at_a_time(serv
     assert [json.loads(answer) for _, answer in answers] == [{"predictions": [2.5]}] * 10
 
 
+def test_a_refused_upload_is_read_and_dropped_so_that_its_client_gets_the_413(fronts):
+    """The client is still sending when the 413 goes out: closing at once would reset the connection."""
+    port = int(fronts["standalone"][1].rsplit(":", 1)[1])  # the 16 KiB-limit variant
+    body = b"[" + b"1.0," * (1024 * 1024)  # 4 MiB
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(_post(HPT + ":predict", body))
+        ((head, answer),) = _read_answers(sock, 1)
+        assert _closes(sock)
+    assert head.startswith(b"HTTP/1.1 413")
+    assert "rest_api_max_body_bytes" in json.loads(answer)["error"]
+
+
 def test_expect_100_continue_is_answered_before_the_body_is_sent(standalone_port):
     body = json.dumps({"instances": [1.0] * 300}).encode()  # curl expects 100 for over 1 KiB
     with socket.create_connection(("127.0.0.1", standalone_port), timeout=TIMEOUT) as sock:

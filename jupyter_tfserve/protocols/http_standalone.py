@@ -23,7 +23,8 @@ What the port does, per connection:
   it, or as soon as a chunked body crosses the limit), a request past
   ``max_requests_in_flight`` a 503 (before its body is read, unless it waits
   behind others on its connection: requests count when their turn comes);
-  each of these closes the connection;
+  after each of these the connection closes, once what the client is still
+  sending has been read and dropped (bounded), so the client gets the answer;
 * time limits: a connection that does not finish its request headers within
   :data:`HEADER_TIMEOUT_SECONDS` is dropped; a body that stops arriving for
   :data:`BODY_TIMEOUT_SECONDS` gets a 408; idle keep-alive connections close
@@ -73,6 +74,10 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_PIPELINED = 8
 # The deadline sweep runs at least this often (and at a quarter of the shortest timeout).
 SWEEP_SECONDS = 1.0
+# After a refusal, what the client is still sending is read and dropped for this long, up to
+# this many bytes, before the connection closes (see HttpConnection._linger).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 1024 * 1024
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in http.HTTPStatus}
@@ -385,7 +390,10 @@ class HttpConnection(asyncio.Protocol):
             )
         )
         if not keep_alive:
-            self._close()
+            if isinstance(self.parser, _Discard):
+                self._linger()
+            else:
+                self._close()
 
     def _refuse_and_close(self, response: Response) -> None:
         """Answer ``response`` after the requests before it, read nothing more, then close."""
@@ -395,6 +403,23 @@ class HttpConnection(asyncio.Protocol):
         self.requests.append(_Request("", "", "", {}, b"", False, answer=response))
         self.parser = _Discard()
         self._next()
+
+    def _linger(self) -> None:
+        """After a refusal is written: read and drop what the client still sends, then close.
+
+        Closing a socket with unread data makes the kernel answer with a reset,
+        and a client still uploading a body it was refused would lose the
+        refusal with it (a 300 MB upload would see "connection reset", not the
+        413). The wait is bounded by :data:`LINGER_SECONDS` and :data:`LINGER_BYTES`.
+        """
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the answer is whole: the client may close first
+        self.parser = _Discard(LINGER_BYTES, self._close)
+        self.phase = "lingering"
+        self.deadline = self.port.loop.time() + LINGER_SECONDS
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
 
     # ------------------------------------------------------------------ deadlines and closing
     def expired(self) -> None:
@@ -407,7 +432,7 @@ class HttpConnection(asyncio.Protocol):
             self._unadmit()
             self.refusal = json_response({"error": message}, 408, [("Connection", "close")])
             self._refuse_and_close(self.refusal)
-        else:  # headers that never finished, or an idle keep-alive connection
+        else:  # headers that never finished, an idle keep-alive connection, a linger done
             self._close()
 
     def stop(self) -> None:
@@ -448,11 +473,23 @@ class HttpConnection(asyncio.Protocol):
 
 
 class _Discard:
-    """Stands in for the parser once a connection is being refused: what else arrives is dropped."""
+    """Stands in for the parser once a connection is refused: what else arrives is dropped.
 
-    @staticmethod
-    def feed_data(_data: bytes) -> None:
-        pass
+    With a ``limit``, ``enough`` is called once more than that many bytes were dropped.
+    """
+
+    __slots__ = ("left", "enough")
+
+    def __init__(self, limit: int | None = None, enough=None):
+        self.left = limit
+        self.enough = enough
+
+    def feed_data(self, data: bytes) -> None:
+        if self.left is not None:
+            self.left -= len(data)
+            if self.left < 0:
+                self.left = None
+                self.enough()
 
 
 # ---------------------------------------------------------------------- the port
