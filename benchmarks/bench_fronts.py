@@ -327,9 +327,9 @@ def floor(layer_cpu: dict, rows: dict, ceiling: float) -> dict:
     """The parts of a batched request no front or plumbing change removes, and the share of the ceiling they leave.
 
     HTTP at its barest (the no-model httptools protocol's CPU per request under
-    ``wrk``: the standalone port's own stack), the JSON decode and encode, and the model's share of a batch of
-    32: their sum is the least a batched REST request can cost this server's
-    core, whatever else is trimmed.
+    ``wrk``: the standalone port's own stack), the JSON decode and encode, and
+    the model's share of a batch of 32: their sum is the least a batched REST
+    request can cost this server's core, whatever else is trimmed.
     """
     http = rows["bare httptools (no model) [wrk]"].get("cpu_us/req")
     served = rows["standalone front batched [wrk]"].get("cpu_us/req")

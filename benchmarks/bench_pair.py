@@ -37,6 +37,7 @@ import models  # noqa: E402
 
 THIS = os.path.dirname(HERE)
 BODY = '{"instances": [{{ROW}}]}'
+SECONDS = 5  # one measured run
 
 
 def thread_names(pid: int) -> dict[int, str]:
@@ -89,11 +90,11 @@ def run(baseline: str, rounds: int) -> dict:
                     f"http://127.0.0.1:{port}/v1/models/mlp:predict",
                     BODY,
                     concurrency=32,
-                    duration=5,
+                    duration=SECONDS,
                     warmup=0,
                 )
                 after = thread_ticks(pid, names)
-                answers = result["throughput_rps"] * 5
+                answers = result["throughput_rps"] * SECONDS
                 row = {
                     "round": round_,
                     "checkout": label,

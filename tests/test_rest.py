@@ -444,10 +444,7 @@ def test_a_client_that_disconnects_leaves_its_queued_work(batched, io_loop, kind
         rows_before = batching("rows")
         body = b'{"instances": [[1.0], [2.0], [3.0]]}'
         with socket.create_connection(("127.0.0.1", front.port), timeout=TIMEOUT) as gone:
-            gone.sendall(
-                b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: localhost\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-            )
+            gone.sendall(_post(HPT + ":predict", body))
             assert wait_until(lambda: batching("queued_rows") == 3)
         answered = predict(
             f"http://127.0.0.1:{front.port}", "half_plus_two", {"instances": [[4.0]]}

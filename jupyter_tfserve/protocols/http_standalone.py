@@ -52,6 +52,8 @@ import ssl
 import time
 from collections import deque
 
+import httptools
+
 from ..core.status import invalid_argument
 from .http import (
     BODY_TIMEOUT_SECONDS,
@@ -176,8 +178,6 @@ class HttpConnection(asyncio.Protocol):
     """One client connection: httptools parses, :class:`RestApp` answers, one request at a time."""
 
     def __init__(self, port: _Port):
-        import httptools
-
         self.port = port
         self.parser = httptools.HttpRequestParser(self)
         self.transport = None
@@ -226,8 +226,6 @@ class HttpConnection(asyncio.Protocol):
                 self.deadline = self.port.loop.time() + timeout
 
     def _parse_failed(self, exc: Exception, data: bytes) -> None:
-        import httptools
-
         if isinstance(exc, httptools.HttpParserUpgrade):
             # The request was read whole and is answered over HTTP/1.1, which RFC 9110
             # allows (no 101 is sent); a fresh parser reads what follows it.
@@ -310,8 +308,6 @@ class HttpConnection(asyncio.Protocol):
         self.deadline = None
         if self.refusal is not None:
             return
-        import httptools
-
         parsed = httptools.parse_url(self.url)
         body = self.body
         request = _Request(
@@ -338,9 +334,10 @@ class HttpConnection(asyncio.Protocol):
             return
         while self.task is None and self.requests and not self.writing_paused:
             request = self.requests.popleft()
-            if request.answer is not None:
-                self._write(request.answer, request.keep_alive)
-                continue
+            if request.answer is not None:  # a refusal: the last answer of this connection
+                self._write(request.answer, keep_alive=False)
+                self._linger()
+                return
             if not request.admitted:
                 if not self.port.admission.enter():
                     self._drop_waiting()
@@ -371,11 +368,13 @@ class HttpConnection(asyncio.Protocol):
             self.port.running(-1)
         if response is not None and not self.closing:
             keep_alive = request.keep_alive and not self.port.stopping
-            self._write(response, keep_alive, head=request.method == "HEAD")
-            self._next()
+            if self._write(response, keep_alive, head=request.method == "HEAD"):
+                self._next()
+            else:
+                self._close()
 
-    def _write(self, response: Response, keep_alive: bool, head: bool = False) -> None:
-        """One write per answer; a HEAD request's answer has its length and no body."""
+    def _write(self, response: Response, keep_alive: bool, head: bool = False) -> bool:
+        """One write per answer (a HEAD request's has its length and no body); whether to keep alive."""
         start, closes, says_connection = _head_start(response.status, response.headers)
         keep_alive = keep_alive and not closes
         body = response.body
@@ -389,11 +388,7 @@ class HttpConnection(asyncio.Protocol):
                 )
             )
         )
-        if not keep_alive:
-            if isinstance(self.parser, _Discard):
-                self._linger()
-            else:
-                self._close()
+        return keep_alive
 
     def _refuse_and_close(self, response: Response) -> None:
         """Answer ``response`` after the requests before it, read nothing more, then close."""
